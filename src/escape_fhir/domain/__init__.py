@@ -1,0 +1,58 @@
+"""The ESCAPE-pain domain: referral model, eligibility rules and STarT Back scoring.
+
+Pure Python with no FHIR and no I/O. Nothing here imports from the rest of the package.
+"""
+
+from escape_fhir.domain.eligibility import Criterion, Decision, EligibilityResult, Outcome, assess
+from escape_fhir.domain.referral import (
+    Address,
+    Diagnosis,
+    EligibilityAnswers,
+    HumanName,
+    Organisation,
+    Pathway,
+    Patient,
+    Referral,
+    ReferralSource,
+    Referrer,
+    Registration,
+    Site,
+    load_referral,
+    referral_json_schema,
+)
+from escape_fhir.domain.startback import (
+    ITEM_CODES,
+    Risk,
+    StartBackAnswers,
+    StartBackScore,
+    parse_answers,
+    score,
+)
+
+__all__ = [
+    "ITEM_CODES",
+    "Address",
+    "Criterion",
+    "Decision",
+    "Diagnosis",
+    "EligibilityAnswers",
+    "EligibilityResult",
+    "HumanName",
+    "Organisation",
+    "Outcome",
+    "Pathway",
+    "Patient",
+    "Referral",
+    "ReferralSource",
+    "Referrer",
+    "Registration",
+    "Risk",
+    "Site",
+    "StartBackAnswers",
+    "StartBackScore",
+    "assess",
+    "load_referral",
+    "parse_answers",
+    "referral_json_schema",
+    "score",
+]

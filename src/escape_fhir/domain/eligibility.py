@@ -1,0 +1,239 @@
+"""Eligibility rules for the two ESCAPE-pain programmes.
+
+The table in DESIGN.md ("The programme and the people who use this software"):
+
+* knees/hips: age 45 or over; chronic knee/hip joint pain for at least 3 months; clinical diagnosis of
+  osteoarthritis; needs a supervised exercise programme; independently mobile; no contraindications.
+* backs: adult (18 or over); non-specific low back pain for more than 3 months, or recurrent episodes
+  (with or without radicular pain); STarT Back risk medium (low may be accepted when the person would
+  benefit and wishes to take part: a flagged, reviewable decision); independently mobile and able to join
+  a group exercise programme with minimal supervision; no contraindications; would benefit from a group
+  rehabilitation programme.
+
+Every criterion is reported as met / not-met / unknown with a reason a triage clinician can read.
+The decision: any criterion not met -> ``not-eligible``; otherwise any unknown -> ``needs-review``;
+otherwise ``eligible``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from escape_fhir.domain.referral import (
+    KNEE_HIP_SITES,
+    LOW_BACK_PAIN_CODES,
+    OSTEOARTHRITIS_CODES,
+    Pathway,
+    Referral,
+    Site,
+)
+from escape_fhir.domain.startback import Risk, score
+
+KNEE_HIP_MIN_AGE = 45
+BACK_MIN_AGE = 18
+MIN_DURATION_MONTHS = 3
+
+
+class Outcome(StrEnum):
+    MET = "met"
+    NOT_MET = "not-met"
+    UNKNOWN = "unknown"
+
+
+class Decision(StrEnum):
+    ELIGIBLE = "eligible"
+    NOT_ELIGIBLE = "not-eligible"
+    NEEDS_REVIEW = "needs-review"
+
+
+@dataclass(frozen=True)
+class Criterion:
+    code: str  # a code of the project's eligibility-criterion CodeSystem
+    title: str
+    outcome: Outcome
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "title": self.title, "outcome": self.outcome.value, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class EligibilityResult:
+    pathway: Pathway
+    decision: Decision
+    criteria: tuple[Criterion, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pathway": self.pathway.value,
+            "decision": self.decision.value,
+            "criteria": [c.as_dict() for c in self.criteria],
+        }
+
+
+#: Title of every criterion, by code. The codes are the project's CodeSystem eligibility-criterion.
+CRITERIA: dict[str, str] = {
+    "age": "Age",
+    "site": "Affected site",
+    "duration": "Symptom duration",
+    "diagnosis": "Diagnosis",
+    "supervised-exercise": "Needs a supervised exercise programme",
+    "mobility": "Independently mobile",
+    "contraindications": "No contraindications to exercise",
+    "group": "Able to join a group exercise programme with minimal supervision",
+    "benefit": "Would benefit from a group rehabilitation programme",
+    "startback": "STarT Back risk",
+}
+
+
+def age_on(birth: date, on: date) -> int:
+    years = on.year - birth.year
+    return years - 1 if (on.month, on.day) < (birth.month, birth.day) else years
+
+
+def _c(code: str, outcome: Outcome, reason: str) -> Criterion:
+    return Criterion(code, CRITERIA[code], outcome, reason)
+
+
+def _age(ref: Referral, minimum: int) -> Criterion:
+    if ref.patient.birth_date > ref.referral_date:
+        return _c("age", Outcome.UNKNOWN, "date of birth is after the referral date")
+    age = age_on(ref.patient.birth_date, ref.referral_date)
+    if age >= minimum:
+        return _c("age", Outcome.MET, f"age {age} is {minimum} or over")
+    return _c("age", Outcome.NOT_MET, f"age {age} is under {minimum}")
+
+
+def _yes_no(code: str, answer: bool | None, wanted: bool, yes: str, no: str, unanswered: str) -> Criterion:
+    if answer is None:
+        return _c(code, Outcome.UNKNOWN, unanswered)
+    return _c(code, Outcome.MET, yes) if answer is wanted else _c(code, Outcome.NOT_MET, no)
+
+
+def _mobility(ref: Referral) -> Criterion:
+    return _yes_no(
+        "mobility", ref.eligibility.independently_mobile, True,
+        "independently mobile", "not independently mobile", "independent mobility not stated",
+    )  # fmt: skip
+
+
+def _contraindications(ref: Referral) -> Criterion:
+    return _yes_no(
+        "contraindications", ref.eligibility.contraindications_to_exercise, False,
+        "no contraindications to exercise", "has contraindications to exercise",
+        "contraindications to exercise not stated",
+    )  # fmt: skip
+
+
+def _duration(ref: Referral, *, strictly_more: bool, recurrent: bool | None) -> Criterion:
+    months = ref.symptom_duration_months
+    bound = f"{'more than' if strictly_more else 'at least'} {MIN_DURATION_MONTHS}"
+    if months is not None and (months > MIN_DURATION_MONTHS if strictly_more else months >= MIN_DURATION_MONTHS):
+        return _c("duration", Outcome.MET, f"symptoms for {months} months ({bound})")
+    if recurrent:
+        return _c("duration", Outcome.MET, "recurrent episodes of low back pain")
+    said = f"symptoms for {months} months, not {bound}" if months is not None else "symptom duration not stated"
+    if ref.pathway is Pathway.BACK:
+        # Backs: more than 3 months OR recurrent episodes; an unanswered recurrence question leaves it open.
+        if recurrent is None:
+            return _c("duration", Outcome.UNKNOWN, f"{said}; recurrent episodes not stated")
+        said += "; episodes not recurrent"
+    return _c("duration", Outcome.UNKNOWN if months is None else Outcome.NOT_MET, said)
+
+
+def _diagnosis(ref: Referral, answer: bool | None, codes: dict[str, str], what: str) -> Criterion:
+    if answer is True:
+        return _c("diagnosis", Outcome.MET, f"clinical diagnosis of {what}")
+    if answer is False:
+        return _c("diagnosis", Outcome.NOT_MET, f"no clinical diagnosis of {what}")
+    coded = [d for d in ref.diagnoses if d.code in codes]
+    if coded:
+        d = coded[0]
+        return _c("diagnosis", Outcome.MET, f"diagnosis {d.code} {codes[d.code]}")
+    return _c("diagnosis", Outcome.UNKNOWN, f"no diagnosis of {what} recorded")
+
+
+def _knee_hip(ref: Referral) -> list[Criterion]:
+    sites = [s for s in ref.affected_sites if s in KNEE_HIP_SITES]
+    answers = ref.eligibility
+    return [
+        _age(ref, KNEE_HIP_MIN_AGE),
+        _c("site", Outcome.MET, "pain in " + ", ".join(s.value for s in sites))
+        if sites
+        else _c("site", Outcome.NOT_MET, "no knee or hip affected"),
+        _duration(ref, strictly_more=False, recurrent=None),
+        _diagnosis(ref, answers.clinical_diagnosis_of_osteoarthritis, OSTEOARTHRITIS_CODES,
+                   "knee or hip osteoarthritis"),  # fmt: skip
+        _yes_no(
+            "supervised-exercise", answers.needs_supervised_exercise, True,
+            "needs a supervised exercise programme", "does not need a supervised exercise programme",
+            "need for a supervised exercise programme not stated",
+        ),  # fmt: skip
+        _mobility(ref),
+        _contraindications(ref),
+    ]
+
+
+def _startback(ref: Referral) -> Criterion:
+    if ref.start_back is None:
+        return _c("startback", Outcome.UNKNOWN, "no STarT Back screening")
+    result = score(ref.start_back)
+    figures = f"total {result.total}, psychosocial {result.psychosocial}"
+    if result.risk is Risk.MEDIUM:
+        return _c("startback", Outcome.MET, f"medium risk ({figures})")
+    if result.risk is Risk.HIGH:
+        return _c("startback", Outcome.NOT_MET, f"high risk ({figures}): medium risk expected")
+    # Low risk may be accepted when the person would benefit and wishes to take part, but only after a
+    # clinician's review: never a silent pass or fail (DESIGN.md).
+    wishes = ref.eligibility.wishes_to_take_part
+    benefit = ref.eligibility.would_benefit_from_group
+    if wishes is False:
+        return _c("startback", Outcome.NOT_MET, f"low risk ({figures}) and does not wish to take part")
+    stated = "wishes to take part" if wishes else "wish to take part not stated"
+    note = "; would benefit" if benefit else ""
+    return _c("startback", Outcome.UNKNOWN, f"low risk ({figures}), {stated}{note}: clinician review needed")
+
+
+def _back(ref: Referral) -> list[Criterion]:
+    answers = ref.eligibility
+    return [
+        _age(ref, BACK_MIN_AGE),
+        _c("site", Outcome.MET, "low back pain")
+        if Site.LOWER_BACK in ref.affected_sites
+        else _c("site", Outcome.NOT_MET, "lower back not affected"),
+        _duration(ref, strictly_more=True, recurrent=answers.recurrent_episodes),
+        _diagnosis(ref, answers.non_specific_low_back_pain, LOW_BACK_PAIN_CODES, "non-specific low back pain"),
+        _startback(ref),
+        _mobility(ref),
+        _yes_no(
+            "group", answers.able_to_join_group, True,
+            "able to join a group with minimal supervision", "not able to join a group with minimal supervision",
+            "ability to join a group not stated",
+        ),  # fmt: skip
+        _contraindications(ref),
+        _yes_no(
+            "benefit", answers.would_benefit_from_group, True,
+            "would benefit from a group rehabilitation programme",
+            "would not benefit from a group rehabilitation programme",
+            "benefit from a group programme not stated",
+        ),  # fmt: skip
+    ]
+
+
+RULES: dict[Pathway, Callable[[Referral], list[Criterion]]] = {Pathway.KNEE_HIP: _knee_hip, Pathway.BACK: _back}
+
+
+def assess(ref: Referral) -> EligibilityResult:
+    criteria = tuple(RULES[ref.pathway](ref))
+    outcomes = {c.outcome for c in criteria}
+    if Outcome.NOT_MET in outcomes:
+        decision = Decision.NOT_ELIGIBLE
+    elif Outcome.UNKNOWN in outcomes:
+        decision = Decision.NEEDS_REVIEW
+    else:
+        decision = Decision.ELIGIBLE
+    return EligibilityResult(ref.pathway, decision, criteria)
