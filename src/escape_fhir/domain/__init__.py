@@ -17,6 +17,7 @@ from escape_fhir.domain.referral import (
     Referrer,
     Registration,
     Site,
+    StartBackResult,
     load_referral,
     referral_json_schema,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "Risk",
     "Site",
     "StartBackAnswers",
+    "StartBackResult",
     "StartBackScore",
     "assess",
     "load_referral",

@@ -116,17 +116,24 @@ def _yes_no(code: str, answer: bool | None, wanted: bool, yes: str, no: str, una
 
 def _mobility(ref: Referral) -> Criterion:
     return _yes_no(
-        "mobility", ref.eligibility.independently_mobile, True,
-        "independently mobile", "not independently mobile", "independent mobility not stated",
-    )  # fmt: skip
+        "mobility",
+        ref.eligibility.independently_mobile,
+        True,
+        "independently mobile",
+        "not independently mobile",
+        "independent mobility not stated",
+    )
 
 
 def _contraindications(ref: Referral) -> Criterion:
     return _yes_no(
-        "contraindications", ref.eligibility.contraindications_to_exercise, False,
-        "no contraindications to exercise", "has contraindications to exercise",
+        "contraindications",
+        ref.eligibility.contraindications_to_exercise,
+        False,
+        "no contraindications to exercise",
+        "has contraindications to exercise",
         "contraindications to exercise not stated",
-    )  # fmt: skip
+    )
 
 
 def _duration(ref: Referral, *, strictly_more: bool, recurrent: bool | None) -> Criterion:
@@ -166,26 +173,42 @@ def _knee_hip(ref: Referral) -> list[Criterion]:
         if sites
         else _c("site", Outcome.NOT_MET, "no knee or hip affected"),
         _duration(ref, strictly_more=False, recurrent=None),
-        _diagnosis(ref, answers.clinical_diagnosis_of_osteoarthritis, OSTEOARTHRITIS_CODES,
-                   "knee or hip osteoarthritis"),  # fmt: skip
+        _diagnosis(
+            ref, answers.clinical_diagnosis_of_osteoarthritis, OSTEOARTHRITIS_CODES, "knee or hip osteoarthritis"
+        ),
         _yes_no(
-            "supervised-exercise", answers.needs_supervised_exercise, True,
-            "needs a supervised exercise programme", "does not need a supervised exercise programme",
+            "supervised-exercise",
+            answers.needs_supervised_exercise,
+            True,
+            "needs a supervised exercise programme",
+            "does not need a supervised exercise programme",
             "need for a supervised exercise programme not stated",
-        ),  # fmt: skip
+        ),
         _mobility(ref),
         _contraindications(ref),
     ]
 
 
 def _startback(ref: Referral) -> Criterion:
-    if ref.start_back is None:
+    if ref.start_back is not None:
+        result = score(ref.start_back)
+        risk, figures = result.risk, f"total {result.total}, psychosocial {result.psychosocial}"
+    elif ref.start_back_result is not None:
+        given = ref.start_back_result
+        risk = Risk(given.risk)
+        figures = (
+            ", ".join(
+                f"{name} {value}"
+                for name, value in (("total", given.total), ("psychosocial", given.psychosocial))
+                if value is not None
+            )
+            or "score not given"
+        )
+    else:
         return _c("startback", Outcome.UNKNOWN, "no STarT Back screening")
-    result = score(ref.start_back)
-    figures = f"total {result.total}, psychosocial {result.psychosocial}"
-    if result.risk is Risk.MEDIUM:
+    if risk is Risk.MEDIUM:
         return _c("startback", Outcome.MET, f"medium risk ({figures})")
-    if result.risk is Risk.HIGH:
+    if risk is Risk.HIGH:
         return _c("startback", Outcome.NOT_MET, f"high risk ({figures}): medium risk expected")
     # Low risk may be accepted when the person would benefit and wishes to take part, but only after a
     # clinician's review: never a silent pass or fail (DESIGN.md).
@@ -210,17 +233,22 @@ def _back(ref: Referral) -> list[Criterion]:
         _startback(ref),
         _mobility(ref),
         _yes_no(
-            "group", answers.able_to_join_group, True,
-            "able to join a group with minimal supervision", "not able to join a group with minimal supervision",
+            "group",
+            answers.able_to_join_group,
+            True,
+            "able to join a group with minimal supervision",
+            "not able to join a group with minimal supervision",
             "ability to join a group not stated",
-        ),  # fmt: skip
+        ),
         _contraindications(ref),
         _yes_no(
-            "benefit", answers.would_benefit_from_group, True,
+            "benefit",
+            answers.would_benefit_from_group,
+            True,
             "would benefit from a group rehabilitation programme",
             "would not benefit from a group rehabilitation programme",
             "benefit from a group programme not stated",
-        ),  # fmt: skip
+        ),
     ]
 
 

@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from escape_fhir.domain.startback import parse_answers
+from escape_fhir.domain.startback import parse_answers, score
 from escape_fhir.errors import FieldError, ReferralInputError, ScoringInputError
 
 
@@ -203,6 +203,14 @@ BACK_ONLY = (
 )
 
 
+class StartBackResult(_Model):
+    """A STarT Back result received without its item answers (e.g. only LOINC-coded Observations)."""
+
+    total: int | None = Field(default=None, ge=0, le=9)
+    psychosocial: int | None = Field(default=None, ge=0, le=5)
+    risk: Literal["low", "medium", "high"]
+
+
 class Referral(_Model):
     id: str | None = Field(default=None, description="Sender's id of the referral (a UUID is advised)")
     referral_date: date
@@ -218,6 +226,11 @@ class Referral(_Model):
     start_back: dict[str, str] | None = Field(
         default=None,
         description="back: the nine STarT Back answers keyed by LOINC item code (91340-0 .. 91348-3)",
+    )
+    start_back_result: StartBackResult | None = Field(
+        default=None,
+        description="back: a STarT Back result whose item answers are not known; when startBack is given "
+        "this must agree with its score",
     )
     notes: NonEmpty | None = None
 
@@ -247,6 +260,8 @@ class Referral(_Model):
         if self.pathway == Pathway.KNEE_HIP:
             if self.start_back is not None:
                 problems.append("startBack: STarT Back applies to the back pathway only")
+            if self.start_back_result is not None:
+                problems.append("startBackResult: STarT Back applies to the back pathway only")
             wrong = [s.value for s in self.affected_sites if s not in KNEE_HIP_SITES]
             if wrong:
                 problems.append(f"affectedSites: {', '.join(wrong)} is not a knee or hip")
@@ -256,6 +271,18 @@ class Referral(_Model):
             if wrong:
                 problems.append(f"affectedSites: {', '.join(wrong)} is not on the back pathway")
             misplaced = [f for f in KNEE_HIP_ONLY if getattr(self.eligibility, f) is not None]
+        if self.start_back is not None and self.start_back_result is not None:
+            computed = score(self.start_back)
+            given = self.start_back_result
+            if (given.risk, given.total, given.psychosocial) != (
+                computed.risk.value,
+                computed.total if given.total is not None else None,
+                computed.psychosocial if given.psychosocial is not None else None,
+            ):
+                problems.append(
+                    f"startBackResult: does not match the score of startBack "
+                    f"(total {computed.total}, psychosocial {computed.psychosocial}, risk {computed.risk.value})"
+                )
         problems.extend(
             f"eligibility.{to_camel(f)}: does not apply to the {self.pathway.value} pathway" for f in misplaced
         )

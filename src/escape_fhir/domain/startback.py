@@ -82,9 +82,7 @@ def parse_answers(raw: object) -> StartBackAnswers:
         value = raw[code]
         allowed = answer_weights(code)
         if not isinstance(value, str) or value not in allowed:
-            errors.append(
-                FieldError(code, f"unknown answer {value!r}; expected one of {', '.join(allowed)}")
-            )
+            errors.append(FieldError(code, f"unknown answer {value!r}; expected one of {', '.join(allowed)}"))
     errors.extend(FieldError(str(k), "not a STarT Back item code") for k in raw if k not in ITEM_CODES)
     if errors:
         raise ScoringInputError(errors)
