@@ -12,8 +12,8 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+import nhs_number
 import orjson
-from nhs_number import is_valid as nhs_number_is_valid
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -124,7 +124,7 @@ class Patient(_Model):
         digits = re.sub(r"[\s-]", "", value)
         if not (len(digits) == 10 and digits.isdigit()):
             raise ValueError(f"{value!r} is not a 10-digit NHS number")
-        if not nhs_number_is_valid(digits):
+        if not nhs_number.is_valid(digits):
             raise ValueError(f"{value!r} fails the NHS number check digit (Modulus 11)")
         return digits
 
