@@ -31,7 +31,7 @@ from escape_fhir.domain.referral import (
     Referral,
     Site,
 )
-from escape_fhir.domain.startback import Risk, score
+from escape_fhir.domain.startback import Risk
 
 KNEE_HIP_MIN_AGE = 45
 BACK_MIN_AGE = 18
@@ -190,22 +190,12 @@ def _knee_hip(ref: Referral) -> list[Criterion]:
 
 
 def _startback(ref: Referral) -> Criterion:
-    if ref.start_back is not None:
-        result = score(ref.start_back)
-        risk, figures = result.risk, f"total {result.total}, psychosocial {result.psychosocial}"
-    elif ref.start_back_result is not None:
-        given = ref.start_back_result
-        risk = Risk(given.risk)
-        figures = (
-            ", ".join(
-                f"{name} {value}"
-                for name, value in (("total", given.total), ("psychosocial", given.psychosocial))
-                if value is not None
-            )
-            or "score not given"
-        )
-    else:
+    result = ref.effective_start_back()
+    if result is None:
         return _c("startback", Outcome.UNKNOWN, "no STarT Back screening")
+    risk = Risk(result.risk)
+    known = (("total", result.total), ("psychosocial", result.psychosocial))
+    figures = ", ".join(f"{name} {value}" for name, value in known if value is not None) or "score not given"
     if risk is Risk.MEDIUM:
         return _c("startback", Outcome.MET, f"medium risk ({figures})")
     if risk is Risk.HIGH:

@@ -290,6 +290,13 @@ class Referral(_Model):
             raise ValueError(" | ".join(problems))
         return self
 
+    def effective_start_back(self) -> StartBackResult | None:
+        """The STarT Back result: scored from the answers when given, else ``startBackResult`` as sent."""
+        if self.start_back is not None:
+            s = score(self.start_back)
+            return StartBackResult(total=s.total, psychosocial=s.psychosocial, risk=s.risk.value)
+        return self.start_back_result
+
     def to_json_dict(self) -> dict[str, Any]:
         """The referral in the input format (camelCase, unset optional fields left out)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=False)
