@@ -107,3 +107,25 @@ KEELE_COPYRIGHT: Final = (
     "non-commercial use. To incorporate the tool into commercial products, contact the Keele University "
     "Impact Accelerator Unit. This copyright statement must be kept wherever the questionnaire appears."
 )
+
+# --- added for the translator ----------------------------------------------------------------------
+CS_OBSERVATION: Final = f"{BASE}/CodeSystem/escape-pain-observation"  # eligibility-assessment
+EXT_REFERRAL_SOURCE: Final = f"{BASE}/StructureDefinition/referral-source"
+PROGRAMME_DISPLAY: Final = {
+    "knee-hip": "ESCAPE-pain for knees and hips",
+    "back": "ESCAPE-pain for backs",
+}
+PROFILE: Final = {
+    "Patient": f"{UKCORE}/UKCore-Patient",
+    "Practitioner": f"{UKCORE}/UKCore-Practitioner",
+    "PractitionerRole": f"{UKCORE}/UKCore-PractitionerRole",
+    "Organization": f"{UKCORE}/UKCore-Organization",
+    "ServiceRequest": f"{UKCORE}/UKCore-ServiceRequest",
+    "QuestionnaireResponse": f"{UKCORE}/UKCore-QuestionnaireResponse",
+    "Observation": f"{UKCORE}/UKCore-Observation",
+    "Condition": f"{UKCORE}/UKCore-Condition",
+    "MessageHeader": f"{UKCORE}/UKCore-MessageHeader",
+    "Bundle": f"{UKCORE}/UKCore-Bundle",
+}
+#: SNOMED CT "General practitioner" occupation (BaRS NHSD-Requesting-Practitioner example, nhs-standards 1.2).
+SNOMED_GENERAL_PRACTITIONER: Final = ("62247001", "General practitioner")

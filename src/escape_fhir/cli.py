@@ -1,0 +1,183 @@
+"""The ``escape-fhir`` command: thin commands over the library.
+
+Exit codes: 0 success; 1 the input was read but the answer is a failure (a Bundle that cannot be mapped
+to a referral); 2 input that cannot be used at all (unreadable file, malformed JSON/XML, invalid referral,
+missing STarT Back answers) or a usage error. Errors go to stderr as one readable line each, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from escape_fhir import __version__
+from escape_fhir.errors import EscapeFhirError, FhirFormatError, InputError, MappingError
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
+
+
+class _Usage(InputError):
+    """A command line that cannot be carried out."""
+
+
+def _read(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise _Usage(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _write_json(obj: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def cmd_eligibility(args: argparse.Namespace) -> int:
+    from escape_fhir.domain import assess, load_referral
+
+    result = assess(load_referral(_read(args.file)))
+    if args.json:
+        _write_json(result.as_dict())
+        return EXIT_OK
+    lines = [result.decision.value]
+    width = max(len(c.title) for c in result.criteria)
+    lines += [f"  {c.outcome.value:<8} {c.title:<{width}}  {c.reason}" for c in result.criteria]
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from escape_fhir.domain import score
+    from escape_fhir.domain.startback import parse_answers
+
+    data = _read(args.file)
+    stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"<") or b'"resourceType"' in stripped[:4096]:
+        answers = _answers_from_response(data)
+    else:
+        try:
+            raw = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise _Usage(f"not valid JSON: {exc}") from None
+        answers = parse_answers(raw)
+    _write_json(score(answers).as_dict())
+    return EXIT_OK
+
+
+def _answers_from_response(data: bytes) -> dict[str, str]:
+    from escape_fhir.domain.startback import parse_answers
+    from escape_fhir.fhir.formats import parse
+    from escape_fhir.fhir.questionnaires import read_startback_response
+
+    resource = parse(data)
+    if resource.get("resourceType") != "QuestionnaireResponse":
+        raise _Usage(f"expected answers or a QuestionnaireResponse, got a {resource.get('resourceType')}")
+    got = read_startback_response(resource)
+    return parse_answers(got.answers or {})
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from escape_fhir.domain import load_referral
+    from escape_fhir.fhir.bundles import translate
+    from escape_fhir.fhir.formats import dump
+
+    referral = load_referral(_read(args.file))
+    bundle = translate(referral, args.bundle, reason=args.reason, timestamp=args.timestamp)
+    sys.stdout.buffer.write(dump(bundle, args.format, pretty=True) + b"\n")
+    return EXIT_OK
+
+
+def cmd_referral(args: argparse.Namespace) -> int:
+    from escape_fhir.fhir.formats import parse
+    from escape_fhir.fhir.outcome import operation_outcome
+    from escape_fhir.fhir.readers import read_referral
+
+    bundle = parse(_read(args.file))
+    try:
+        result = read_referral(bundle)
+    except MappingError as exc:
+        sys.stderr.buffer.write(orjson.dumps(operation_outcome(exc.issues), option=orjson.OPT_INDENT_2) + b"\n")
+        return EXIT_FAILED
+    for warning in result.warnings:
+        print(f"warning: {warning.location}: {warning.message}", file=sys.stderr)
+    _write_json(result.referral.to_json_dict())
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from escape_fhir.domain import referral_json_schema
+
+    _write_json(referral_json_schema())
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="escape-fhir", description="FHIR R4 adapter for ESCAPE-pain referrals")
+    parser.add_argument("--version", action="version", version=f"escape-fhir {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("eligibility", help="check a referral's eligibility and explain every criterion")
+    p.add_argument("file", help="referral JSON file, or - for stdin")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_eligibility)
+
+    p = sub.add_parser("score", help="score STarT Back answers (JSON by LOINC code) or a QuestionnaireResponse")
+    p.add_argument("file", help="answers JSON or QuestionnaireResponse (JSON/XML), or - for stdin")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("translate", help="translate a referral into a FHIR Bundle")
+    p.add_argument("file", help="referral JSON file, or - for stdin")
+    p.add_argument("--bundle", choices=["message", "transaction", "collection"], default="message")
+    p.add_argument("--format", choices=["json", "xml"], default="json")
+    p.add_argument("--reason", choices=["new", "update", "delete"], default="new", help="message reason (BaRS)")
+    p.add_argument("--timestamp", help="FHIR instant for meta.lastUpdated and Bundle.timestamp (default: now)")
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("referral", help="read a referral back from a FHIR Bundle (JSON or XML)")
+    p.add_argument("file", help="Bundle file, or - for stdin")
+    p.set_defaults(func=cmd_referral)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the referral input format")
+    p.set_defaults(func=cmd_schema)
+    return parser
+
+
+def _report(exc: EscapeFhirError) -> None:
+    errors = getattr(exc, "errors", None)
+    if errors:
+        print(f"error: {str(exc).split(':', 1)[0]}", file=sys.stderr)
+        for err in errors:
+            print(f"  {err}", file=sys.stderr)
+    elif isinstance(exc, MappingError):
+        for issue in exc.issues:
+            print(f"error: {issue.location}: {issue.message}", file=sys.stderr)
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except MappingError as exc:
+        _report(exc)
+        return EXIT_FAILED
+    except (InputError, FhirFormatError) as exc:
+        _report(exc)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,499 @@
+"""FHIR Bundle -> referral: the way back, for our own Bundles and for an integration engine's.
+
+Accepted: ``message`` (the MessageHeader's focus is the ServiceRequest), ``transaction`` and ``collection``
+Bundles (the one ServiceRequest they hold). An engine's BaRS-shaped Bundle need not come from this project:
+the pathway may be told only by its Questionnaire or diagnosis codes, and the STarT Back result may arrive
+only as LOINC-coded Observations or as a QuestionnaireResponse whose linkIds are the LOINC item codes.
+
+Everything that cannot be mapped is reported at once as a MappingError whose issues say where (FHIRPath
+with indices, e.g. ``Bundle.entry[3].resource.birthDate``) and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from escape_fhir.domain import Referral, load_referral
+from escape_fhir.domain.referral import LOW_BACK_PAIN_CODES, OSTEOARTHRITIS_CODES, SCIATICA_CODE
+from escape_fhir.errors import Issue, MappingError, ReferralInputError
+from escape_fhir.fhir import codes
+from escape_fhir.fhir.questionnaires import read_eligibility_response, read_startback_response
+from escape_fhir.fhir.resources import Json
+
+SUPPORTED_TYPES = ("message", "transaction", "collection")
+REGISTRATION_BODIES = {system: body for body, system in codes.REGISTRATION_SYSTEMS.items()}
+ROLE_SOURCES = {
+    "gp": "gp",
+    "physiotherapist": "physiotherapy",
+    "msk-practitioner": "msk-triage",
+    "orthopaedic-surgeon": "orthopaedic-surgeon",
+}
+STARTBACK_LOINC = {codes.STARTBACK_TOTAL[0]: "total", codes.STARTBACK_SUBSCORE[0]: "psychosocial",
+                   codes.STARTBACK_RISK[0]: "risk"}  # fmt: skip
+RISK_BY_LOINC = {code: risk for risk, (code, _) in codes.STARTBACK_RISK_ANSWERS.items()}
+
+
+@dataclass
+class ReadResult:
+    referral: Referral
+    warnings: list[Issue] = field(default_factory=list)
+
+
+@dataclass
+class _Index:
+    """The Bundle's entries, found by fullUrl or by ``Type/id``."""
+
+    entries: list[Json]
+    keys: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, bundle: Json) -> _Index:
+        entries = [e for e in bundle.get("entry", []) if isinstance(e, dict)]
+        index = cls(entries)
+        for i, entry in enumerate(entries):
+            res = entry.get("resource") or {}
+            if isinstance(entry.get("fullUrl"), str):
+                index.keys.setdefault(entry["fullUrl"], i)
+            if res.get("id"):
+                index.keys.setdefault(f"{res.get('resourceType')}/{res['id']}", i)
+        return index
+
+    def resource(self, i: int) -> Json:
+        res = self.entries[i].get("resource")
+        return res if isinstance(res, dict) else {}
+
+    def resolve(self, reference: Any) -> int | None:
+        ref = reference.get("reference") if isinstance(reference, dict) else None
+        if not isinstance(ref, str):
+            return None
+        if ref in self.keys:
+            return self.keys[ref]
+        parts = ref.rstrip("/").split("/")
+        # An absolute or versioned URL: match on its last Type/id (FHIR R4 Bundle, "Resolving references").
+        if "_history" in parts:
+            parts = parts[: parts.index("_history")]
+        return self.keys.get("/".join(parts[-2:])) if len(parts) >= 2 else None
+
+    def of_type(self, resource_type: str) -> list[int]:
+        return [i for i in range(len(self.entries)) if self.resource(i).get("resourceType") == resource_type]
+
+
+def at(i: int, path: str = "") -> str:
+    return f"Bundle.entry[{i}].resource" + (f".{path}" if path else "")
+
+
+class _Reader:
+    def __init__(self, bundle: Json) -> None:
+        self.index = _Index.of(bundle)
+        self.errors: list[Issue] = []
+        self.warnings: list[Issue] = []
+        self.where: dict[str, str] = {}  # referral field path -> FHIR location, for error messages
+
+    def error(self, location: str, message: str, code: str = "invalid") -> None:
+        self.errors.append(Issue("error", code, message, location))
+
+    # --- the ServiceRequest -------------------------------------------------------------------------
+    def service_request(self, bundle: Json) -> int | None:
+        kind = bundle.get("type")
+        if kind not in SUPPORTED_TYPES:
+            self.error(
+                "Bundle.type", f"Bundle type {kind!r} is not one of {', '.join(SUPPORTED_TYPES)}", "not-supported"
+            )
+            return None
+        if kind == "message":
+            return self._message_focus()
+        found = self.index.of_type("ServiceRequest")
+        if len(found) != 1:
+            self.error("Bundle.entry", f"expected exactly one ServiceRequest, found {len(found)}", "required")
+            return None
+        return found[0]
+
+    def _message_focus(self) -> int | None:
+        if not self.index.entries or self.index.resource(0).get("resourceType") != "MessageHeader":
+            self.error("Bundle.entry[0]", "a message Bundle must start with its MessageHeader", "structure")
+            return None
+        for j, focus in enumerate(self.index.resource(0).get("focus", [])):
+            i = self.index.resolve(focus)
+            if i is not None and self.index.resource(i).get("resourceType") == "ServiceRequest":
+                return i
+            if i is None:
+                self.error(at(0, f"focus[{j}]"), "focus does not resolve to an entry of the Bundle", "not-found")
+        if not self.errors:
+            self.error(at(0, "focus"), "the MessageHeader's focus must be a ServiceRequest", "required")
+        return None
+
+    # --- one part of the referral each ------------------------------------------------------------
+    def patient(self, sr_at: int, sr: Json) -> tuple[int, Json] | None:
+        i = self.index.resolve(sr.get("subject"))
+        if i is None or self.index.resource(i).get("resourceType") != "Patient":
+            self.error(at(sr_at, "subject"), "subject must reference a Patient in the Bundle", "not-found")
+            return None
+        res = self.index.resource(i)
+        out: Json = {}
+        self.where["patient"] = at(i)
+        for k, ident in enumerate(res.get("identifier", [])):
+            if ident.get("system") == codes.NHS_NUMBER:
+                out["nhsNumber"] = ident.get("value")
+                self.where["patient.nhsNumber"] = at(i, f"identifier[{k}].value")
+                status = self._verification(ident, at(i, f"identifier[{k}]"))
+                if status:
+                    out["nhsNumberVerificationStatus"] = status
+        name_at, name = _official(res.get("name", []))
+        if name is not None:
+            out["name"] = _name(name)
+            self.where["patient.name"] = at(i, f"name[{name_at}]")
+        for key, element in (("birthDate", "birthDate"), ("sex", "gender")):
+            if element in res:
+                out[key] = res[element]
+            self.where[f"patient.{key}"] = at(i, element)
+        out.update(_telecom(res.get("telecom", [])))
+        addresses = res.get("address", [])
+        if addresses:
+            out["address"] = _address(addresses[0])
+            self.where["patient.address"] = at(i, "address[0]")
+        return i, out
+
+    def _verification(self, ident: Json, location: str) -> str | None:
+        for e, ext in enumerate(ident.get("extension", [])):
+            if ext.get("url") != codes.EXT_NHS_NUMBER_VERIFICATION:
+                continue
+            for c, coding in enumerate((ext.get("valueCodeableConcept") or {}).get("coding", [])):
+                system, code = coding.get("system"), coding.get("code")
+                where = f"{location}.extension[{e}].valueCodeableConcept.coding[{c}]"
+                if system == codes.CS_NHS_NUMBER_VERIFICATION_ENGLAND and code in codes.NHS_NUMBER_VERIFICATION_DISPLAY:
+                    return str(code)
+                if system == codes.CS_NHS_NUMBER_VERIFICATION_RETIRED and code in codes.NHS_NUMBER_VERIFICATION_RETIRED:
+                    # BaRS senders still use the retired UK Core codes (nhs-standards.md 1.8): accept, and say so.
+                    self.warnings.append(Issue("warning", "code-invalid",
+                                               f"retired NHS number verification code {code!r} read as "
+                                               f"{codes.NHS_NUMBER_VERIFICATION_RETIRED[code]}", where))  # fmt: skip
+                    return codes.NHS_NUMBER_VERIFICATION_RETIRED[code]
+                self.error(where, f"unknown NHS number verification status {system}|{code}", "code-invalid")
+        return None
+
+    def requester(self, sr_at: int, sr: Json, patient_at: int | None) -> tuple[Json | None, str | None]:
+        """The referrer and the role code, or (None, "self") when the patient refers themself."""
+        if "requester" not in sr:
+            return None, None
+        i = self.index.resolve(sr["requester"])
+        if i is None:
+            self.error(at(sr_at, "requester"), "requester does not resolve to an entry of the Bundle", "not-found")
+            return None, None
+        kind = self.index.resource(i).get("resourceType")
+        if kind == "Patient" and i == patient_at:
+            return None, "self"
+        if kind == "PractitionerRole":
+            return self._practitioner_role(i)
+        if kind == "Practitioner":
+            return self._practitioner(i, None, None), "other"
+        self.error(at(sr_at, "requester"), f"a {kind} requester cannot be mapped to a referrer", "not-supported")
+        return None, None
+
+    def _practitioner_role(self, i: int) -> tuple[Json | None, str]:
+        role_res = self.index.resource(i)
+        role = _role(role_res)
+        org_at = self.index.resolve(role_res.get("organization"))
+        prac_at = self.index.resolve(role_res.get("practitioner"))
+        if prac_at is None:
+            self.error(at(i, "practitioner"), "the PractitionerRole's practitioner is not in the Bundle", "not-found")
+            return None, role
+        return self._practitioner(prac_at, org_at, role), role
+
+    def _practitioner(self, i: int, org_at: int | None, role: str | None) -> Json:
+        res = self.index.resource(i)
+        out: Json = {"role": role or "other"}
+        self.where["referrer"] = at(i)
+        name_at, name = _official(res.get("name", []))
+        if name is not None:
+            out["name"] = _name(name)
+            self.where["referrer.name"] = at(i, f"name[{name_at}]")
+        for ident in res.get("identifier", []):
+            body = REGISTRATION_BODIES.get(ident.get("system"))
+            if body and ident.get("value"):
+                out["registration"] = {"body": body, "number": ident["value"]}
+                break
+        out.update(_telecom(res.get("telecom", [])))
+        if org_at is not None:
+            out["organisation"] = self.organisation(org_at, "referrer.organisation")
+        return out
+
+    def organisation(self, i: int, field_path: str, service_id: str | None = None) -> Json:
+        res = self.index.resource(i)
+        self.where[field_path] = at(i)
+        out: Json = {}
+        for k, ident in enumerate(res.get("identifier", [])):
+            if ident.get("system") == codes.ODS_ORGANIZATION:
+                out["odsCode"] = ident.get("value")
+                self.where[f"{field_path}.odsCode"] = at(i, f"identifier[{k}].value")
+                break
+        if res.get("name"):
+            out["name"] = res["name"]
+        if service_id:
+            out["serviceId"] = service_id
+        return out
+
+    def receiver(self, sr: Json) -> Json | None:
+        header = self.index.resource(0) if self.index.entries else {}
+        service_id = None
+        receiver_at = None
+        if header.get("resourceType") == "MessageHeader":
+            for dest in header.get("destination", []):
+                system, _, value = str(dest.get("endpoint", "")).partition("|")
+                if system == codes.DOS_SERVICE_ID and value:
+                    service_id = value
+                receiver_at = self.index.resolve(dest.get("receiver")) if receiver_at is None else receiver_at
+        for performer in sr.get("performer", []):
+            i = self.index.resolve(performer)
+            if i is not None and self.index.resource(i).get("resourceType") == "Organization":
+                receiver_at = i
+                break
+        if receiver_at is None or self.index.resource(receiver_at).get("resourceType") != "Organization":
+            return None
+        return self.organisation(receiver_at, "receiver", service_id)
+
+    def diagnoses(self, sr: Json) -> list[Json]:
+        found = [self.index.resolve(r) for r in sr.get("reasonReference", [])]
+        conditions = [i for i in found if i is not None and self.index.resource(i).get("resourceType") == "Condition"]
+        if not sr.get("reasonReference"):
+            conditions = self.index.of_type("Condition")
+        out = []
+        for i in conditions:
+            for coding in (self.index.resource(i).get("code") or {}).get("coding", []):
+                if coding.get("system") == codes.SNOMED and coding.get("code"):
+                    out.append(
+                        {"code": coding["code"], **({"display": coding["display"]} if "display" in coding else {})}
+                    )
+                    break
+        return out
+
+
+def _official(names: list[Json]) -> tuple[int, Json | None]:
+    for k, name in enumerate(names):
+        if name.get("use") == "official":
+            return k, name
+    return (0, names[0]) if names else (0, None)
+
+
+def _name(name: Json) -> Json:
+    out: Json = {"given": list(name.get("given", [])), "family": name.get("family")}
+    if not name.get("family") and name.get("text"):
+        # A name sent only as text: the last word is taken as the family name.
+        words = str(name["text"]).split()
+        out = {"given": words[:-1] or words, "family": words[-1]}
+    if name.get("prefix"):
+        out["prefix"] = list(name["prefix"])
+    return out
+
+
+def _telecom(telecom: list[Json]) -> Json:
+    out: Json = {}
+    for point in telecom:
+        key = {"phone": "phone", "email": "email"}.get(point.get("system", ""))
+        if key and key not in out and point.get("value"):
+            out[key] = point["value"]
+    return out
+
+
+def _address(address: Json) -> Json:
+    out: Json = {}
+    if address.get("line"):
+        out["lines"] = list(address["line"])
+    if address.get("city"):
+        out["city"] = address["city"]
+    if "postalCode" in address:
+        out["postcode"] = address["postalCode"]
+    return out
+
+
+def _role(role_res: Json) -> str:
+    for concept in role_res.get("code", []):
+        for coding in concept.get("coding", []):
+            if coding.get("system") == codes.CS_REFERRER_ROLE:
+                return str(coding.get("code"))
+            if coding.get("system") == codes.SNOMED and coding.get("code") == codes.SNOMED_GENERAL_PRACTITIONER[0]:
+                return "gp"
+    return "other"
+
+
+def _programme(sr: Json) -> str | None:
+    for coding in (sr.get("code") or {}).get("coding", []):
+        if coding.get("system") == codes.CS_PROGRAMME:
+            return str(coding.get("code"))
+    return None
+
+
+def _source(sr: Json) -> str | None:
+    for ext in sr.get("extension", []):
+        if ext.get("url") == codes.EXT_REFERRAL_SOURCE:
+            return str((ext.get("valueCoding") or {}).get("code"))
+    return None
+
+
+def _referral_id(sr: Json) -> str | None:
+    for ident in sr.get("identifier", []):
+        if ident.get("system") == codes.ID_REFERRAL and ident.get("value"):
+            return str(ident["value"])
+    return None
+
+
+def _date_part(value: Any) -> Any:
+    return value[:10] if isinstance(value, str) else value
+
+
+class _Answers:
+    """The QuestionnaireResponses and STarT Back Observations that travel with the ServiceRequest."""
+
+    def __init__(self, reader: _Reader, sr: Json) -> None:
+        self.reader = reader
+        index = reader.index
+        linked = [index.resolve(r) for r in sr.get("supportingInfo", [])]
+        candidates = [i for i in linked if i is not None] or list(range(len(index.entries)))
+        self.responses = [i for i in candidates if index.resource(i).get("resourceType") == "QuestionnaireResponse"]
+        self.observations = [i for i in candidates if index.resource(i).get("resourceType") == "Observation"]
+
+    def read(self, out: Json) -> None:
+        for i in self.responses:
+            qr = self.reader.index.resource(i)
+            canonical = str(qr.get("questionnaire", "")).split("|")[0]
+            try:
+                if canonical in (codes.Q_KNEE_HIP, codes.Q_BACK):
+                    self._eligibility(i, qr, out)
+                elif canonical == codes.Q_STARTBACK or _has_startback_items(qr):
+                    self._startback(i, qr, out)
+            except MappingError as exc:
+                self.reader.errors.extend(exc.issues)
+        if "startBack" not in out:
+            result = self._observations()
+            if result:
+                out["startBackResult"] = result
+
+    def _eligibility(self, i: int, qr: Json, out: Json) -> None:
+        got = read_eligibility_response(qr, base=at(i))
+        out["pathway"] = out.get("pathway") or got.pathway.value
+        out["affectedSites"] = [s.value for s in got.affected_sites]
+        if got.symptom_duration_months is not None:
+            out["symptomDurationMonths"] = got.symptom_duration_months
+        out["eligibility"] = got.answers.model_dump(mode="json", by_alias=True, exclude_none=True)
+        self.reader.where["eligibility"] = at(i)
+        self.reader.where["affectedSites"] = at(i)
+
+    def _startback(self, i: int, qr: Json, out: Json) -> None:
+        got = read_startback_response(qr, base=at(i))
+        self.reader.where["startBack"] = at(i)
+        if got.answers is not None:
+            out["startBack"] = got.answers
+        elif got.result is not None:
+            out["startBackResult"] = got.result.model_dump(mode="json", exclude_none=True)
+
+    def _observations(self) -> Json:
+        result: Json = {}
+        for i in self.observations:
+            obs = self.reader.index.resource(i)
+            for coding in (obs.get("code") or {}).get("coding", []):
+                name = STARTBACK_LOINC.get(coding.get("code", "")) if coding.get("system") == codes.LOINC else None
+                if name is None:
+                    continue
+                self.reader.where["startBackResult"] = at(i)
+                value = self._observation_value(i, obs, name)
+                if value is not None:
+                    result[name] = value
+        return result
+
+    def _observation_value(self, i: int, obs: Json, name: str) -> Any:
+        if name != "risk":
+            value = obs.get("valueInteger", (obs.get("valueQuantity") or {}).get("value"))
+            if value is None:
+                self.reader.error(at(i, "value[x]"), f"STarT Back {name} Observation has no integer value", "required")
+            return int(value) if value is not None else None
+        concept = obs.get("valueCodeableConcept") or {}
+        for coding in concept.get("coding", []):
+            if coding.get("code") in RISK_BY_LOINC:
+                return RISK_BY_LOINC[coding["code"]]
+            if str(coding.get("display", "")).lower() in ("low", "medium", "high"):
+                return str(coding["display"]).lower()
+        text = str(concept.get("text", obs.get("valueString", ""))).lower()
+        if text in ("low", "medium", "high"):
+            return text
+        self.reader.error(
+            at(i, "valueCodeableConcept"), "STarT Back risk is not LA9194-7, LA8982-6 or LA9193-9", "code-invalid"
+        )
+        return None
+
+
+def _has_startback_items(qr: Json) -> bool:
+    from escape_fhir.domain.startback import ITEM_CODES
+
+    stack = list(qr.get("item", []))
+    while stack:
+        item = stack.pop()
+        if str(item.get("linkId", "")).split("/")[-1] in ITEM_CODES:
+            return True
+        stack.extend(item.get("item", []))
+        for answer in item.get("answer", []):
+            stack.extend(answer.get("item", []))
+    return False
+
+
+def _pathway_from_codes(out: Json) -> str | None:
+    diagnosis_codes = {d["code"] for d in out.get("diagnoses", [])}
+    if "startBack" in out or "startBackResult" in out or diagnosis_codes & (set(LOW_BACK_PAIN_CODES) | {SCIATICA_CODE}):
+        return "back"
+    if diagnosis_codes & set(OSTEOARTHRITIS_CODES):
+        return "knee-hip"
+    return None
+
+
+def read_referral(bundle: Json) -> ReadResult:
+    """Map a Bundle (FHIR JSON dict) to a referral; MappingError lists everything that cannot be mapped."""
+    if bundle.get("resourceType") != "Bundle":
+        raise MappingError([Issue("error", "structure", "expected a Bundle", str(bundle.get("resourceType", "")))])
+    reader = _Reader(bundle)
+    sr_at = reader.service_request(bundle)
+    if sr_at is None:
+        raise MappingError(reader.errors)
+    sr = reader.index.resource(sr_at)
+    out: Json = {}
+    if rid := _referral_id(sr):
+        out["id"] = rid
+    out["referralDate"] = _date_part(sr.get("authoredOn"))
+    reader.where["referralDate"] = at(sr_at, "authoredOn")
+    reader.where["source"] = at(sr_at, "extension")
+    if programme := _programme(sr):
+        out["pathway"] = programme
+    reader.where["pathway"] = at(sr_at, "code")
+    patient = reader.patient(sr_at, sr)
+    if patient:
+        out["patient"] = patient[1]
+    referrer, role = reader.requester(sr_at, sr, patient[0] if patient else None)
+    if referrer is not None:
+        out["referrer"] = referrer
+    out["source"] = _source(sr) or ("self-referral" if role == "self" else ROLE_SOURCES.get(role or "", "other"))
+    if (receiver := reader.receiver(sr)) is not None:
+        out["receiver"] = receiver
+    if diagnoses := reader.diagnoses(sr):
+        out["diagnoses"] = diagnoses
+    _Answers(reader, sr).read(out)
+    out["pathway"] = out.get("pathway") or _pathway_from_codes(out)
+    if out["pathway"] == "back" and "affectedSites" not in out:
+        out["affectedSites"] = ["lower-back"]  # a back referral concerns the lower back by definition
+    if sr.get("note"):
+        out["notes"] = "\n".join(str(n.get("text", "")) for n in sr["note"] if n.get("text")) or None
+    if reader.errors:
+        raise MappingError(reader.errors)
+    try:
+        referral = load_referral({k: v for k, v in out.items() if v is not None})
+    except ReferralInputError as exc:
+        raise MappingError([_located(reader.where, e.location, e.message, sr_at) for e in exc.errors]) from None
+    return ReadResult(referral, reader.warnings)
+
+
+def _located(where: dict[str, str], field_path: str, message: str, sr_at: int) -> Issue:
+    """An input-format error restated at the FHIR element it came from (longest known prefix)."""
+    key = field_path
+    while key and key not in where:
+        key = key.rpartition(".")[0] if "." in key else ""
+    location = where.get(key, at(sr_at))
+    missing = "Field required" in message or message == "required"
+    text = f"{field_path}: {'missing' if missing else message}" if field_path else message
+    return Issue("error", "required" if missing else "value", f"cannot map {text}", location)
