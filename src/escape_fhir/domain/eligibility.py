@@ -84,7 +84,7 @@ CRITERIA: dict[str, str] = {
     "supervised-exercise": "Needs a supervised exercise programme",
     "mobility": "Independently mobile",
     "contraindications": "No contraindications to exercise",
-    "group": "Able to join a group exercise programme with minimal supervision",
+    "group": "Able to join a group with minimal supervision",
     "benefit": "Would benefit from a group rehabilitation programme",
     "startback": "STarT Back risk",
 }

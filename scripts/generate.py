@@ -1,0 +1,68 @@
+"""Regenerate every derived file of the repository from the code that defines it.
+
+    python scripts/generate.py          # write the files
+    python scripts/generate.py --check  # exit 1 and name the stale files, writing nothing
+
+It writes:
+* ``schemas/referral.schema.json``: JSON Schema of the referral input format (from the domain model);
+* ``profiles/Questionnaire-*.json``: the three Questionnaires (defined in escape_fhir.fhir.questionnaires);
+* ``examples/bundles/<name>.message.json|xml``: the message Bundle of each ``examples/referrals/<name>.json``,
+  stamped with a fixed timestamp (the referral date at 09:30Z) so the output is reproducible.
+
+The compact R4 model has its own generator (scripts/generate_r4_model.py), since it needs ../shared.
+Tests check that every file here is current.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import orjson
+
+from escape_fhir.domain import load_referral, referral_json_schema
+from escape_fhir.fhir.bundles import translate
+from escape_fhir.fhir.formats import dump
+from escape_fhir.fhir.questionnaires import write_profiles
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def generated_files(root: Path) -> dict[Path, bytes]:
+    """Every generated file's path (relative to the repository) and content."""
+    files: dict[Path, bytes] = {
+        Path("schemas/referral.schema.json"): orjson.dumps(referral_json_schema(), option=orjson.OPT_INDENT_2) + b"\n"
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in write_profiles(Path(tmp)):
+            files[Path("profiles") / path.name] = path.read_bytes()
+    for source in sorted((root / "examples/referrals").glob("*.json")):
+        referral = load_referral(source.read_bytes())
+        bundle = translate(referral, "message", timestamp=f"{referral.referral_date.isoformat()}T09:30:00Z")
+        for fmt in ("json", "xml"):
+            files[Path(f"examples/bundles/{source.stem}.message.{fmt}")] = dump(bundle, fmt, pretty=True) + b"\n"
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="report stale files instead of writing them")
+    args = parser.parse_args(argv)
+    stale = []
+    for rel, content in generated_files(ROOT).items():
+        path = ROOT / rel
+        if path.exists() and path.read_bytes() == content:
+            continue
+        stale.append(rel)
+        if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+    for rel in stale:
+        print(f"{'stale' if args.check else 'wrote'}: {rel}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
