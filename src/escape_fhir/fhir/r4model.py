@@ -124,13 +124,15 @@ class ChildRef:
 
     ``kind`` says how the child is represented: ``primitive`` (value plus id/extensions), ``xhtml``
     (Narrative.div), ``resource`` (a nested resource: contained, Bundle.entry.resource...) or ``complex``
-    (a data type or backbone element whose children are defined at ``context``).
+    (a data type or backbone element whose children are defined at ``context``). ``order`` is the position
+    of the element among its siblings in the definition, which is the order of XML elements.
     """
 
     name: str
     element: ElementDef
     type_code: str
     kind: Kind
+    order: int
     context: tuple[str, str] | None = None
 
 
@@ -215,9 +217,7 @@ class R4Model:
         self._constraints = [Constraint(*row) for row in raw["constraints"]]
         self._raw_types: Mapping[str, Any] = raw["types"]
         self._structures: dict[str, StructureDef] = {}
-        self._primitives = {
-            n: PrimitiveInfo(n, p["json"], p.get("regex")) for n, p in raw["primitives"].items()
-        }
+        self._primitives = {n: PrimitiveInfo(n, p["json"], p.get("regex")) for n, p in raw["primitives"].items()}
         self._value_sets: Mapping[str, Mapping[str, list[str]]] = raw["valueSets"]
         self.unexpanded_value_sets: Mapping[str, str] = raw["unexpandedValueSets"]
         self._child_cache: dict[tuple[str, str, str], ChildRef | None] = {}
@@ -268,32 +268,30 @@ class R4Model:
         sd = self.structure(structure)
         if sd is None:
             return None
-        el = sd.element(f"{path}.{name}")
-        if el is not None and not el.is_choice:
-            code = el.types[0].code if el.types else ""
-            return self._ref(sd, name, el, code)
-        for candidate in sd.children(path):
-            if candidate.is_choice and name.startswith(candidate.name[:-3]):
-                for t in candidate.types:
-                    if candidate.choice_name(t.code) == name:
-                        return self._ref(sd, name, candidate, t.code)
+        for order, el in enumerate(sd.children(path)):
+            if el.name == name and not el.is_choice:
+                return self._ref(sd, name, el, el.types[0].code if el.types else "", order)
+            if el.is_choice and name.startswith(el.name[:-3]):
+                for t in el.types:
+                    if el.choice_name(t.code) == name:
+                        return self._ref(sd, name, el, t.code, order)
         return None
 
-    def _ref(self, sd: StructureDef, name: str, el: ElementDef, code: str) -> ChildRef:
+    def _ref(self, sd: StructureDef, name: str, el: ElementDef, code: str, order: int) -> ChildRef:
         if el.content_reference is not None:
             # https://hl7.org/fhir/R4/elementdefinition-definitions.html#ElementDefinition.contentReference
             target = sd.element(el.content_reference)
             code = target.types[0].code if target and target.types else "BackboneElement"
-            return ChildRef(name, el, code, "complex", (sd.name, el.content_reference))
+            return ChildRef(name, el, code, "complex", order, (sd.name, el.content_reference))
         if code == "xhtml":
-            return ChildRef(name, el, code, "xhtml")
+            return ChildRef(name, el, code, "xhtml", order)
         if code in self._primitives:
-            return ChildRef(name, el, code, "primitive")
+            return ChildRef(name, el, code, "primitive", order, (code, code))
         if code == "Resource":
-            return ChildRef(name, el, code, "resource")
+            return ChildRef(name, el, code, "resource", order)
         if sd.has_children(el.path):  # a backbone element defined inline
-            return ChildRef(name, el, code, "complex", (sd.name, el.path))
-        return ChildRef(name, el, code, "complex", (code, code))
+            return ChildRef(name, el, code, "complex", order, (sd.name, el.path))
+        return ChildRef(name, el, code, "complex", order, (code, code))
 
     def element(self, type_name: str, path: str = "") -> ElementDef | None:
         """The definition reached from a type by a dotted instance path, across data types.
