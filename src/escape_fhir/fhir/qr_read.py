@@ -89,6 +89,7 @@ class _Answered:
     question: Question
     location: str
     values: list[Any]
+    given: int  # answers present, whether or not they could be converted
 
     def first(self) -> Any:
         return self.values[0] if self.values else None
@@ -144,7 +145,9 @@ def _collect(qr: dict[str, Any], base: str, resolve: Resolver, strict: bool, iss
             first = found[question.link_id].location
             issues.error("invalid", f"item {question.link_id!r} appears more than once (first at {first})", location)
         else:
-            found[question.link_id] = _Answered(question, location, _read_answers(question, item, location, issues))
+            given = len(item["answer"]) if isinstance(item.get("answer"), list) else 0
+            values = _read_answers(question, item, location, issues)
+            found[question.link_id] = _Answered(question, location, values, given)
     return found
 
 
@@ -316,11 +319,12 @@ def read_startback_response(qr: dict[str, Any], base: str = "QuestionnaireRespon
     issues = _Issues()
     strict = _startback_strict(qr, base, issues)
     found = _collect(qr, base, _exact_loinc if strict else _loinc_in_reference, strict, issues)
-    answered = {c: found[c].first() for c in ITEM_CODES if c in found and found[c].values}
+    answered = [c for c in ITEM_CODES if c in found and found[c].given]
     if answered and len(answered) < len(ITEM_CODES):
         for code in (c for c in ITEM_CODES if c not in answered):
             issues.error("required", f"STarT Back item {code} ({STARTBACK_TEXT[code]}) has no answer", base)
-    answers = answered if len(answered) == len(ITEM_CODES) else None
+    values = {c: found[c].first() for c in answered if found[c].values}
+    answers = values if len(values) == len(ITEM_CODES) else None
     result = _result(found, answers, base, issues)
     issues.check()
     return StartBackFromResponse(answers=answers, result=result, warnings=tuple(issues.warnings))
@@ -392,7 +396,7 @@ def _check_scores(
         expected, why = (given[0], given[1], risk_for(given[0], given[1]).value), "the total and subscore"
     else:
         return
-    for item, value, wanted in zip(items, given, expected, strict=True):
+    for name, item, value, wanted in zip(("total", "subscore", "risk"), items, given, expected, strict=True):
         if item is not None and value != wanted:
-            message = f"{item.question.text} {value} does not match {why} ({wanted})"
+            message = f"{name} {value} does not match {why} ({wanted})"
             issues.error("value", message, f"{item.location}.answer[0]")
