@@ -25,7 +25,7 @@ from typing import Any
 
 from escape_fhir.domain.referral import (
     KNEE_HIP_SITES,
-    LOW_BACK_PAIN_CODES,
+    NON_SPECIFIC_LOW_BACK_PAIN_CODES,
     OSTEOARTHRITIS_CODES,
     Pathway,
     Referral,
@@ -100,8 +100,6 @@ def _c(code: str, outcome: Outcome, reason: str) -> Criterion:
 
 
 def _age(ref: Referral, minimum: int) -> Criterion:
-    if ref.patient.birth_date > ref.referral_date:
-        return _c("age", Outcome.UNKNOWN, "date of birth is after the referral date")
     age = age_on(ref.patient.birth_date, ref.referral_date)
     if age >= minimum:
         return _c("age", Outcome.MET, f"age {age} is {minimum} or over")
@@ -143,12 +141,12 @@ def _duration(ref: Referral, *, strictly_more: bool, recurrent: bool | None) -> 
         return _c("duration", Outcome.MET, f"symptoms for {months} months ({bound})")
     if recurrent:
         return _c("duration", Outcome.MET, "recurrent episodes of low back pain")
-    said = f"symptoms for {months} months, not {bound}" if months is not None else "symptom duration not stated"
+    said = f"symptoms for {months} months (needs {bound})" if months is not None else "symptom duration not stated"
     if ref.pathway is Pathway.BACK:
         # Backs: more than 3 months OR recurrent episodes; an unanswered recurrence question leaves it open.
         if recurrent is None:
-            return _c("duration", Outcome.UNKNOWN, f"{said}; recurrent episodes not stated")
-        said += "; episodes not recurrent"
+            return _c("duration", Outcome.UNKNOWN, f"{said} and recurrent episodes not stated")
+        said += " and episodes not recurrent"
     return _c("duration", Outcome.UNKNOWN if months is None else Outcome.NOT_MET, said)
 
 
@@ -169,7 +167,7 @@ def _knee_hip(ref: Referral) -> list[Criterion]:
     answers = ref.eligibility
     return [
         _age(ref, KNEE_HIP_MIN_AGE),
-        _c("site", Outcome.MET, "pain in " + ", ".join(s.value for s in sites))
+        _c("site", Outcome.MET, "pain in " + ", ".join(s.value.replace("-", " ") for s in sites))
         if sites
         else _c("site", Outcome.NOT_MET, "no knee or hip affected"),
         _duration(ref, strictly_more=False, recurrent=None),
@@ -201,14 +199,12 @@ def _startback(ref: Referral) -> Criterion:
     if risk is Risk.HIGH:
         return _c("startback", Outcome.NOT_MET, f"high risk ({figures}): medium risk expected")
     # Low risk may be accepted when the person would benefit and wishes to take part, but only after a
-    # clinician's review: never a silent pass or fail (DESIGN.md).
-    wishes = ref.eligibility.wishes_to_take_part
-    benefit = ref.eligibility.would_benefit_from_group
-    if wishes is False:
-        return _c("startback", Outcome.NOT_MET, f"low risk ({figures}) and does not wish to take part")
-    stated = "wishes to take part" if wishes else "wish to take part not stated"
-    note = "; would benefit" if benefit else ""
-    return _c("startback", Outcome.UNKNOWN, f"low risk ({figures}), {stated}{note}: clinician review needed")
+    # clinician's review: never a silent pass or fail (DESIGN.md; issue: "gives needs-review").
+    wishes = {True: "wishes to take part", False: "does not wish to take part", None: "wish to take part not stated"}
+    benefit = {True: "would benefit", False: "would not benefit", None: "benefit not stated"}
+    answers = ref.eligibility
+    said = f"{wishes[answers.wishes_to_take_part]}, {benefit[answers.would_benefit_from_group]}"
+    return _c("startback", Outcome.UNKNOWN, f"low risk ({figures}), {said}: clinician review needed")
 
 
 def _back(ref: Referral) -> list[Criterion]:
@@ -219,7 +215,9 @@ def _back(ref: Referral) -> list[Criterion]:
         if Site.LOWER_BACK in ref.affected_sites
         else _c("site", Outcome.NOT_MET, "lower back not affected"),
         _duration(ref, strictly_more=True, recurrent=answers.recurrent_episodes),
-        _diagnosis(ref, answers.non_specific_low_back_pain, LOW_BACK_PAIN_CODES, "non-specific low back pain"),
+        _diagnosis(
+            ref, answers.non_specific_low_back_pain, NON_SPECIFIC_LOW_BACK_PAIN_CODES, "non-specific low back pain"
+        ),
         _startback(ref),
         _mobility(ref),
         _yes_no(

@@ -16,8 +16,11 @@ import nhs_number
 import orjson
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -62,6 +65,10 @@ LOW_BACK_PAIN_CODES = {
     "134407002": "Chronic back pain",
     "279040009": "Mechanical low back pain",
 }
+#: The codes that establish non-specific low back pain for the rules. Backache (161891005) and chronic back
+#: pain (134407002) do not say the pain is low back pain, and 279040009 is unconfirmed (nhs-standards.md 5),
+#: so those leave the criterion for the clinician.
+NON_SPECIFIC_LOW_BACK_PAIN_CODES = {k: LOW_BACK_PAIN_CODES[k] for k in ("279039007", "278860009")}
 SCIATICA_CODE = "23056005"
 
 ODS_CODE = re.compile(r"^[A-Z0-9]{1,9}$")
@@ -69,6 +76,20 @@ ODS_CODE = re.compile(r"^[A-Z0-9]{1,9}$")
 POSTCODE = re.compile(r"^(GIR 0AA|[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2})$")
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _iso_date_text(value: object) -> object:
+    # pydantic also takes numbers and numeric strings as Unix times: a date must be written YYYY-MM-DD.
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not ISO_DATE.match(value):
+        raise ValueError(f"{value!r} is not a date written YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+Answer = StrictBool | None
 
 
 class _Model(BaseModel):
@@ -110,7 +131,7 @@ class Patient(_Model):
         description="UK Core NHS number verification status (England): 01 verified, 02 present but not traced, ...",
     )
     name: HumanName
-    birth_date: date
+    birth_date: IsoDate
     sex: Literal["female", "male", "other", "unknown"]
     address: Address | None = None
     phone: NonEmpty | None = None
@@ -174,22 +195,22 @@ class Diagnosis(_Model):
 class EligibilityAnswers(_Model):
     """Answers to the eligibility questionnaire. ``None`` (or absent) means not answered."""
 
-    independently_mobile: bool | None = None
-    contraindications_to_exercise: bool | None = None
+    independently_mobile: Answer = None
+    contraindications_to_exercise: Answer = None
     # knee/hip
-    clinical_diagnosis_of_osteoarthritis: bool | None = Field(
+    clinical_diagnosis_of_osteoarthritis: Answer = Field(
         default=None, description="knee-hip: when absent, an osteoarthritis code in diagnoses counts"
     )
-    needs_supervised_exercise: bool | None = None
+    needs_supervised_exercise: Answer = None
     # back
-    non_specific_low_back_pain: bool | None = Field(
+    non_specific_low_back_pain: Answer = Field(
         default=None, description="back: when absent, a low back pain code in diagnoses counts"
     )
-    recurrent_episodes: bool | None = None
-    radicular_pain: bool | None = None
-    able_to_join_group: bool | None = None
-    would_benefit_from_group: bool | None = None
-    wishes_to_take_part: bool | None = None
+    recurrent_episodes: Answer = None
+    radicular_pain: Answer = None
+    able_to_join_group: Answer = None
+    would_benefit_from_group: Answer = None
+    wishes_to_take_part: Answer = None
 
 
 KNEE_HIP_ONLY = ("clinical_diagnosis_of_osteoarthritis", "needs_supervised_exercise")
@@ -206,24 +227,24 @@ BACK_ONLY = (
 class StartBackResult(_Model):
     """A STarT Back result received without its item answers (e.g. only LOINC-coded Observations)."""
 
-    total: int | None = Field(default=None, ge=0, le=9)
-    psychosocial: int | None = Field(default=None, ge=0, le=5)
+    total: StrictInt | None = Field(default=None, ge=0, le=9)
+    psychosocial: StrictInt | None = Field(default=None, ge=0, le=5)
     risk: Literal["low", "medium", "high"]
 
 
 class Referral(_Model):
     id: str | None = Field(default=None, description="Sender's id of the referral (a UUID is advised)")
-    referral_date: date
+    referral_date: IsoDate
     pathway: Pathway
     source: ReferralSource
     patient: Patient
     referrer: Referrer | None = Field(default=None, description="Required unless source is self-referral")
     receiver: Organisation | None = Field(default=None, description="The ESCAPE-pain site referred to")
     affected_sites: list[Site] = Field(min_length=1)
-    symptom_duration_months: int | None = Field(default=None, ge=0, le=1200)
+    symptom_duration_months: StrictInt | None = Field(default=None, ge=0, le=1200)
     diagnoses: list[Diagnosis] = Field(default_factory=list)
     eligibility: EligibilityAnswers = Field(default_factory=EligibilityAnswers)
-    start_back: dict[str, str] | None = Field(
+    start_back: dict[str, Any] | None = Field(
         default=None,
         description="back: the nine STarT Back answers keyed by LOINC item code (91340-0 .. 91348-3)",
     )
@@ -244,33 +265,17 @@ class Referral(_Model):
 
     @field_validator("start_back")
     @classmethod
-    def _start_back(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+    def _start_back(cls, value: dict[str, Any] | None) -> dict[str, str] | None:
         if value is None:
             return None
         try:
             return parse_answers(value)
         except ScoringInputError as exc:
-            raise ValueError("; ".join(str(e) for e in exc.errors)) from None
+            raise ValueError(_join(exc.errors)) from None
 
     @model_validator(mode="after")
     def _consistent(self) -> Referral:
-        problems: list[str] = []
-        if self.referrer is None and self.source != ReferralSource.SELF_REFERRAL:
-            problems.append("referrer: required unless source is self-referral")
-        if self.pathway == Pathway.KNEE_HIP:
-            if self.start_back is not None:
-                problems.append("startBack: STarT Back applies to the back pathway only")
-            if self.start_back_result is not None:
-                problems.append("startBackResult: STarT Back applies to the back pathway only")
-            wrong = [s.value for s in self.affected_sites if s not in KNEE_HIP_SITES]
-            if wrong:
-                problems.append(f"affectedSites: {', '.join(wrong)} is not a knee or hip")
-            misplaced = [f for f in BACK_ONLY if getattr(self.eligibility, f) is not None]
-        else:
-            wrong = [s.value for s in self.affected_sites if s in KNEE_HIP_SITES]
-            if wrong:
-                problems.append(f"affectedSites: {', '.join(wrong)} is not on the back pathway")
-            misplaced = [f for f in KNEE_HIP_ONLY if getattr(self.eligibility, f) is not None]
+        problems = consistency_problems(self.model_dump(mode="json", by_alias=True, exclude_none=True))
         if self.start_back is not None and self.start_back_result is not None:
             computed = score(self.start_back)
             given = self.start_back_result
@@ -280,14 +285,14 @@ class Referral(_Model):
                 computed.psychosocial if given.psychosocial is not None else None,
             ):
                 problems.append(
-                    f"startBackResult: does not match the score of startBack "
-                    f"(total {computed.total}, psychosocial {computed.psychosocial}, risk {computed.risk.value})"
+                    FieldError(
+                        "startBackResult",
+                        f"does not match the score of startBack (total {computed.total}, "
+                        f"psychosocial {computed.psychosocial}, risk {computed.risk.value})",
+                    )
                 )
-        problems.extend(
-            f"eligibility.{to_camel(f)}: does not apply to the {self.pathway.value} pathway" for f in misplaced
-        )
         if problems:
-            raise ValueError(" | ".join(problems))
+            raise ValueError(_join(problems))
         return self
 
     def effective_start_back(self) -> StartBackResult | None:
@@ -302,6 +307,15 @@ class Referral(_Model):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=False)
 
 
+# Several problems found by one validator travel in one ValueError as "@loc: message | @loc: message"; the
+# locations are relative to the field the validator belongs to.
+_SEP = " | "
+
+
+def _join(errors: list[FieldError]) -> str:
+    return _SEP.join(f"@{e.location}: {e.message}" for e in errors)
+
+
 def _field_errors(exc: ValidationError) -> list[FieldError]:
     errors: list[FieldError] = []
     for err in exc.errors():
@@ -309,8 +323,10 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
         for part in err["loc"]:
             location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else str(part))
         message = str(err["msg"]).removeprefix("Value error, ")
-        if not location and err["type"] == "value_error":
-            errors.extend(_split_model_message(message))
+        if err["type"] == "value_error" and message.startswith("@"):
+            for part in message.split(_SEP):
+                sub, _, text = part.removeprefix("@").partition(": ")
+                errors.append(FieldError(".".join(p for p in (location, sub) if p), text))
             continue
         if err["type"] == "extra_forbidden":
             message = "unknown field"
@@ -318,12 +334,40 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
     return errors
 
 
-def _split_model_message(message: str) -> list[FieldError]:
-    out = []
-    for part in message.split(" | "):
-        loc, _, msg = part.partition(": ")
-        out.append(FieldError(loc, msg))
-    return out
+def consistency_problems(data: dict[str, Any]) -> list[FieldError]:
+    """Checks across fields, on the JSON form, so that they run even when some field is invalid."""
+    problems: list[FieldError] = []
+    pathway, source = data.get("pathway"), data.get("source")
+    if data.get("referrer") is None and source in {s.value for s in ReferralSource} - {"self-referral"}:
+        problems.append(FieldError("referrer", "required unless source is self-referral"))
+    sites = [s for s in data.get("affectedSites") or [] if s in {site.value for site in Site}]
+    answers = data.get("eligibility") if isinstance(data.get("eligibility"), dict) else {}
+    if pathway == Pathway.KNEE_HIP.value:
+        for key in ("startBack", "startBackResult"):
+            if data.get(key) is not None:
+                problems.append(FieldError(key, "STarT Back applies to the back pathway only"))
+        wrong = [s for s in sites if s not in KNEE_HIP_SITES]
+        if wrong:
+            problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not a knee or hip"))
+        misplaced = BACK_ONLY
+    elif pathway == Pathway.BACK.value:
+        wrong = [s for s in sites if s in KNEE_HIP_SITES]
+        if wrong:
+            problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not on the back pathway"))
+        misplaced = KNEE_HIP_ONLY
+    else:
+        misplaced = ()
+    problems.extend(
+        FieldError(f"eligibility.{to_camel(f)}", f"does not apply to the {pathway} pathway")
+        for f in misplaced
+        if answers.get(to_camel(f)) is not None
+    )
+    birth = (data.get("patient") or {}).get("birthDate") if isinstance(data.get("patient"), dict) else None
+    referred = data.get("referralDate")
+    dates = (birth, referred)
+    if all(isinstance(d, str) and ISO_DATE.match(d) for d in dates) and str(birth) > str(referred):
+        problems.append(FieldError("patient.birthDate", f"{birth} is after the referral date {referred}"))
+    return problems
 
 
 def load_referral(data: bytes | str | dict[str, Any]) -> Referral:
@@ -336,9 +380,15 @@ def load_referral(data: bytes | str | dict[str, Any]) -> Referral:
     if not isinstance(data, dict):
         raise ReferralInputError([FieldError("", "a referral must be a JSON object")])
     try:
-        return Referral.model_validate(data)
+        # Wire names only (camelCase): snake_case keys are unknown fields, as the published schema says.
+        return Referral.model_validate(data, by_alias=True, by_name=False)
     except ValidationError as exc:
-        raise ReferralInputError(_field_errors(exc)) from None
+        errors = _field_errors(exc)
+        if not any(e.location in ("referral", "") for e in errors):
+            # The cross-field checks did not run (a field failed first): run them on the raw input.
+            known = {(e.location, e.message) for e in errors}
+            errors += [e for e in consistency_problems(data) if (e.location, e.message) not in known]
+        raise ReferralInputError(errors) from None
 
 
 def referral_json_schema() -> dict[str, Any]:
