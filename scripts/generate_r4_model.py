@@ -81,7 +81,7 @@ def type_code(t: Json, is_primitive_value: bool) -> str:
 
 def compact_type(t: Json, is_primitive_value: bool) -> str | Json:
     code = type_code(t, is_primitive_value)
-    extra = {k: [short_canonical(u) for u in t[k]] for k in ("targetProfile", "profile") if k in t}
+    extra: Json = {k: [short_canonical(u) for u in t[k]] for k in ("targetProfile", "profile") if k in t}
     return {"code": code, **extra} if extra else code
 
 

@@ -342,6 +342,7 @@ def consistency_problems(data: dict[str, Any]) -> list[FieldError]:
         problems.append(FieldError("referrer", "required unless source is self-referral"))
     sites = [s for s in data.get("affectedSites") or [] if s in {site.value for site in Site}]
     answers = data.get("eligibility") if isinstance(data.get("eligibility"), dict) else {}
+    misplaced: tuple[str, ...] = ()
     if pathway == Pathway.KNEE_HIP.value:
         for key in ("startBack", "startBackResult"):
             if data.get(key) is not None:
@@ -355,12 +356,10 @@ def consistency_problems(data: dict[str, Any]) -> list[FieldError]:
         if wrong:
             problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not on the back pathway"))
         misplaced = KNEE_HIP_ONLY
-    else:
-        misplaced = ()
     problems.extend(
         FieldError(f"eligibility.{to_camel(f)}", f"does not apply to the {pathway} pathway")
         for f in misplaced
-        if answers.get(to_camel(f)) is not None
+        if answers and answers.get(to_camel(f)) is not None
     )
     birth = (data.get("patient") or {}).get("birthDate") if isinstance(data.get("patient"), dict) else None
     referred = data.get("referralDate")

@@ -234,7 +234,9 @@ def referral_resources(referral: Referral, timestamp: str, *, status: str = "act
             supporting.append(rs.add(kind, obs))
         derived.append(rs.ref("startback-risk"))
     supporting.append(rs.add("eligibility", eligibility_observation(assess(referral), subject, timestamp, derived)))
-    rs.add("service-request", service_request(referral, rid, subject, requester, performer, reasons, supporting, status))
+    rs.add(
+        "service-request", service_request(referral, rid, subject, requester, performer, reasons, supporting, status)
+    )
     rs.entries[0] = rs.entries.pop()
     return rs
 

@@ -146,5 +146,3 @@ def _if_none_exist(resource: Json) -> str | None:
         if ident.get("system") == wanted:
             return f"identifier={wanted}|{ident['value']}"
     return None
-
-

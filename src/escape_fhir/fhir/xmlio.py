@@ -230,10 +230,10 @@ def _read_div(elem: etree._Element, loc: str) -> str:
     """Narrative.div as a string with its XHTML namespace declared (https://hl7.org/fhir/R4/json.html#xhtml)."""
     if elem.tag != _DIV:
         raise FhirFormatError("Narrative.div must be an XHTML div element", loc)
-    text: str = etree.tostring(elem, encoding="unicode", with_tail=False)
-    if elem.prefix is not None or not text.startswith('<div xmlns="http://www.w3.org/1999/xhtml"'):
-        text = _rebuild_default_ns(elem)
-    return text
+    if elem.prefix is None and elem.nsmap == {None: XHTML_NS}:
+        return etree.tostring(elem, encoding="unicode", with_tail=False)
+    # lxml would also declare the prefixes in scope (xmlns:xsi, a FHIR prefix...): rebuild without them.
+    return _rebuild_default_ns(elem)
 
 
 def _rebuild_default_ns(elem: etree._Element) -> str:
