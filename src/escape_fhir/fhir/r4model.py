@@ -287,7 +287,7 @@ class R4Model:
             return ChildRef(name, el, code, "xhtml", order)
         if code in self._primitives:
             return ChildRef(name, el, code, "primitive", order, (code, code))
-        if code == "Resource":
+        if code in ("Resource", "DomainResource") or self.is_resource_type(code):  # e.g. entry.response.outcome
             return ChildRef(name, el, code, "resource", order)
         if sd.has_children(el.path):  # a backbone element defined inline
             return ChildRef(name, el, code, "complex", order, (sd.name, el.path))

@@ -116,13 +116,12 @@ class _XmlReader:
     def __init__(self, m: R4Model) -> None:
         self.m = m
 
-    def resource(self, elem: etree._Element, location: str) -> dict[str, Any]:
+    def resource(self, elem: etree._Element, location: str, expected: str = "Resource") -> dict[str, Any]:
         ns, rtype = _split(elem.tag)
         loc = location or rtype
         if ns != FHIR_NS:
             raise FhirFormatError(f"element {rtype} is not in the FHIR namespace {FHIR_NS}", loc)
-        if not self.m.is_resource_type(rtype):
-            raise FhirFormatError(f"unknown resource type {rtype}", loc)
+        _check_resource_type(self.m, rtype, expected, loc)
         out: dict[str, Any] = {"resourceType": rtype}
         self.fill(elem, (rtype, rtype), out, loc)
         return out
@@ -180,13 +179,13 @@ class _XmlReader:
         if ref.kind == "xhtml":
             return _read_div(elem, loc)
         if ref.kind == "resource":
-            return self.nested_resource(elem, loc)
+            return self.nested_resource(elem, loc, ref.type_code)
         assert ref.context is not None
         out: dict[str, Any] = {}
         self.fill(elem, ref.context, out, loc)
         return out
 
-    def nested_resource(self, elem: etree._Element, loc: str) -> dict[str, Any]:
+    def nested_resource(self, elem: etree._Element, loc: str, expected: str) -> dict[str, Any]:
         """``<resource><Patient>...</Patient></resource>`` (https://hl7.org/fhir/R4/xml.html#resource-in-resource)."""
         if elem.attrib:
             raise FhirFormatError("a resource container has no attributes", loc)
@@ -195,7 +194,7 @@ class _XmlReader:
         if len(children) != 1:
             raise FhirFormatError("expected exactly one resource element", loc)
         _no_text(children[0].tail, loc)
-        return self.resource(children[0], loc)
+        return self.resource(children[0], loc, expected)
 
     def primitive(self, ref: ChildRef, elem: etree._Element, loc: str) -> tuple[Any, dict[str, Any] | None]:
         """A primitive element: its typed value and its ``_name`` part (id, extensions) or None."""
@@ -207,6 +206,13 @@ class _XmlReader:
             raise FhirFormatError(f"element {ref.name} has no value and no extensions", loc)
         value = None if text is None else _typed_value(self.m, ref.type_code, text, loc)
         return value, (extra or None)
+
+
+def _check_resource_type(m: R4Model, rtype: str, expected: str, loc: str) -> None:
+    if not m.is_resource_type(rtype):
+        raise FhirFormatError(f"unknown resource type {rtype}", loc)
+    if expected not in ("Resource", "DomainResource", rtype):
+        raise FhirFormatError(f"expected a {expected} resource, not {rtype}", loc)
 
 
 def _no_text(text: str | None, loc: str) -> None:
@@ -272,13 +278,14 @@ class _XmlWriter:
     def __init__(self, m: R4Model) -> None:
         self.m = m
 
-    def resource(self, obj: Any, location: str, parent: etree._Element | None) -> etree._Element:
+    def resource(
+        self, obj: Any, location: str, parent: etree._Element | None, expected: str = "Resource"
+    ) -> etree._Element:
         rtype = obj.get("resourceType") if isinstance(obj, dict) else None
         loc = location or (rtype if isinstance(rtype, str) else "")
         if not isinstance(rtype, str):
             raise FhirFormatError("a resource must be an object with a string resourceType", loc)
-        if not self.m.is_resource_type(rtype):
-            raise FhirFormatError(f"unknown resource type {rtype}", loc)
+        _check_resource_type(self.m, rtype, expected, loc)
         if parent is None:
             elem = etree.Element(_F + rtype, nsmap=_FHIR_DEFAULT)
         else:
@@ -335,7 +342,7 @@ class _XmlWriter:
             return
         elem = etree.SubElement(parent, _F + ref.name)
         if ref.kind == "resource":
-            self.resource(value, loc, elem)
+            self.resource(value, loc, elem, ref.type_code)
             return
         assert ref.context is not None
         self.fill(elem, value, ref.context, loc)
