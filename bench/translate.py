@@ -43,7 +43,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
     stamp = "2026-11-26T10:00:00Z"
-    print(f"{'example':<22} {'bytes':>7} {'orjson.loads':>13} {'translate':>11} {'ratio':>7} {'parse-back':>11} {'ratio':>7}")
+    print(
+        f"{'example':<22} {'bytes':>7} {'orjson.loads':>13} {'translate':>11} {'ratio':>7} {'parse-back':>11} {'ratio':>7}"
+    )
     ratios_t, ratios_p = [], []
     for path in sorted((ROOT / "examples/referrals").glob("*.json")):
         referral = load_referral(path.read_bytes())

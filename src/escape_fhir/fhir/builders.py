@@ -10,12 +10,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from escape_fhir.fhir.questionnaires import eligibility_response, startback_response
-
 from escape_fhir.domain import Referral, assess
 from escape_fhir.domain.eligibility import EligibilityResult
 from escape_fhir.domain.referral import Diagnosis, HumanName, Organisation, Patient, Referrer, StartBackResult
 from escape_fhir.fhir import codes
+from escape_fhir.fhir.questionnaires import eligibility_response, startback_response
 from escape_fhir.fhir.resources import Json, checked
 
 
@@ -215,7 +214,7 @@ def referral_resources(referral: Referral, timestamp: str, *, status: str = "act
     rs.entries.append(("", {}))  # the ServiceRequest stands first but is built last, once all refs exist
     rs.add("patient", patient_resource(referral.patient))
     requester = _add_referrer(rs, referral)
-    performer = rs.add("receiver", organization_resource(referral.receiver)) if referral.receiver else None
+    performer = _add_receiver(rs, referral.receiver) if referral.receiver else None
     recorded = referral.referral_date.isoformat()
     reasons = [
         rs.add(f"condition-{i}", condition_resource(d, subject, recorded)) for i, d in enumerate(referral.diagnoses)
@@ -244,6 +243,21 @@ def referral_resources(referral: Referral, timestamp: str, *, status: str = "act
 def _strip_id(resource: Json) -> Json:
     """Drop id and meta: ResourceSet.add gives every resource its stable id and meta."""
     return {k: v for k, v in resource.items() if k not in ("id", "meta")}
+
+
+def _add_receiver(rs: ResourceSet, receiver: Organisation) -> str:
+    """The receiving site; with a DoS service id, the HealthcareService it runs (BaRS routes on that id)."""
+    organization = rs.add("receiver", organization_resource(receiver))
+    if not receiver.service_id:
+        return organization
+    service: Json = {
+        "resourceType": "HealthcareService",
+        "identifier": [{"system": codes.DOS_SERVICE_ID, "value": receiver.service_id}],
+        "providedBy": {"reference": organization},
+    }
+    if receiver.name:
+        service["name"] = receiver.name
+    return rs.add("receiver-service", service)
 
 
 def _add_referrer(rs: ResourceSet, referral: Referral) -> str | None:

@@ -126,6 +126,7 @@ PROFILE: Final = {
     "Condition": f"{UKCORE}/UKCore-Condition",
     "MessageHeader": f"{UKCORE}/UKCore-MessageHeader",
     "Bundle": f"{UKCORE}/UKCore-Bundle",
+    "HealthcareService": f"{UKCORE}/UKCore-HealthcareService",
 }
 #: SNOMED CT "General practitioner" occupation (BaRS NHSD-Requesting-Practitioner example, nhs-standards 1.2).
 SNOMED_GENERAL_PRACTITIONER: Final = ("62247001", "General practitioner")

@@ -234,20 +234,25 @@ class _Reader:
         return out
 
     def receiver(self, sr: Json) -> Json | None:
-        header = self.index.resource(0) if self.index.entries else {}
-        service_id = None
-        receiver_at = None
-        if header.get("resourceType") == "MessageHeader":
-            for dest in header.get("destination", []):
-                system, _, value = str(dest.get("endpoint", "")).partition("|")
-                if system == codes.DOS_SERVICE_ID and value:
-                    service_id = value
-                receiver_at = self.index.resolve(dest.get("receiver")) if receiver_at is None else receiver_at
+        """The receiving site: the performer (a HealthcareService or Organization), else the message destination."""
+        service_id, receiver_at = None, None
         for performer in sr.get("performer", []):
             i = self.index.resolve(performer)
-            if i is not None and self.index.resource(i).get("resourceType") == "Organization":
+            kind = self.index.resource(i).get("resourceType") if i is not None else None
+            if kind == "HealthcareService" and i is not None:
+                service = self.index.resource(i)
+                service_id = _identifier(service, codes.DOS_SERVICE_ID)
+                receiver_at = self.index.resolve(service.get("providedBy"))
+            elif kind == "Organization":
                 receiver_at = i
+            if receiver_at is not None:
                 break
+        header = self.index.resource(0) if self.index.entries else {}
+        for dest in header.get("destination", []) if header.get("resourceType") == "MessageHeader" else []:
+            system, _, value = str(dest.get("endpoint", "")).partition("|")
+            if system == codes.DOS_SERVICE_ID and value:
+                service_id = service_id or value
+            receiver_at = self.index.resolve(dest.get("receiver")) if receiver_at is None else receiver_at
         if receiver_at is None or self.index.resource(receiver_at).get("resourceType") != "Organization":
             return None
         return self.organisation(receiver_at, "receiver", service_id)
@@ -266,6 +271,13 @@ class _Reader:
                     )
                     break
         return out
+
+
+def _identifier(resource: Json, system: str) -> str | None:
+    for ident in resource.get("identifier", []):
+        if ident.get("system") == system and ident.get("value"):
+            return str(ident["value"])
+    return None
 
 
 def _official(names: list[Json]) -> tuple[int, Json | None]:
@@ -331,10 +343,7 @@ def _source(sr: Json) -> str | None:
 
 
 def _referral_id(sr: Json) -> str | None:
-    for ident in sr.get("identifier", []):
-        if ident.get("system") == codes.ID_REFERRAL and ident.get("value"):
-            return str(ident["value"])
-    return None
+    return _identifier(sr, codes.ID_REFERRAL)
 
 
 def _date_part(value: Any) -> Any:
