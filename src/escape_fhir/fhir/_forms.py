@@ -222,7 +222,7 @@ def _eligibility_form(pathway: Pathway, sites: Sequence[Site], site_text: str) -
         url=codes.Q_KNEE_HIP if pathway is Pathway.KNEE_HIP else codes.Q_BACK,
         name="KneeHipEligibility" if pathway is Pathway.KNEE_HIP else "BackEligibility",
         title=f"{title}: eligibility",
-        description=f"Referral questions that decide eligibility for {title} (escape-fhir DESIGN.md).",
+        description=f"The questions a referrer answers to show whether a person meets the criteria of {title}.",
         questions=(_site_question(sites, site_text), duration, *booleans),
     )
 
