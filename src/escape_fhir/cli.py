@@ -89,7 +89,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     from escape_fhir.fhir.formats import dump
 
     referral = load_referral(_read(args.file))
-    bundle = translate(referral, args.bundle, reason=args.reason, timestamp=args.timestamp)
+    bundle = translate(referral, args.bundle, reason=args.reason, timestamp=args.timestamp, check=True)
     sys.stdout.buffer.write(dump(bundle, args.format, pretty=True) + b"\n")
     return EXIT_OK
 

@@ -1,4 +1,4 @@
-"""Referral (domain) -> FHIR R4 resources, as FHIR JSON dicts checked against the R4B models.
+"""Referral (domain) -> FHIR R4 resources, as FHIR JSON dicts.
 
 Every resource gets ``meta.lastUpdated`` (BaRS: all resources carry it, the same timestamp for a new
 message; nhs-standards.md 1.3) and a UK Core ``meta.profile``. References between resources use the
@@ -15,7 +15,7 @@ from escape_fhir.domain.eligibility import EligibilityResult
 from escape_fhir.domain.referral import Diagnosis, HumanName, Organisation, Patient, Referrer, StartBackResult
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.questionnaires import eligibility_response, startback_response
-from escape_fhir.fhir.resources import Json, checked
+from escape_fhir.fhir.resources import Json
 
 
 def resource_id(referral_id: str, kind: str) -> str:
@@ -43,7 +43,7 @@ class ResourceSet:
             meta["profile"] = [profile_url]
         full = {"resourceType": resource["resourceType"], "id": rid, "meta": meta}
         full.update({k: v for k, v in resource.items() if k != "resourceType"})
-        self.entries.append((urn(rid), checked(full)))
+        self.entries.append((urn(rid), full))
         return urn(rid)
 
     def ref(self, kind: str) -> str:

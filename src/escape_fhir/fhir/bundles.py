@@ -48,16 +48,24 @@ def translate(
     *,
     reason: MessageReason | str = MessageReason.NEW,
     timestamp: str | None = None,
+    check: bool = False,
 ) -> Json:
-    """Translate a referral into a Bundle (FHIR JSON dict) of the given kind."""
+    """Translate a referral into a Bundle (FHIR JSON dict) of the given kind.
+
+    ``check=True`` also parses the Bundle with the ``fhir.resources`` R4B models and raises if it is not
+    well-formed R4. That costs about as much as the translation itself, so it is off by default and on in
+    the CLI; the tests check every kind of Bundle this way.
+    """
     kind, reason = BundleKind(kind), MessageReason(reason)
     timestamp = timestamp or fhir_instant()
     rs = referral_resources(referral, timestamp, status=STATUS_FOR_REASON[reason])
     if kind is BundleKind.MESSAGE:
-        return message_bundle(referral, rs, reason)
-    if kind is BundleKind.TRANSACTION:
-        return transaction_bundle(rs)
-    return _bundle(rs, "collection", [{"fullUrl": u, "resource": r} for u, r in rs.entries])
+        bundle = message_bundle(referral, rs, reason)
+    elif kind is BundleKind.TRANSACTION:
+        bundle = transaction_bundle(rs)
+    else:
+        bundle = _bundle(rs, "collection", [{"fullUrl": u, "resource": r} for u, r in rs.entries])
+    return checked(bundle) if check else bundle
 
 
 def _bundle(rs: ResourceSet, bundle_type: str, entries: list[Json], bundle_id: str | None = None) -> Json:
@@ -71,7 +79,7 @@ def _bundle(rs: ResourceSet, bundle_type: str, entries: list[Json], bundle_id: s
         "timestamp": rs.timestamp,
         "entry": entries,
     }
-    return checked(bundle)
+    return bundle
 
 
 def message_bundle(referral: Referral, rs: ResourceSet, reason: MessageReason) -> Json:
