@@ -484,6 +484,13 @@ def read_referral(bundle: Json) -> ReadResult:
         out["diagnoses"] = diagnoses
     _Answers(reader, sr).read(out)
     out["pathway"] = out.get("pathway") or _pathway_from_codes(out)
+    if out["pathway"] is None:
+        reader.error(
+            at(sr_at, "code"),
+            "not an ESCAPE-pain referral: no ESCAPE-pain programme code, eligibility questionnaire, "
+            "STarT Back result or knee/hip osteoarthritis or low back pain diagnosis tells the pathway",
+            "not-supported",
+        )
     if out["pathway"] == "back" and "affectedSites" not in out:
         out["affectedSites"] = ["lower-back"]  # a back referral concerns the lower back by definition
     if sr.get("note"):
