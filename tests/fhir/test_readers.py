@@ -72,9 +72,9 @@ def test_engine_bundle_with_a_loinc_keyed_startback_response() -> None:
         "subject": {"reference": "urn:uuid:0f7a3b1e-6c2d-4e8f-9a10-b2c3d4e5f603"},
         "item": [{"linkId": "startback", "item": items}],
     }
-    bundle["entry"] = bundle["entry"][:9] + [{"fullUrl": "urn:uuid:7c4d0b1a-0000-4000-8000-000000000001",
-                                              "resource": response}]  # fmt: skip
-    bundle["entry"][1]["resource"]["supportingInfo"] = [{"reference": "urn:uuid:7c4d0b1a-0000-4000-8000-000000000001"}]
+    url = "urn:uuid:7c4d0b1a-0000-4000-8000-000000000001"
+    bundle["entry"] = [*bundle["entry"][:9], {"fullUrl": url, "resource": response}]
+    bundle["entry"][1]["resource"]["supportingInfo"] = [{"reference": url}]
     r = read_referral(bundle).referral
     assert r.start_back is not None
     assert [r.start_back[c] for c in sorted(r.start_back)] == answers

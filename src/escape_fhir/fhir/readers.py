@@ -29,8 +29,11 @@ ROLE_SOURCES = {
     "msk-practitioner": "msk-triage",
     "orthopaedic-surgeon": "orthopaedic-surgeon",
 }
-STARTBACK_LOINC = {codes.STARTBACK_TOTAL[0]: "total", codes.STARTBACK_SUBSCORE[0]: "psychosocial",
-                   codes.STARTBACK_RISK[0]: "risk"}  # fmt: skip
+STARTBACK_LOINC = {
+    codes.STARTBACK_TOTAL[0]: "total",
+    codes.STARTBACK_SUBSCORE[0]: "psychosocial",
+    codes.STARTBACK_RISK[0]: "risk",
+}
 RISK_BY_LOINC = {code: risk for risk, (code, _) in codes.STARTBACK_RISK_ANSWERS.items()}
 
 
@@ -165,10 +168,10 @@ class _Reader:
                     return str(code)
                 if system == codes.CS_NHS_NUMBER_VERIFICATION_RETIRED and code in codes.NHS_NUMBER_VERIFICATION_RETIRED:
                     # BaRS senders still use the retired UK Core codes (nhs-standards.md 1.8): accept, and say so.
-                    self.warnings.append(Issue("warning", "code-invalid",
-                                               f"retired NHS number verification code {code!r} read as "
-                                               f"{codes.NHS_NUMBER_VERIFICATION_RETIRED[code]}", where))  # fmt: skip
-                    return codes.NHS_NUMBER_VERIFICATION_RETIRED[code]
+                    mapped = codes.NHS_NUMBER_VERIFICATION_RETIRED[code]
+                    message = f"retired NHS number verification code {code!r} read as {mapped}"
+                    self.warnings.append(Issue("warning", "code-invalid", message, where))
+                    return mapped
                 self.error(where, f"unknown NHS number verification status {system}|{code}", "code-invalid")
         return None
 
