@@ -11,6 +11,7 @@ Validation never raises for bad content: it returns a :class:`ValidationResult` 
 its severity, code, message and exact FHIRPath location (``Bundle.entry[3].resource.item[0].answer[0]``).
 """
 
+from escape_fhir.validation.api import validate
 from escape_fhir.validation.result import ValidationResult
 
-__all__ = ["ValidationResult"]
+__all__ = ["ValidationResult", "validate"]
