@@ -18,6 +18,19 @@ from escape_fhir.domain import Referral, load_referral
 from escape_fhir.domain.referral import LOW_BACK_PAIN_CODES, OSTEOARTHRITIS_CODES, SCIATICA_CODE
 from escape_fhir.errors import Issue, MappingError, ReferralInputError
 from escape_fhir.fhir import codes
+from escape_fhir.fhir._reader_parts import (
+    BundleIndex,
+    at,
+    date_part,
+    find_identifier,
+    official_name,
+    programme_code,
+    read_address,
+    read_name,
+    read_role,
+    read_telecom,
+    referral_source,
+)
 from escape_fhir.fhir.questionnaires import read_eligibility_response, read_startback_response
 from escape_fhir.fhir.resources import Json
 
@@ -43,52 +56,9 @@ class ReadResult:
     warnings: list[Issue] = field(default_factory=list)
 
 
-@dataclass
-class _Index:
-    """The Bundle's entries, found by fullUrl or by ``Type/id``."""
-
-    entries: list[Json]
-    keys: dict[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, bundle: Json) -> _Index:
-        entries = [e for e in bundle.get("entry", []) if isinstance(e, dict)]
-        index = cls(entries)
-        for i, entry in enumerate(entries):
-            res = entry.get("resource") or {}
-            if isinstance(entry.get("fullUrl"), str):
-                index.keys.setdefault(entry["fullUrl"], i)
-            if res.get("id"):
-                index.keys.setdefault(f"{res.get('resourceType')}/{res['id']}", i)
-        return index
-
-    def resource(self, i: int) -> Json:
-        res = self.entries[i].get("resource")
-        return res if isinstance(res, dict) else {}
-
-    def resolve(self, reference: Any) -> int | None:
-        ref = reference.get("reference") if isinstance(reference, dict) else None
-        if not isinstance(ref, str):
-            return None
-        if ref in self.keys:
-            return self.keys[ref]
-        parts = ref.rstrip("/").split("/")
-        # An absolute or versioned URL: match on its last Type/id (FHIR R4 Bundle, "Resolving references").
-        if "_history" in parts:
-            parts = parts[: parts.index("_history")]
-        return self.keys.get("/".join(parts[-2:])) if len(parts) >= 2 else None
-
-    def of_type(self, resource_type: str) -> list[int]:
-        return [i for i in range(len(self.entries)) if self.resource(i).get("resourceType") == resource_type]
-
-
-def at(i: int, path: str = "") -> str:
-    return f"Bundle.entry[{i}].resource" + (f".{path}" if path else "")
-
-
 class _Reader:
     def __init__(self, bundle: Json) -> None:
-        self.index = _Index.of(bundle)
+        self.index = BundleIndex.of(bundle)
         self.errors: list[Issue] = []
         self.warnings: list[Issue] = []
         self.where: dict[str, str] = {}  # referral field path -> FHIR location, for error messages
@@ -142,18 +112,18 @@ class _Reader:
                 status = self._verification(ident, at(i, f"identifier[{k}]"))
                 if status:
                     out["nhsNumberVerificationStatus"] = status
-        name_at, name = _official(res.get("name", []))
+        name_at, name = official_name(res.get("name", []))
         if name is not None:
-            out["name"] = _name(name)
+            out["name"] = read_name(name)
             self.where["patient.name"] = at(i, f"name[{name_at}]")
         for key, element in (("birthDate", "birthDate"), ("sex", "gender")):
             if element in res:
                 out[key] = res[element]
             self.where[f"patient.{key}"] = at(i, element)
-        out.update(_telecom(res.get("telecom", [])))
+        out.update(read_telecom(res.get("telecom", [])))
         addresses = res.get("address", [])
         if addresses:
-            out["address"] = _address(addresses[0])
+            out["address"] = read_address(addresses[0])
             self.where["patient.address"] = at(i, "address[0]")
         return i, out
 
@@ -195,7 +165,7 @@ class _Reader:
 
     def _practitioner_role(self, i: int) -> tuple[Json | None, str]:
         role_res = self.index.resource(i)
-        role = _role(role_res)
+        role = read_role(role_res)
         org_at = self.index.resolve(role_res.get("organization"))
         prac_at = self.index.resolve(role_res.get("practitioner"))
         if prac_at is None:
@@ -207,16 +177,16 @@ class _Reader:
         res = self.index.resource(i)
         out: Json = {"role": role or "other"}
         self.where["referrer"] = at(i)
-        name_at, name = _official(res.get("name", []))
+        name_at, name = official_name(res.get("name", []))
         if name is not None:
-            out["name"] = _name(name)
+            out["name"] = read_name(name)
             self.where["referrer.name"] = at(i, f"name[{name_at}]")
         for ident in res.get("identifier", []):
             body = REGISTRATION_BODIES.get(ident.get("system"))
             if body and ident.get("value"):
                 out["registration"] = {"body": body, "number": ident["value"]}
                 break
-        out.update(_telecom(res.get("telecom", [])))
+        out.update(read_telecom(res.get("telecom", [])))
         if org_at is not None:
             out["organisation"] = self.organisation(org_at, "referrer.organisation")
         return out
@@ -244,7 +214,7 @@ class _Reader:
             kind = self.index.resource(i).get("resourceType") if i is not None else None
             if kind == "HealthcareService" and i is not None:
                 service = self.index.resource(i)
-                service_id = _identifier(service, codes.DOS_SERVICE_ID)
+                service_id = find_identifier(service, codes.DOS_SERVICE_ID)
                 receiver_at = self.index.resolve(service.get("providedBy"))
             elif kind == "Organization":
                 receiver_at = i
@@ -276,81 +246,8 @@ class _Reader:
         return out
 
 
-def _identifier(resource: Json, system: str) -> str | None:
-    for ident in resource.get("identifier", []):
-        if ident.get("system") == system and ident.get("value"):
-            return str(ident["value"])
-    return None
-
-
-def _official(names: list[Json]) -> tuple[int, Json | None]:
-    for k, name in enumerate(names):
-        if name.get("use") == "official":
-            return k, name
-    return (0, names[0]) if names else (0, None)
-
-
-def _name(name: Json) -> Json:
-    out: Json = {"given": list(name.get("given", [])), "family": name.get("family")}
-    if not name.get("family") and name.get("text"):
-        # A name sent only as text: the last word is taken as the family name.
-        words = str(name["text"]).split()
-        out = {"given": words[:-1] or words, "family": words[-1]}
-    if name.get("prefix"):
-        out["prefix"] = list(name["prefix"])
-    return out
-
-
-def _telecom(telecom: list[Json]) -> Json:
-    out: Json = {}
-    for point in telecom:
-        key = {"phone": "phone", "email": "email"}.get(point.get("system", ""))
-        if key and key not in out and point.get("value"):
-            out[key] = point["value"]
-    return out
-
-
-def _address(address: Json) -> Json:
-    out: Json = {}
-    if address.get("line"):
-        out["lines"] = list(address["line"])
-    if address.get("city"):
-        out["city"] = address["city"]
-    if "postalCode" in address:
-        out["postcode"] = address["postalCode"]
-    return out
-
-
-def _role(role_res: Json) -> str:
-    for concept in role_res.get("code", []):
-        for coding in concept.get("coding", []):
-            if coding.get("system") == codes.CS_REFERRER_ROLE:
-                return str(coding.get("code"))
-            if coding.get("system") == codes.SNOMED and coding.get("code") == codes.SNOMED_GENERAL_PRACTITIONER[0]:
-                return "gp"
-    return "other"
-
-
-def _programme(sr: Json) -> str | None:
-    for coding in (sr.get("code") or {}).get("coding", []):
-        if coding.get("system") == codes.CS_PROGRAMME:
-            return str(coding.get("code"))
-    return None
-
-
-def _source(sr: Json) -> str | None:
-    for ext in sr.get("extension", []):
-        if ext.get("url") == codes.EXT_REFERRAL_SOURCE:
-            return str((ext.get("valueCoding") or {}).get("code"))
-    return None
-
-
 def _referral_id(sr: Json) -> str | None:
-    return _identifier(sr, codes.ID_REFERRAL)
-
-
-def _date_part(value: Any) -> Any:
-    return value[:10] if isinstance(value, str) else value
+    return find_identifier(sr, codes.ID_REFERRAL)
 
 
 class _Answers:
@@ -468,10 +365,10 @@ def read_referral(bundle: Json) -> ReadResult:
     out: Json = {}
     if rid := _referral_id(sr):
         out["id"] = rid
-    out["referralDate"] = _date_part(sr.get("authoredOn"))
+    out["referralDate"] = date_part(sr.get("authoredOn"))
     reader.where["referralDate"] = at(sr_at, "authoredOn")
     reader.where["source"] = at(sr_at, "extension")
-    if programme := _programme(sr):
+    if programme := programme_code(sr):
         out["pathway"] = programme
     reader.where["pathway"] = at(sr_at, "code")
     patient = reader.patient(sr_at, sr)
@@ -480,7 +377,9 @@ def read_referral(bundle: Json) -> ReadResult:
     referrer, role = reader.requester(sr_at, sr, patient[0] if patient else None)
     if referrer is not None:
         out["referrer"] = referrer
-    out["source"] = _source(sr) or ("self-referral" if role == "self" else ROLE_SOURCES.get(role or "", "other"))
+    out["source"] = referral_source(sr) or (
+        "self-referral" if role == "self" else ROLE_SOURCES.get(role or "", "other")
+    )
     if (receiver := reader.receiver(sr)) is not None:
         out["receiver"] = receiver
     if diagnoses := reader.diagnoses(sr):
