@@ -1,0 +1,197 @@
+"""FHIRPath invariants (``ElementDefinition.constraint``) evaluated on one element of an instance.
+
+https://hl7.org/fhir/R4/conformance-rules.html#constraints: each constraint's FHIRPath ``expression``
+must be true for the element it is defined on; ``severity`` error makes a false result an error, warning
+a warning. The expression runs with the element as focus and ``%context``, ``%resource`` the resource
+that contains it and ``%rootResource`` the outermost resource (https://hl7.org/fhir/R4/fhirpath.html#vars).
+
+Evaluation is ``fhirpathpy`` with the FHIR functions of :mod:`escape_fhir.validation.fhirpath_ext`. Each
+expression is parsed once (:func:`compile_constraint` is cached). Two exceptions to "run the expression":
+
+* ``ele-1`` (``hasValue() or (children().count() > id.count())``) holds on every element, so it is checked
+  by :func:`_ele_1`, which says the same thing directly on the JSON: a primitive with a value, or an
+  element with a child besides ``id`` (R4B's form adds ``or $this is Parameters``, which is never true of
+  an element, so it is the same check);
+* an expression the engine cannot evaluate (a function it lacks, an environment variable it does not
+  know, or an engine error) gives one warning naming the key instead of a verdict; the expression is
+  remembered and not evaluated again in this process.
+
+Only a result of ``false`` breaks a constraint. An empty result does not: R4's own invariants rely on it
+(``ref-1`` is empty for a Reference with only a ``display``, which every validator accepts; R5 rewrote
+it as ``reference.exists() implies ...``).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from fhirpathpy.parser import parse
+
+from escape_fhir.errors import Issue
+from escape_fhir.fhir.r4model import Constraint
+from escape_fhir.validation.fhirpath_ext import R4_PATHS, evaluate, known_function
+
+__all__ = ["check_constraints", "compile_constraint", "unevaluable"]
+
+Json = dict[str, Any]
+Compiled = Callable[[Any, "str | None", Mapping[str, Any]], list[Any]]
+
+_ELE_1 = frozenset(
+    {
+        "hasValue() or (children().count() > id.count())",
+        "hasValue() or (children().count() > id.count()) or $this is Parameters",
+    }
+)
+# FHIRPath environment variables we can supply (https://hl7.org/fhir/R4/fhirpath.html#vars).
+_VARIABLES = frozenset({"ucum", "sct", "loinc", "context", "resource", "rootResource"})
+_CODE_SYSTEMS = {"sct": "http://snomed.info/sct", "loinc": "http://loinc.org"}
+_SEGMENT = re.compile(r"([A-Za-z_]\w*)(?:\[(\d+)\])?")
+
+#: Expressions that could not be evaluated, with the reason: not tried again.
+_UNEVALUABLE: dict[str, str] = {}
+
+
+@functools.cache
+def compile_constraint(expression: str) -> Compiled | None:
+    """The expression parsed once, as ``f(node, type_path, variables) -> result``; None if unsupported.
+
+    Unsupported: does not parse, calls a function that neither fhirpathpy nor ``fhirpath_ext`` has, or
+    names an environment variable other than ``%ucum %sct %loinc %context %resource %rootResource``.
+    """
+    try:
+        parsed = parse(expression)
+    except Exception:  # fhirpathpy's parser raises bare Exceptions for syntax errors
+        return None
+    functions, variables = _names(parsed)
+    if not all(map(known_function, functions)) or not variables <= _VARIABLES:
+        return None
+    return functools.partial(evaluate, parsed)
+
+
+def unevaluable(expression: str) -> str | None:
+    """Why an expression cannot be evaluated (None when it can, as far as is known)."""
+    if expression not in _UNEVALUABLE and compile_constraint(expression) is None:
+        _UNEVALUABLE[expression] = "not supported by the FHIRPath engine"
+    return _UNEVALUABLE.get(expression)
+
+
+def check_constraints(
+    node: Any, constraints: Sequence[Json | Constraint], location: str, root: Json, resource: Json | None = None
+) -> list[Issue]:
+    """Evaluate each constraint on ``node``, the JSON value of the element at ``location`` in ``root``.
+
+    ``resource`` is the resource that contains the element (found from ``location`` when None).
+    Constraints without an expression (XPath only) are skipped.
+    """
+    issues: list[Issue] = []
+    placed: tuple[str | None, Json] | None = None
+    for constraint in constraints:
+        key, severity, expression, human = _fields(constraint)
+        if not expression:
+            continue
+        if expression in _ELE_1:
+            if not _ele_1(node):
+                issues.append(_failed(key, severity, human or expression, location))
+            continue
+        if placed is None:
+            placed = _place(location, root)
+        variables = {"resource": resource if resource is not None else placed[1], "rootResource": root, **_CODE_SYSTEMS}
+        issues += _check_one(node, placed[0], variables, (key, severity, expression, human), location)
+    return issues
+
+
+def _check_one(
+    node: Any, type_path: str | None, variables: Mapping[str, Any], fields: tuple[str, str, str, str], location: str
+) -> list[Issue]:
+    key, severity, expression, human = fields
+    compiled = None if unevaluable(expression) else compile_constraint(expression)
+    if compiled is None:
+        return [_not_checked(key, expression, location)]
+    try:
+        result = compiled(node, type_path, variables)
+    except Exception as e:  # any engine failure is reported as "not checked", never raised
+        _UNEVALUABLE[expression] = f"{type(e).__name__}: {e}"[:160]
+        return [_not_checked(key, expression, location)]
+    if result != [False]:
+        return []
+    return [_failed(key, severity, human or expression, location)]
+
+
+def _failed(key: str, severity: str, text: str, location: str) -> Issue:
+    return Issue("error" if severity == "error" else "warning", "invariant", f"{key}: {text}", location)
+
+
+def _not_checked(key: str, expression: str, location: str) -> Issue:
+    reason = _UNEVALUABLE.get(expression, "not supported by the FHIRPath engine")
+    message = f"{key}: constraint not checked, its FHIRPath expression cannot be evaluated ({reason})"
+    return Issue("warning", "not-supported", message, location)
+
+
+def _fields(constraint: Json | Constraint) -> tuple[str, str, str, str]:
+    if isinstance(constraint, Constraint):
+        return constraint.key, constraint.severity, constraint.expression, ""
+    return (
+        str(constraint.get("key", "")),
+        str(constraint.get("severity", "error")),
+        str(constraint.get("expression") or ""),
+        str(constraint.get("human") or ""),
+    )
+
+
+def _ele_1(node: Any) -> bool:
+    """``ele-1``: ``hasValue() or (children().count() > id.count())`` on the JSON value of one element."""
+    if isinstance(node, list):
+        return all(_ele_1(item) for item in node)
+    if isinstance(node, dict):
+        return any(name != "id" for name in node)
+    return node is not None
+
+
+def _place(location: str, root: Json) -> tuple[str | None, Json]:
+    """fhirpathpy's type path for the element at ``location`` and the resource that contains it.
+
+    Follows the location through ``root`` the way fhirpathpy navigates (content references, choice
+    names, ``extension``), restarting at each nested resource (``entry[0].resource``, ``contained[1]``).
+    """
+    current: Any = root
+    resource = root
+    path: str | None = str(root.get("resourceType", ""))
+    for segment in location.split(".")[1:]:
+        match = _SEGMENT.fullmatch(segment)
+        if match is None or not isinstance(current, dict):
+            return None, resource
+        name, index = match.groups()
+        current = current.get(name)
+        if index is not None:
+            current = current[int(index)] if isinstance(current, list) and int(index) < len(current) else None
+        path = _child_path(path, name)
+        if isinstance(current, dict) and "resourceType" in current:
+            path, resource = str(current["resourceType"]), current
+    return path, resource
+
+
+def _child_path(path: str | None, name: str) -> str:
+    child = R4_PATHS["pathsDefinedElsewhere"].get(f"{path}.{name}", f"{path}.{name}")
+    if name == "extension":
+        child = "Extension"
+    found: str = R4_PATHS["path2Type"].get(child, child)
+    return found
+
+
+def _names(tree: Any) -> tuple[set[str], set[str]]:
+    """Function names and environment variable names used in a parsed expression."""
+    functions: set[str] = set()
+    variables: set[str] = set()
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        kind = node.get("type")
+        if kind == "FunctionInvocation":
+            functions.add(node["children"][0]["children"][0]["text"])
+        elif kind == "ExternalConstant":
+            variables.add(node["children"][0]["text"].strip("`'\""))
+        stack.extend(node.get("children") or ())
+    return functions, variables
