@@ -5,9 +5,13 @@
 
 It writes:
 * ``schemas/referral.schema.json``: JSON Schema of the referral input format (from the domain model);
-* ``profiles/Questionnaire-*.json``: the three Questionnaires (defined in escape_fhir.fhir.questionnaires);
+* ``profiles/``: the project's FHIR package (escape_fhir.fhir.conformance.write_package): its
+  StructureDefinitions, CodeSystems, ValueSets, the three Questionnaires (escape_fhir.fhir.questionnaires),
+  ``package.json`` and ``.index.json``;
 * ``examples/bundles/<name>.message.json|xml``: the message Bundle of each ``examples/referrals/<name>.json``,
-  stamped with a fixed timestamp (the referral date at 09:30Z) so the output is reproducible.
+  stamped with a fixed timestamp (the referral date at 09:30Z) so the output is reproducible;
+* ``examples/resources/<Profile>-<label>.json``: one standalone example of each project profile (each kind
+  of score and each Questionnaire's response), taken from those Bundles.
 
 The compact R4 model has its own generator (scripts/generate_r4_model.py), since it needs ../shared.
 Tests check that every file here is current.
@@ -23,9 +27,11 @@ from pathlib import Path
 import orjson
 
 from escape_fhir.domain import load_referral, referral_json_schema
+from escape_fhir.fhir import codes
 from escape_fhir.fhir.bundles import translate
+from escape_fhir.fhir.conformance import write_package
 from escape_fhir.fhir.formats import dump
-from escape_fhir.fhir.questionnaires import write_profiles
+from escape_fhir.fhir.resources import Json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,14 +42,42 @@ def generated_files(root: Path) -> dict[Path, bytes]:
         Path("schemas/referral.schema.json"): orjson.dumps(referral_json_schema(), option=orjson.OPT_INDENT_2) + b"\n"
     }
     with tempfile.TemporaryDirectory() as tmp:
-        for path in write_profiles(Path(tmp)):
+        for path in write_package(Path(tmp)):
             files[Path("profiles") / path.name] = path.read_bytes()
+    bundles = {}
     for source in sorted((root / "examples/referrals").glob("*.json")):
         referral = load_referral(source.read_bytes())
         bundle = translate(referral, "message", timestamp=f"{referral.referral_date.isoformat()}T09:30:00Z")
+        bundles[source.stem] = bundle
         for fmt in ("json", "xml"):
             files[Path(f"examples/bundles/{source.stem}.message.{fmt}")] = dump(bundle, fmt, pretty=True) + b"\n"
+    for name, resource in profile_examples(bundles).items():
+        files[Path(f"examples/resources/{name}.json")] = dump(resource, "json", pretty=True) + b"\n"
     return files
+
+
+def profile_examples(bundles: dict[str, Json]) -> dict[str, Json]:
+    """The first resource of each project profile met in the example Bundles (by name), keyed by file stem.
+
+    Responses are told apart by Questionnaire and score Observations by code, so every shape has an example.
+    """
+    examples: dict[tuple[str, str], tuple[str, Json]] = {}
+    for stem, bundle in bundles.items():
+        for resource in [bundle, *(entry["resource"] for entry in bundle["entry"])]:
+            profile = resource["meta"]["profile"][0]
+            if profile.startswith(codes.SD):
+                shape = _shape(resource)
+                examples.setdefault((profile, shape), (f"{profile.rsplit('/', 1)[1]}-{shape or stem}", resource))
+    return dict(examples.values())
+
+
+def _shape(resource: Json) -> str:
+    """What tells apart resources of one profile: a response's Questionnaire id, a score's LOINC code."""
+    if resource["resourceType"] == "QuestionnaireResponse":
+        return str(resource["questionnaire"]).partition("|")[0].rsplit("/", 1)[1]
+    if resource["resourceType"] == "Observation" and resource["code"]["coding"][0]["system"] == codes.LOINC:
+        return str(resource["code"]["coding"][0]["code"])
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """Referral (domain) -> FHIR R4 resources, as FHIR JSON dicts.
 
 Every resource gets ``meta.lastUpdated`` (BaRS: all resources carry it, the same timestamp for a new
-message; nhs-standards.md 1.3) and a UK Core ``meta.profile``. References between resources use the
+message; nhs-standards.md 1.3) and a ``meta.profile``: the project's own profile where it has one for the
+resource kind (codes.PROFILE_FOR_KIND), else UK Core's. References between resources use the
 ``urn:uuid:`` fullUrls of the Bundle the resources will travel in.
 """
 
@@ -38,8 +39,9 @@ class ResourceSet:
     def add(self, kind: str, resource: Json, *, profile: bool = True) -> str:
         rid = resource_id(self.referral_id, kind)
         meta: Json = {"lastUpdated": self.timestamp}
-        profile_url = codes.PROFILE.get(resource["resourceType"]) if profile else None
-        if profile_url:
+        # The project profile of this kind where there is one, else the UK Core profile of the type.
+        profile_url = codes.PROFILE_FOR_KIND.get(kind) or codes.PROFILE.get(resource["resourceType"])
+        if profile and profile_url:
             meta["profile"] = [profile_url]
         full = {"resourceType": resource["resourceType"], "id": rid, "meta": meta}
         full.update({k: v for k, v in resource.items() if k != "resourceType"})

@@ -70,10 +70,11 @@ def translate(
 
 def _bundle(rs: ResourceSet, bundle_type: str, entries: list[Json], bundle_id: str | None = None) -> Json:
     bid = bundle_id or resource_id(rs.referral_id, f"bundle-{bundle_type}-{rs.timestamp}")
+    profile = codes.PROFILE_FOR_BUNDLE.get(bundle_type, codes.PROFILE["Bundle"])
     bundle: Json = {
         "resourceType": "Bundle",
         "id": bid,
-        "meta": {"lastUpdated": rs.timestamp, "profile": [codes.PROFILE["Bundle"]]},
+        "meta": {"lastUpdated": rs.timestamp, "profile": [profile]},
         "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{bid}"},
         "type": bundle_type,
         "timestamp": rs.timestamp,

@@ -128,5 +128,29 @@ PROFILE: Final = {
     "Bundle": f"{UKCORE}/UKCore-Bundle",
     "HealthcareService": f"{UKCORE}/UKCore-HealthcareService",
 }
+# The project's own profiles (escape_fhir.fhir.conformance defines them), derived from the UK Core ones.
+SD: Final = f"{BASE}/StructureDefinition"
+PROFILE_REFERRAL: Final = f"{SD}/EscapePainReferral"
+PROFILE_ELIGIBILITY_RESPONSE: Final = f"{SD}/EscapePainEligibilityResponse"
+PROFILE_STARTBACK_RESPONSE: Final = f"{SD}/StartBackResponse"
+PROFILE_STARTBACK_SCORE: Final = f"{SD}/StartBackScore"
+PROFILE_ELIGIBILITY_ASSESSMENT: Final = f"{SD}/EscapePainEligibilityAssessment"
+PROFILE_MESSAGE_HEADER: Final = f"{SD}/EscapePainMessageHeader"
+PROFILE_MESSAGE: Final = f"{SD}/EscapePainReferralMessage"
+#: meta.profile by resource kind (the ``kind`` of builders.ResourceSet.add) where the project has its own
+#: profile: a type alone cannot tell the eligibility from the STarT Back response, nor a score from the
+#: eligibility Observation. Other kinds keep the UK Core profile of their type (PROFILE).
+PROFILE_FOR_KIND: Final = {
+    "service-request": PROFILE_REFERRAL,
+    "eligibility-qr": PROFILE_ELIGIBILITY_RESPONSE,
+    "startback-qr": PROFILE_STARTBACK_RESPONSE,
+    "startback-total": PROFILE_STARTBACK_SCORE,
+    "startback-subscore": PROFILE_STARTBACK_SCORE,
+    "startback-risk": PROFILE_STARTBACK_SCORE,
+    "eligibility": PROFILE_ELIGIBILITY_ASSESSMENT,
+    "message-header": PROFILE_MESSAGE_HEADER,
+}
+#: meta.profile of a Bundle by Bundle.type: only the message has a project profile.
+PROFILE_FOR_BUNDLE: Final = {"message": PROFILE_MESSAGE}
 #: SNOMED CT "General practitioner" occupation (BaRS NHSD-Requesting-Practitioner example, nhs-standards 1.2).
 SNOMED_GENERAL_PRACTITIONER: Final = ("62247001", "General practitioner")
