@@ -1,0 +1,24 @@
+"""Storage: SQLAlchemy tables, the repository, engines and migrations (SQLite by default, PostgreSQL by URL)."""
+
+from escape_fhir.storage.database import Database, make_engine
+from escape_fhir.storage.repository import (
+    MessageRecord,
+    ReferralRecord,
+    Repository,
+    Stored,
+    TokenFilter,
+    VersionConflict,
+    instant,
+)
+
+__all__ = [
+    "Database",
+    "MessageRecord",
+    "ReferralRecord",
+    "Repository",
+    "Stored",
+    "TokenFilter",
+    "VersionConflict",
+    "instant",
+    "make_engine",
+]

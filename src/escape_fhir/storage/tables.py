@@ -1,0 +1,109 @@
+"""The database schema (SQLAlchemy Core). Alembic migrations in ``escape_fhir.migrations`` create it.
+
+* ``resource_version``: every version of every resource, its JSON exactly as stored (FHIR http.html#vread:
+  each version stays readable), with ``deleted`` marking a deletion version.
+* ``resource_current``: one row per resource naming its current version, for reads and search.
+* ``search_token``: the search values of each resource's current version (``identifier``, ``status``,
+  references such as ``patient``, ``performer``, ``owner``), replaced on every write.
+* ``message`` and ``message_request``: the message log. ``message.bundle_id`` is unique so that a message is
+  processed once (FHIR messaging.html, "reliable delivery"); ``message_request.request_id`` is unique so a
+  repeated ``X-Request-ID`` is refused (BaRS, nhs-standards.md 1.2). The response is kept for replay and the
+  original bytes for audit.
+* ``referral`` and ``referral_resource``: our referral number (the human-readable reference) and which of
+  our resources each sender resource became, so updates replace the same resources.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+resource_version = Table(
+    "resource_version",
+    metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
+    Column("version_id", Integer, primary_key=True, autoincrement=False),
+    Column("last_updated", DateTime(), nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("content", Text, nullable=False),
+)
+
+resource_current = Table(
+    "resource_current",
+    metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", DateTime(), nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Index("ix_resource_current_type_updated", "resource_type", "last_updated"),
+)
+
+search_token = Table(
+    "search_token",
+    metadata,
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("param", String(64), nullable=False),
+    Column("system", String(255), nullable=False),
+    Column("value", String(255), nullable=False),
+    Index("ix_search_token_lookup", "resource_type", "param", "value"),
+    Index("ix_search_token_resource", "resource_type", "resource_id"),
+)
+
+message = Table(
+    "message",
+    metadata,
+    Column("bundle_id", String(255), primary_key=True),
+    Column("request_id", String(255), nullable=False),
+    Column("correlation_id", String(255), nullable=False),
+    Column("received", DateTime(), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("referral_number", Integer, nullable=True),
+    Column("original", LargeBinary, nullable=False),
+    Column("original_format", String(8), nullable=False),
+    Column("response", Text, nullable=False),
+)
+
+message_request = Table(
+    "message_request",
+    metadata,
+    Column("request_id", String(255), primary_key=True),
+    Column("bundle_id", String(255), nullable=False),
+    Column("received", DateTime(), nullable=False),
+)
+
+referral = Table(
+    "referral",
+    metadata,
+    Column("number", Integer, primary_key=True, autoincrement=True),
+    Column("service_request_id", String(64), nullable=False, unique=True),
+    Column("task_id", String(64), nullable=False),
+    Column("encounter_id", String(64), nullable=False),
+    #: The sender's business identifier of the ServiceRequest, ``system|value``; one referral each.
+    Column("sender_identifier", String(512), nullable=True, unique=True),
+    Column("created", DateTime(), nullable=False),
+)
+
+referral_resource = Table(
+    "referral_resource",
+    metadata,
+    Column("referral_number", Integer, primary_key=True, autoincrement=False),
+    #: The sender's name for the resource: its fullUrl, or ``Type/id``.
+    Column("sender_key", String(512), primary_key=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+)

@@ -1,0 +1,78 @@
+"""The repository on a real SQLite file: versions, current index, search tokens, the message log."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from escape_fhir.storage import Database, MessageRecord, TokenFilter, VersionConflict
+
+NOW = datetime(2026, 11, 26, 12, 0, 0, 123000)
+NHS = "https://fhir.nhs.uk/Id/nhs-number"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database.from_url(f"sqlite:///{tmp_path / 'var' / 'db.sqlite3'}")
+    database.migrate()
+    database.migrate()  # idempotent
+    return database
+
+
+def patient(rid: str, nhs: str) -> dict[str, object]:
+    return {"resourceType": "Patient", "id": rid, "identifier": [{"system": NHS, "value": nhs}]}
+
+
+def test_every_version_is_kept_and_meta_is_set_by_the_server(db: Database) -> None:
+    with db.write() as repo:
+        first = repo.save(patient("p1", "9990000018"), NOW)
+    with db.write() as repo:
+        second = repo.save({**patient("p1", "9990000026"), "meta": {"versionId": "77"}}, NOW + timedelta(seconds=1))
+    assert (first.version_id, second.version_id) == (1, 2)
+    assert second.content["meta"] == {"versionId": "2", "lastUpdated": "2026-11-26T12:00:01.123Z"}
+    with db.read() as repo:
+        assert repo.current("Patient", "p1") == second
+        assert repo.version("Patient", "p1", 1) == first
+        assert [s.version_id for s in repo.history("Patient", "p1")] == [2, 1]
+        # search sees only the current version's tokens
+        assert repo.search("Patient", [TokenFilter("identifier", ((NHS, "9990000018"),))])[1] == 0
+        assert repo.search("Patient", [TokenFilter("identifier", ((None, "9990000026"),))])[1] == 1
+
+
+def test_a_stale_expected_version_is_refused_and_changes_nothing(db: Database) -> None:
+    with db.write() as repo:
+        repo.save(patient("p1", "9990000018"), NOW)
+    with pytest.raises(VersionConflict), db.write() as repo:
+        repo.save(patient("p1", "9990000026"), NOW, expected_version=3)
+    with db.read() as repo:
+        assert len(repo.history("Patient", "p1")) == 1
+
+
+def test_search_pages_newest_first_and_filters_on_last_updated(db: Database) -> None:
+    with db.write() as repo:
+        for i in range(5):
+            repo.save(patient(f"p{i}", "9990000018"), NOW + timedelta(minutes=i))
+    with db.read() as repo:
+        page, total = repo.search("Patient", newest_first=True, count=2, offset=2)
+        assert total == 5 and [s.resource_id for s in page] == ["p2", "p1"]
+        page, total = repo.search("Patient", updated=[("ge", NOW + timedelta(minutes=3))])
+        assert total == 2 and [s.resource_id for s in page] == ["p3", "p4"]
+
+
+def test_a_message_is_claimed_once_and_a_request_id_logged_once(db: Database) -> None:
+    record = MessageRecord("b1", "r1", "c1", "new", None, {})
+    with db.write() as repo:
+        repo.record_request("r1", "b1", NOW)
+        repo.claim_message(record, NOW, b"{}", "json")
+        repo.finish_message("b1", 7, {"resourceType": "Bundle"})
+    with pytest.raises(IntegrityError), db.write() as repo:
+        repo.claim_message(record, NOW, b"{}", "json")
+    with pytest.raises(IntegrityError), db.write() as repo:
+        repo.record_request("r1", "b2", NOW)
+    with db.read() as repo:
+        assert repo.request_seen("r1") and not repo.request_seen("r2")
+        stored = repo.message("b1")
+        assert stored is not None and stored.referral_number == 7 and stored.response == {"resourceType": "Bundle"}
