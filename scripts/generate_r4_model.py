@@ -22,6 +22,11 @@ What is kept (no prose: no definitions, comments, descriptions, mappings):
 - ``primitives``: for each primitive type, the regex of its value and its JSON form (number/boolean/string).
 - ``valueSets``: for every value set bound with *required* strength, ``{system: [codes]}``;
   ``unexpandedValueSets`` lists those that could not be expanded from the compose (with the reason).
+- ``extensions``: the core extension definitions (``extension-definitions.json.gz``) by URL, each with its
+  ``context``, ``contextInvariant`` and *differential* elements without prose (``id``, ``path``,
+  ``sliceName``, ``min``, ``max``, ``type``, ``binding`` strength and value set, ``slicing``, ``constraint``,
+  ``isModifier``, ``fixed*`` / ``pattern*``); snapshots are generated from them at run time
+  (``escape_fhir.validation.snapshot``).
 """
 
 from __future__ import annotations
@@ -268,6 +273,36 @@ def expand_required(structures: list[Json], terminology: list[Json]) -> tuple[Js
     return expanded, failed
 
 
+# ---- core extensions -------------------------------------------------------------------------------------
+
+EXTENSION_KEYS = frozenset({"id", "path", "sliceName", "min", "max", "type", "slicing", "isModifier", "maxLength"})
+
+
+def compact_extension_element(el: Json) -> Json:
+    out: Json = {k: v for k, v in el.items() if k in EXTENSION_KEYS or k.startswith(("fixed", "pattern"))}
+    if "binding" in el:
+        out["binding"] = {k: v for k, v in el["binding"].items() if k in ("strength", "valueSet")}
+    if "slicing" in out:
+        out["slicing"] = {k: v for k, v in out["slicing"].items() if k != "description"}
+    if el.get("constraint"):
+        keep = ("key", "severity", "human", "expression", "source")
+        out["constraint"] = [{k: c[k] for k in keep if k in c} for c in el["constraint"]]
+    return out
+
+
+def compact_extensions(definitions: list[Json]) -> Json:
+    """Core extensions by URL: context and differential (https://hl7.org/fhir/R4/extensibility.html)."""
+    return {
+        sd["url"]: {
+            "context": sd.get("context", []),
+            "contextInvariant": sd.get("contextInvariant", []),
+            "elements": [compact_extension_element(el) for el in sd["differential"]["element"]],
+        }
+        for sd in sorted(definitions, key=lambda r: r["url"])
+        if sd["resourceType"] == "StructureDefinition"
+    }
+
+
 # ---- main -------------------------------------------------------------------------------------------------
 
 
@@ -290,6 +325,7 @@ def build(core: Path) -> Json:
         "types": types,
         "valueSets": value_sets,
         "unexpandedValueSets": failed,
+        "extensions": compact_extensions(load_bundle(core / "extension-definitions.json.gz")),
     }
 
 

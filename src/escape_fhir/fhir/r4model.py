@@ -220,6 +220,7 @@ class R4Model:
         self._primitives = {n: PrimitiveInfo(n, p["json"], p.get("regex")) for n, p in raw["primitives"].items()}
         self._value_sets: Mapping[str, Mapping[str, list[str]]] = raw["valueSets"]
         self.unexpanded_value_sets: Mapping[str, str] = raw["unexpandedValueSets"]
+        self._extensions: Mapping[str, Mapping[str, Any]] = raw.get("extensions", {})
         self._child_cache: dict[tuple[str, str, str], ChildRef | None] = {}
 
     # ---- structures ---------------------------------------------------------------------------------------
@@ -320,6 +321,16 @@ class R4Model:
         """Whether the element at an instance path repeats (``is_array("Patient", "name")`` is True)."""
         el = self.element(type_name, path)
         return el is not None and el.is_array
+
+    # ---- core extensions ----------------------------------------------------------------------------------
+
+    def extension_urls(self) -> list[str]:
+        """The URLs of the R4 core extension definitions in the model."""
+        return list(self._extensions)
+
+    def extension(self, url: str) -> Mapping[str, Any] | None:
+        """A core extension: ``context``, ``contextInvariant`` and prose-free differential ``elements``."""
+        return self._extensions.get(url.split("|")[0])
 
     # ---- terminology --------------------------------------------------------------------------------------
 
