@@ -41,6 +41,7 @@ FHIRPATH_TYPES = "http://hl7.org/fhirpath/"
 _ADDITIVE = frozenset({"constraint", "condition", "mapping", "alias", "code", "example"})
 _SKIP = frozenset({"id", "path", "sliceName"})
 _VALUE_PREFIXES = ("fixed", "pattern")
+_EXTENSION_SLICING: Json = {"discriminator": [{"type": "value", "path": "url"}], "ordered": False, "rules": "open"}
 _TYPE_SLICING: Json = {"discriminator": [{"type": "type", "path": "$this"}], "ordered": False, "rules": "closed"}
 
 
@@ -184,7 +185,10 @@ class _Builder:
             return None
         if slice_name is not None:
             sliced = self._child(parent, name)
-            return None if sliced is None else self._slice(sliced, slice_name)
+            if sliced is None:
+                return None
+            existing = self.pos.get(f"{self.elements[sliced]['id']}:{slice_name}")
+            return existing if existing is not None else self._slice(sliced, slice_name)
         return self._child(parent, name)
 
     def _child(self, parent: int, name: str) -> int | None:
@@ -295,9 +299,19 @@ class _Builder:
         head.pop("slicing", None)
         if base["path"].endswith("[x]"):
             self._type_slice(base, head, slice_name)
+        elif "slicing" not in base:
+            self._default_slicing(base)
         self.elements[end:end] = copies
         self._reindex()
         return end
+
+    def _default_slicing(self, base: Json) -> None:
+        """Extensions are sliced by ``url`` without saying so (https://hl7.org/fhir/R4/extensibility.html);
+        any other element sliced without a ``slicing`` is a fault of the profile."""
+        if base["path"].rpartition(".")[2] in ("extension", "modifierExtension"):
+            base["slicing"] = copy.deepcopy(_EXTENSION_SLICING)
+        else:
+            self.problem(base["id"], f"{base['id']} is sliced without a slicing definition")
 
     def _type_slice(self, base: Json, head: Json, slice_name: str) -> None:
         """``value[x]:valueQuantity`` is the Quantity type slice of ``value[x]`` (profiling.html#choice)."""
