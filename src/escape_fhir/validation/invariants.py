@@ -34,7 +34,7 @@ from escape_fhir.errors import Issue
 from escape_fhir.fhir.r4model import Constraint
 from escape_fhir.validation.fhirpath_ext import R4_PATHS, evaluate, known_function
 
-__all__ = ["check_constraints", "compile_constraint", "unevaluable"]
+__all__ = ["check_constraints", "compile_constraint", "evaluate_expression", "unevaluable"]
 
 Json = dict[str, Any]
 Compiled = Callable[[Any, "str | None", Mapping[str, Any]], list[Any]]
@@ -55,20 +55,41 @@ _UNEVALUABLE: dict[str, str] = {}
 
 
 @functools.cache
+def _parsed(expression: str) -> tuple[Any, frozenset[str]] | None:
+    """The parse tree and the environment variables an expression uses; None if it cannot be evaluated."""
+    try:
+        parsed = parse(expression)
+    except Exception:  # fhirpathpy's parser raises bare Exceptions for syntax errors
+        return None
+    functions, variables = _names(parsed)
+    if not all(map(known_function, functions)):
+        return None
+    return parsed, frozenset(variables)
+
+
+@functools.cache
 def compile_constraint(expression: str) -> Compiled | None:
     """The expression parsed once, as ``f(node, type_path, variables) -> result``; None if unsupported.
 
     Unsupported: does not parse, calls a function that neither fhirpathpy nor ``fhirpath_ext`` has, or
     names an environment variable other than ``%ucum %sct %loinc %context %resource %rootResource``.
     """
+    found = _parsed(expression)
+    if found is None or not found[1] <= _VARIABLES:
+        return None
+    return functools.partial(evaluate, found[0])
+
+
+def evaluate_expression(expression: str, node: Any, variables: Mapping[str, Any]) -> list[Any] | None:
+    """Evaluate any FHIRPath expression on ``node`` with these environment variables (``%ucum``, ``%sct``
+    and ``%loinc`` besides); None when it cannot be evaluated. Used for SDC expressions on Questionnaires."""
+    found = _parsed(expression)
+    if found is None or not found[1] <= _VARIABLES | set(variables):
+        return None
     try:
-        parsed = parse(expression)
-    except Exception:  # fhirpathpy's parser raises bare Exceptions for syntax errors
+        return evaluate(found[0], node, None, {**_CODE_SYSTEMS, **variables})
+    except Exception:  # an engine failure means "cannot evaluate", never a crash
         return None
-    functions, variables = _names(parsed)
-    if not all(map(known_function, functions)) or not variables <= _VARIABLES:
-        return None
-    return functools.partial(evaluate, parsed)
 
 
 def unevaluable(expression: str) -> str | None:
