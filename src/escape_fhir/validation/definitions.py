@@ -160,6 +160,10 @@ class Definitions:
         """
         return list(self._problems.get(self._canonical(url), ()))
 
+    def source_problems(self) -> list[Issue]:
+        """Files or packages that could not be read (located at the file name or package spec)."""
+        return [p for source in self.sources for p in getattr(source, "problems", ())]
+
     def _note(self, url: str, issue: Issue) -> None:
         self._problems.setdefault(url, []).append(issue)
 

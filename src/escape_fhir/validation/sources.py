@@ -286,10 +286,7 @@ def _sniff(filename: str, data: bytes) -> tuple[str, str] | None:
     ``<url value>``), falling back to a full parse when a ``<contained>`` resource comes first.
     """
     if filename.endswith(".json"):
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return None
+        doc = orjson.loads(data)  # orjson.JSONDecodeError (a ValueError) for a broken file
         rtype, url = (doc.get("resourceType"), doc.get("url")) if isinstance(doc, dict) else (None, None)
     else:
         root, found = _XML_ROOT.search(data[:4096]), _XML_URL.search(data)
@@ -307,7 +304,9 @@ def _sniff(filename: str, data: bytes) -> tuple[str, str] | None:
     return None
 
 
-def _index_entries(files: Iterable[tuple[str, Loader]], index: Json | None) -> list[tuple[str, str, str, Loader]]:
+def _index_entries(
+    files: Iterable[tuple[str, Loader]], index: Json | None, problems: list[Issue]
+) -> list[tuple[str, str, str, Loader]]:
     """Index entries from a package ``.index.json`` when given, else by sniffing every file once."""
     by_name = dict(files)
     if index is not None:
@@ -318,7 +317,11 @@ def _index_entries(files: Iterable[tuple[str, Loader]], index: Json | None) -> l
         ]
     entries = []
     for filename, loader in by_name.items():
-        sniffed = _sniff(filename, loader())
+        try:
+            sniffed = _sniff(filename, loader())
+        except (ValueError, OSError) as e:
+            sniffed = None
+            problems.append(Issue("error", "exception", f"cannot read {filename}: {e}", filename))
         if sniffed is not None:
             entries.append((sniffed[0], sniffed[1], filename, loader))
     return entries
@@ -350,7 +353,10 @@ def folder_source(folder: Path, *, recursive: bool = True) -> FileSource:
         and p.name != "package.json"
         and p.stat().st_size < _MAX_FILE
     ]
-    return FileSource(str(folder), _index_entries(files, index), manifest)
+    problems: list[Issue] = []
+    source = FileSource(str(folder), _index_entries(files, index, problems), manifest)
+    source.problems += problems
+    return source
 
 
 def _hidden(relative: Path) -> bool:
@@ -374,7 +380,10 @@ def tgz_source(path: Path) -> FileSource:
     index = orjson.loads(members.pop(".index.json")) if ".index.json" in members else None
     manifest = orjson.loads(members.pop("package.json")) if "package.json" in members else None
     files = [(name, _bytes_loader(data)) for name, data in sorted(members.items())]
-    return FileSource(str(path), _index_entries(files, index), manifest)
+    problems: list[Issue] = []
+    source = FileSource(str(path), _index_entries(files, index, problems), manifest)
+    source.problems += problems
+    return source
 
 
 def _bytes_loader(data: bytes) -> Loader:
@@ -431,7 +440,10 @@ def package_sources(packages: Iterable[str], *, package_cache: bool = True) -> l
                 continue
             seen.add(f"{name}#{version}")
             dependency = open_package(f"{name}#{version}", cache)
-            current.problems += dependency.problems
+            current.problems += [
+                Issue("warning", p.code, f"{current.name} depends on {p.message}", p.location)
+                for p in dependency.problems
+            ]
             if not dependency.problems:
                 sources.append(dependency)
                 queue.append(dependency)

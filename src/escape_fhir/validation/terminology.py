@@ -117,19 +117,28 @@ class Terminology:
     # ---- membership when the whole value set is unknown ---------------------------------------------------
 
     def _partial(self, url: str, system: str | None, code: str) -> bool | None:
-        """True when an include that can be expanded has the code and nothing unknown may exclude it."""
+        """Membership decided include by include when the whole value set cannot be expanded.
+
+        An include of another system (and no value set import) cannot hold ``system|code``; the code is in
+        when an include that can be expanded has it, out when every include that might hold it can be
+        expanded and none does. Excludes are not worked through here: they make the answer unknown.
+        """
         vs = self._defs.value_set(url)
         compose = vs.get("compose") if vs else None
         if compose is None or compose.get("exclude"):
             return None
+        unknown = False
         for include in compose.get("include", []):
+            if system is not None and include.get("system") != system and not include.get("valueSet"):
+                continue
             try:
                 codes = self._include(include, (split_canonical(url)[0],))
             except _Unknown:
+                unknown = True
                 continue
             if any(c == code and (system is None or s == system) for s, c in codes):
                 return True
-        return None
+        return None if unknown else False
 
 
 def _from_expansion(vs: Json) -> Codes:
