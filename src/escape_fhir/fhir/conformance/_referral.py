@@ -171,7 +171,7 @@ def message_bundle() -> Json:
         invariant(
             "esc-bdl-4",
             "The MessageHeader's focus is the ServiceRequest entry",
-            f"entry.first().resource.focus.reference = {service_request}.fullUrl",
+            f"entry.first().resource.focus.reference in {service_request}.fullUrl",
             url,
         ),
     ]
