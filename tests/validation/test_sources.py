@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def _as_json(relative: str) -> tuple[str, bytes]:
     return name, json.dumps(resource).encode()
 
 
-def _write_package(folder: Path, files: list[tuple[str, bytes]], manifest: dict[str, object]) -> Path:
+def _write_package(folder: Path, files: list[tuple[str, bytes]], manifest: Mapping[str, object]) -> Path:
     package = folder / "package"
     package.mkdir(parents=True)
     (package / "package.json").write_text(json.dumps(manifest))
@@ -49,7 +50,7 @@ def _write_package(folder: Path, files: list[tuple[str, bytes]], manifest: dict[
     return folder
 
 
-def _tgz(path: Path, files: list[tuple[str, bytes]], manifest: dict[str, object]) -> Path:
+def _tgz(path: Path, files: list[tuple[str, bytes]], manifest: Mapping[str, object]) -> Path:
     with tarfile.open(path, "w:gz") as tar:
         for name, data in [("package.json", json.dumps(manifest).encode()), *files]:
             info = tarfile.TarInfo(f"package/{name}")
@@ -83,12 +84,11 @@ def test_folder_of_json(tmp_path: Path) -> None:
 def test_package_folder_with_index(tmp_path: Path) -> None:
     files = [_as_json(f) for f in UKCORE_FILES]
     _write_package(tmp_path, files, MANIFEST)
-    index = {"index-version": 1, "files": []}
+    entries: list[dict[str, str]] = []
     for name, data in files:
         res = json.loads(data)
-        index["files"].append(
-            {"filename": name, "resourceType": res["resourceType"], "id": res["id"], "url": res["url"]}
-        )
+        entries.append({"filename": name, "resourceType": res["resourceType"], "id": res["id"], "url": res["url"]})
+    index = {"index-version": 1, "files": entries}
     (tmp_path / "package" / ".index.json").write_text(json.dumps(index))
     source = folder_source(tmp_path)
     assert source.manifest == MANIFEST
