@@ -1,49 +1,103 @@
 """The validator's front door: ``validate(resource, profiles=...) -> ValidationResult``.
 
-Callers (the CLI, the HTTP endpoint's intake and ``$validate``) use only :func:`validate` and
-:class:`~escape_fhir.validation.result.ValidationResult`; how the checks are done is behind it.
+Callers (the CLI, the HTTP endpoint's intake and ``$validate``) use :func:`validate` and
+:class:`~escape_fhir.validation.result.ValidationResult`; a :class:`Validator` holds one set of definitions
+(for other packages: ``Validator(default_definitions(["path/to/package.tgz"]))``) and its compiled profiles.
 
-Baseline (until the profile validator lands): R4 structure through the ``fhir.resources`` R4B models and
-the NHS number check digit. Both are real checks; the full validator replaces the body, not the signature.
+What a validation checks is in :mod:`~escape_fhir.validation.walker`; where definitions come from, in
+:mod:`~escape_fhir.validation.definitions`. Snapshots are compiled once per profile URL and kept for the
+life of the Validator; the default Validator lives as long as the process.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from typing import Any
-
-import nhs_number
+from typing import TYPE_CHECKING, Any
 
 from escape_fhir.errors import Issue
-from escape_fhir.fhir import codes
-from escape_fhir.fhir.resources import structure_issues
 from escape_fhir.validation.result import ValidationResult
+
+if TYPE_CHECKING:
+    from escape_fhir.validation.definitions import Definitions
+    from escape_fhir.validation.elements import CompiledProfile
+
+__all__ = ["Validator", "default_validator", "validate"]
 
 Json = dict[str, Any]
 
 
-def validate(resource: Json, profiles: Sequence[str] = ()) -> ValidationResult:
+class Validator:
+    """Validates resources against one chain of definitions; compiled profiles are cached per URL."""
+
+    def __init__(self, definitions: Definitions | None = None) -> None:
+        if definitions is None:
+            from escape_fhir.validation.definitions import default_definitions
+
+            definitions = default_definitions()
+        self.definitions = definitions
+        self._compiled: dict[str, CompiledProfile | None] = {}
+        self._lock = threading.Lock()
+
+    def compiled(self, url: str) -> CompiledProfile | None:
+        """The compiled snapshot of a StructureDefinition (``url`` or ``url|version``), None when unknown."""
+        found = self._compiled.get(url, _MISSING)
+        if found is _MISSING:
+            with self._lock:
+                found = self._compiled[url] = self._compile(url)
+        return found  # type: ignore[return-value]
+
+    def _compile(self, url: str) -> CompiledProfile | None:
+        from escape_fhir.validation.elements import compile_snapshot
+
+        elements = self.definitions.snapshot(url)
+        if not elements:
+            return None
+        return compile_snapshot(url, elements)
+
+    def base(self, type_code: str) -> CompiledProfile | None:
+        """The base R4 definition of a type or resource."""
+        return self.compiled(self.definitions.base_url(type_code))
+
+    def validate(self, resource: Json, profiles: Sequence[str] = ()) -> ValidationResult:
+        """Every issue of one resource (a Bundle with everything in it); never raises for bad content.
+
+        Checked against the base type, each ``meta.profile`` (an unknown one is a warning) and each of
+        ``profiles`` (an unknown one is an error).
+        """
+        from escape_fhir.validation.walker import Walk
+
+        walk = Walk(self)
+        loc = resource.get("resourceType") if isinstance(resource, dict) else None
+        walk.resource(resource, loc if isinstance(loc, str) else "Resource", explicit=profiles)
+        return ValidationResult(_unique(walk.issues))
+
+
+_MISSING = object()
+_default: Validator | None = None
+_default_lock = threading.Lock()
+
+
+def default_validator() -> Validator:
+    """The process-wide Validator over :func:`~escape_fhir.validation.definitions.default_definitions`."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Validator()
+    return _default
+
+
+def validate(resource: Json, profiles: Sequence[str] = (), definitions: Definitions | None = None) -> ValidationResult:
     """Validate one resource (a Bundle included, with everything in it); never raises for bad content.
 
     ``profiles`` are canonical URLs to validate against besides the base definition and ``meta.profile``.
+    ``definitions`` replaces the default chain (project profiles, package cache, base R4).
     """
-    base = str(resource.get("resourceType", "Resource"))
-    issues = structure_issues(resource, base)
-    issues += _nhs_numbers(resource, base)
-    return ValidationResult(issues)
+    validator = default_validator() if definitions is None else Validator(definitions)
+    return validator.validate(resource, profiles)
 
 
-def _nhs_numbers(node: Any, location: str) -> list[Issue]:
-    """Every NHS number identifier in the content must pass the Modulus 11 check (nhs-standards.md 3.1)."""
-    found: list[Issue] = []
-    if isinstance(node, dict):
-        value = node.get("value")
-        if node.get("system") == codes.NHS_NUMBER and isinstance(value, str) and not nhs_number.is_valid(value):
-            message = f"NHS number {value!r} fails the Modulus 11 check digit"
-            found.append(Issue("error", "value", message, f"{location}.value"))
-        for key, child in node.items():
-            found += _nhs_numbers(child, f"{location}.{key}")
-    elif isinstance(node, list):
-        for i, child in enumerate(node):
-            found += _nhs_numbers(child, f"{location}[{i}]")
-    return found
+def _unique(issues: list[Issue]) -> list[Issue]:
+    """Issues once each: several profiles of one resource find the same base problems."""
+    return list(dict.fromkeys(issues))
