@@ -211,6 +211,10 @@ def test_slices_follow_their_slicing(sd: Json) -> None:
             sliced = el["id"].rsplit(":", 1)[0]
             assert "slicing" in seen.get(sliced, {}), f"{el['id']}: slicing is declared on {sliced} before it"
             assert el["sliceName"] == el["id"].rsplit(":", 1)[1]
+            # The sliced element is at least as required as its slices together.
+            slices = [s for i, s in seen.items() if re.fullmatch(re.escape(sliced) + r":[^.:]+", i)]
+            required = sum(s.get("min", 0) for s in slices)
+            assert seen[sliced].get("min", 0) >= required + el.get("min", 0), el["id"]
         seen[el["id"]] = el
 
 

@@ -62,7 +62,8 @@ def referral() -> Json:
             definition="A referral of one person to an ESCAPE-pain programme (knees and hips, or backs), with the "
             "answers and scores that support it.",
         ),
-        element(f"{sr}.extension", slicing=slicing("value", "url", "Extensions are told apart by url.")),
+        # The sliced element is at least as required as its slices (as snapshot generators expect).
+        element(f"{sr}.extension", min=1, slicing=slicing("value", "url", "Extensions are told apart by url.")),
         element(
             f"{sr}.extension:referralSource",
             short="Who sent the referral",
