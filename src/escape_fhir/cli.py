@@ -118,6 +118,47 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate FHIR files: one line per issue (or an OperationOutcome with --json); exit 0/1/2."""
+    from escape_fhir.fhir.formats import parse
+    from escape_fhir.validation.api import Validator
+    from escape_fhir.validation.definitions import default_definitions
+
+    validator = Validator(default_definitions([_package(p) for p in args.package]))
+    results, unreadable = [], False
+    for path in args.paths:
+        try:
+            resource = parse(_read(path))
+        except InputError as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            unreadable = True
+            continue
+        results.append((path, validator.validate(resource, args.profile)))
+    if args.json:
+        outcomes = [(path, result.outcome()) for path, result in results]
+        _write_json(outcomes[0][1] if len(args.paths) == 1 and outcomes else _outcome_bundle(outcomes))
+    else:
+        for path, result in results:
+            prefix = f"{path}: " if len(args.paths) > 1 else ""
+            print("\n".join(f"{prefix}{i.severity} {i.location}: {i.message}" for i in result.issues) or f"{prefix}ok")
+    if unreadable:
+        return EXIT_INPUT
+    return EXIT_FAILED if any(not result.ok for _, result in results) else EXIT_OK
+
+
+def _package(spec: str) -> str:
+    """A ``--package``: a folder, a ``.tgz`` or ``name#version`` in the FHIR package cache."""
+    if "#" not in spec and not Path(spec).exists():
+        raise _Usage(f"cannot read package {spec}: no such folder or .tgz file")
+    return spec
+
+
+def _outcome_bundle(outcomes: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Several files: a collection Bundle with one OperationOutcome per file, its fullUrl the file's URI."""
+    entries = [{"fullUrl": Path(path).resolve().as_uri(), "resource": oo} for path, oo in outcomes]
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="escape-fhir", description="FHIR R4 adapter for ESCAPE-pain referrals")
     parser.add_argument("--version", action="version", version=f"escape-fhir {__version__}")
@@ -143,6 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("referral", help="read a referral back from a FHIR Bundle (JSON or XML)")
     p.add_argument("file", help="Bundle file, or - for stdin")
     p.set_defaults(func=cmd_referral)
+
+    p = sub.add_parser("validate", help="validate FHIR resources (JSON/XML) against R4, UK Core and our profiles")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="resource or Bundle files, or - for stdin")
+    p.add_argument("--profile", action="append", default=[], metavar="URL", help="also validate against this profile")
+    p.add_argument(
+        "--package", action="append", default=[], metavar="DIR_OR_TGZ", help="load definitions from a package"
+    )
+    p.add_argument("--json", action="store_true", help="print an OperationOutcome instead of one line per issue")
+    p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the referral input format")
     p.set_defaults(func=cmd_schema)
