@@ -1,7 +1,8 @@
 """Break-one-thing edits as data: apply ``[op, path, value?]`` rows to a deep copy of a resource.
 
 Paths are dotted, with list indices as numbers (``entry.0.resource.focus.0.reference``). Operations:
-``set`` (a value), ``delete``, ``append`` (a value to a list), ``swap`` (two list items, second path).
+``set`` (a value), ``delete``, ``append`` (a value to a list), ``insert`` (a value before a list index),
+``swap`` (two list items, second path).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def apply_edits(resource: dict[str, Any], edits: Sequence[Sequence[Any]]) -> dic
             del parent[key]
         elif op == "append":
             parent[key].append(copy.deepcopy(args[0]))
+        elif op == "insert":
+            parent.insert(key, copy.deepcopy(args[0]))
         elif op == "swap":
             other_parent, other_key = _parent(result, args[0])
             parent[key], other_parent[other_key] = other_parent[other_key], parent[key]

@@ -136,21 +136,23 @@ class _Checker:
             self.add("error", "business-rule", f"item {link!r} is answered but not enabled (enableWhen)", location)
         answers = _list(item, "answer")
         kind = str(question.get("type", ""))
-        if kind in _NO_ANSWERS and answers:
-            self.add("error", "structure", f"{kind} item {link!r} cannot have answers", f"{location}.answer")
-        elif len(answers) > 1 and question.get("repeats") is not True:
-            message = f"item {link!r} does not repeat but has {len(answers)} answers"
+        if kind in _NO_ANSWERS:
+            if answers:
+                self.add("error", "structure", f"{kind} item {link!r} cannot have answers", f"{location}.answer")
+        else:
+            self.answers_of(answers, question, location)
+        if _list(item, "item") or kind == "group":
+            self.items(_list(item, "item"), _list(question, "item"), location, f"{location}.item")
+
+    def answers_of(self, answers: list[Json], question: Json, location: str) -> None:
+        """A question's answers, and the items nested under each (R4: children of a question go in answer)."""
+        if len(answers) > 1 and question.get("repeats") is not True:
+            message = f"item {question.get('linkId')!r} does not repeat but has {len(answers)} answers"
             self.add("error", "structure", message, f"{location}.answer")
         for k, answer in enumerate(answers):
-            self.answer(answer, question, f"{location}.answer[{k}]")
-            self.items(
-                _list(answer, "item"),
-                _list(question, "item"),
-                f"{location}.answer[{k}]",
-                f"{location}.answer[{k}].item",
-            )
-        if _list(item, "item") or (kind == "group" and not answers):
-            self.items(_list(item, "item"), _list(question, "item"), location, f"{location}.item")
+            here = f"{location}.answer[{k}]"
+            self.answer(answer, question, here)
+            self.items(_list(answer, "item"), _list(question, "item"), here, f"{here}.item")
 
     def text(self, item: Json, question: Json, location: str) -> None:
         text, expected = item.get("text"), question.get("text")
@@ -177,10 +179,12 @@ class _Checker:
             low, high = _extension(question, EXT_MIN_OCCURS), _extension(question, EXT_MAX_OCCURS)
             if isinstance(high, int) and count > high:
                 self.add(
-                    "error", "structure", f"item {link!r} occurs {count} times, more than maxOccurs {high}", prefix
+                    "error", "structure", f"item {link!r} has {count} occurrence(s), more than maxOccurs {high}", prefix
                 )
             if self.strict and isinstance(low, int) and 0 < count < low:
-                self.add("error", "required", f"item {link!r} occurs {count} times, fewer than minOccurs {low}", prefix)
+                self.add(
+                    "error", "required", f"item {link!r} has {count} occurrence(s), fewer than minOccurs {low}", prefix
+                )
 
     # --- enableWhen (R4 Questionnaire.item.enableWhen; SDC enableWhenExpression) ----------------------------
 
