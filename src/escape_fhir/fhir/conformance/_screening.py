@@ -85,15 +85,16 @@ def _score_invariants(url: str) -> list[Json]:
     # Each item scores 0 or 1 (Keele "Using and scoring", nhs-standards.md 4.2): the total is 0..9 and the
     # psychosocial subscore 0..5; the risk level is coded (its codes are bound on value[x]).
     rules = []
-    for key, (code, _), top in (
-        ("esc-sb-1", codes.STARTBACK_TOTAL, len(ITEM_CODES)),
-        ("esc-sb-2", codes.STARTBACK_SUBSCORE, len(PSYCHOSOCIAL_CODES)),
+    for key, name, (code, _), top in (
+        ("esc-sb-1", "total score", codes.STARTBACK_TOTAL, len(ITEM_CODES)),
+        ("esc-sb-2", "psychosocial subscore", codes.STARTBACK_SUBSCORE, len(PSYCHOSOCIAL_CODES)),
     ):
-        expression = f"code.{coded(codes.LOINC, code)} implies value.ofType(integer).where($this >= 0 and $this <= {top}).exists()"
-        rules.append(invariant(key, f"A {code} score is an integer from 0 to {top}", expression, url))
+        in_range = f"value.ofType(integer).where($this >= 0 and $this <= {top}).exists()"
+        human = f"A {name} ({code}) is an integer from 0 to {top}"
+        rules.append(invariant(key, human, f"code.{coded(codes.LOINC, code)} implies {in_range}", url))
     risk = codes.STARTBACK_RISK[0]
     expression = f"code.{coded(codes.LOINC, risk)} implies value.ofType(CodeableConcept).exists()"
-    rules.append(invariant("esc-sb-3", f"A {risk} risk level is a coded value", expression, url))
+    rules.append(invariant("esc-sb-3", f"A risk level ({risk}) is a coded value", expression, url))
     return rules
 
 
