@@ -131,7 +131,9 @@ def test_choice_rename_and_type_slice() -> None:
 
 
 BROKEN = [
-    pytest.param(_profile("no-base", EX + "missing"), "not-found", "base definition", id="missing-base"),
+    pytest.param(
+        {**_profile("no-base", EX + "missing"), "type": ""}, "not-found", "base definition", id="missing-base"
+    ),
     pytest.param(
         _profile(
             "bad-path",
@@ -210,3 +212,18 @@ def test_cross_version_only_for_the_version_pattern() -> None:
     assert cross_version_extension("http://hl7.org/fhir/4.3/StructureDefinition/extension-Patient.gender", model())[
         "url"
     ].endswith("Patient.gender")
+
+
+def test_missing_base_profile_falls_back_to_base_r4_type_with_warnings() -> None:
+    profile = _profile(
+        "on-missing",
+        EX + "missing",
+        {"id": "Patient.identifier:nhs", "path": "Patient.identifier", "sliceName": "nhs"},
+        {"id": "Patient.gender", "path": "Patient.gender", "min": 1},
+    )
+    defs = _chain(profile)
+    elements = {e["id"]: e for e in defs.snapshot(profile["url"]) or []}
+    assert elements["Patient.gender"]["min"] == 1
+    problems = defs.problems(profile["url"])
+    assert [p.severity for p in problems] == ["warning", "warning"]
+    assert "not available" in problems[0].message and "without a slicing" in problems[1].message

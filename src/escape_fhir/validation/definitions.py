@@ -144,13 +144,18 @@ class Definitions:
             self._note(url, Issue("error", "structure", f"{url} has neither a snapshot nor a baseDefinition", url))
             return None
         base = self.snapshot(base_url)
+        fallback = base is None and sd.get("derivation") == "constraint" and bool(sd.get("type"))
+        if base is None and fallback:
+            base = self.snapshot(self.base_url(str(sd["type"])))
         if base is None:
             message = f"{url}: base definition {base_url} is not available"
             self._note(url, Issue("error", "not-found", message, url))
             return None
+        if fallback:
+            self._note(url, _fallback_issue(url, base_url, str(sd["type"])))
         elements, problems = generate(sd, base, self.snapshot)
         for problem in problems:
-            self._note(url, problem)
+            self._note(url, Issue("warning", problem.code, problem.message, problem.location) if fallback else problem)
         return elements
 
     def problems(self, url: str) -> list[Issue]:
@@ -187,6 +192,20 @@ class Definitions:
         with self._lock:
             result: bool | None = self._terms().has_code(value_set_url, system, code)
             return result
+
+
+def _fallback_issue(url: str, base_url: str, type_name: str) -> Issue:
+    """A profile whose base profile is not loaded is built on the base R4 type instead, and says so.
+
+    The project's profiles derive from UK Core; without UK Core at hand (no folder given, nothing in the
+    package cache) they still check what they add themselves. What they inherit from UK Core is not
+    checked, and the differential's references to UK Core slices become warnings.
+    """
+    message = (
+        f"{url}: base definition {base_url} is not available; the snapshot is built on base R4 {type_name} "
+        "(load its package, e.g. UK Core, to check what the profile inherits)"
+    )
+    return Issue("warning", "not-found", message, url)
 
 
 @functools.lru_cache(maxsize=16)

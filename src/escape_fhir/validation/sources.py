@@ -186,7 +186,7 @@ def project_source() -> MemorySource:
     questionnaires alone (the two are the same resources as ``profiles/``, which is generated from them).
     """
     try:
-        from escape_fhir.fhir.conformance import conformance_resources  # type: ignore[attr-defined,unused-ignore]
+        from escape_fhir.fhir.conformance import conformance_resources
     except ImportError:
         from escape_fhir.fhir.questionnaires import all_questionnaires
 
@@ -195,12 +195,23 @@ def project_source() -> MemorySource:
     return MemorySource(resources)
 
 
+def project_manifest() -> Json | None:
+    """The project's ``package.json`` (its dependencies, UK Core among them), when the module provides it."""
+    try:
+        from escape_fhir.fhir.conformance import package_manifest
+    except ImportError:
+        return None
+    manifest: Json = package_manifest()
+    return manifest
+
+
 def default_sources(packages: Iterable[str], *, package_cache: bool = True) -> list[DefinitionSource]:
     """The standard chain (see :func:`escape_fhir.validation.definitions.default_definitions`)."""
     from escape_fhir.validation.crossversion import CrossVersionSource, builtin_extensions
 
+    manifest = project_manifest()
     chain: list[DefinitionSource] = [project_source()]
-    chain += package_sources(list(packages), package_cache=package_cache)
+    chain += package_sources(list(packages), package_cache=package_cache, requires=[manifest] if manifest else [])
     chain += [BaseR4Source(), builtin_extensions(), CrossVersionSource()]
     return chain
 
@@ -427,18 +438,24 @@ def open_package(spec: str, cache: Path | None) -> FileSource:
     return missing
 
 
-def package_sources(packages: Iterable[str], *, package_cache: bool = True) -> list[FileSource]:
-    """The given packages, then (with ``package_cache``) their dependencies found in the cache, breadth first."""
+def package_sources(
+    packages: Iterable[str], *, package_cache: bool = True, requires: Iterable[Json] = ()
+) -> list[FileSource]:
+    """The given packages, then (with ``package_cache``) the dependencies they and ``requires`` (manifests,
+    such as the project's own) declare, found in the cache, breadth first. A package whose name is already
+    loaded (a UK Core folder given explicitly, say) is not looked up again; a dependency not in the cache
+    is a warning on the package that declares it."""
     cache = package_cache_dir() if package_cache else None
     sources = [open_package(spec, cache) for spec in packages]
-    seen = {_package_id(s.manifest) for s in sources if s.manifest}
-    queue = list(sources)
+    requirers = [FileSource(str(m.get("name", "project")), (), m) for m in requires]
+    loaded = {str(s.manifest.get("name")) for s in sources if s.manifest} | _CORE_PACKAGES
+    queue = [*requirers, *sources]
     while queue and cache is not None:
         current = queue.pop(0)
         for name, version in (current.manifest or {}).get("dependencies", {}).items():
-            if name in _CORE_PACKAGES or f"{name}#{version}" in seen:
+            if name in loaded:
                 continue
-            seen.add(f"{name}#{version}")
+            loaded.add(name)
             dependency = open_package(f"{name}#{version}", cache)
             current.problems += [
                 Issue("warning", p.code, f"{current.name} depends on {p.message}", p.location)
@@ -447,8 +464,4 @@ def package_sources(packages: Iterable[str], *, package_cache: bool = True) -> l
             if not dependency.problems:
                 sources.append(dependency)
                 queue.append(dependency)
-    return sources
-
-
-def _package_id(manifest: Json) -> str:
-    return f"{manifest.get('name')}#{manifest.get('version')}"
+    return sources + [r for r in requirers if r.problems]
