@@ -227,3 +227,14 @@ def test_missing_base_profile_falls_back_to_base_r4_type_with_warnings() -> None
     problems = defs.problems(profile["url"])
     assert [p.severity for p in problems] == ["warning", "warning"]
     assert "not available" in problems[0].message and "without a slicing" in problems[1].message
+
+
+def test_project_profiles_snapshot_on_ukcore_without_problems() -> None:
+    from escape_fhir.validation.definitions import default_definitions
+    from tests.helpers import shared
+
+    defs = default_definitions([shared("fhir", "ukcore")], package_cache=False)
+    own = [sd["url"] for sd in defs.sources[0].all("StructureDefinition")]
+    assert own, "the project defines profiles"
+    assert {url: defs.problems(url) for url in own if defs.snapshot(url) is None or defs.problems(url)} == {}
+    assert defs.source_problems() == []
