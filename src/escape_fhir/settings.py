@@ -79,3 +79,16 @@ class Settings(BaseSettings):
             return None
         path = self.database_url[len(prefix) :].split("?", 1)[0]
         return Path(path) if path and path != ":memory:" else None
+
+
+class SettingsError(ValueError):
+    """Settings the server refuses to start with."""
+
+
+def check_startable(settings: Settings) -> None:
+    """No tokens is allowed only on a loopback address (anyone who can connect could read patient data)."""
+    if settings.open_access and not settings.loopback:
+        raise SettingsError(
+            f"refusing to serve on {settings.host} without bearer tokens: set ESCAPE_FHIR_TOKENS, "
+            "or bind to 127.0.0.1 for local use"
+        )

@@ -1,0 +1,57 @@
+"""The app factory: ``create_app(settings)`` builds the FastAPI app, its database and its routes.
+
+Nothing is built at import time (STYLE.md, FastAPI template): the engine is created here and migrated on
+start when ``settings.migrate`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from escape_fhir import __version__
+from escape_fhir.api import errors, messaging, rest
+from escape_fhir.api.logs import RequestLog
+from escape_fhir.settings import Settings, check_startable
+from escape_fhir.storage import Database
+
+log = logging.getLogger("escape_fhir.api")
+
+
+def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
+    """The server. Refuses to build without tokens on a non-loopback address (SettingsError)."""
+    check_startable(settings)
+    db = database or Database.from_url(settings.database_url)
+    if settings.migrate:
+        db.migrate()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.open_access:
+            log.warning(
+                "NO ACCESS CONTROL: no bearer tokens are configured, so anyone who can reach %s:%s may read "
+                "and submit referrals. Allowed on loopback only; set ESCAPE_FHIR_TOKENS for anything else.",
+                settings.host,
+                settings.port,
+            )
+        yield
+        db.dispose()
+
+    app = FastAPI(
+        title="escape-fhir",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    errors.install(app)
+    app.include_router(messaging.router)
+    app.include_router(rest.router)
+    app.add_middleware(RequestLog)
+    return app

@@ -1,0 +1,25 @@
+"""Dependencies shared by the routes (``Annotated`` aliases, after the FastAPI template)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from escape_fhir.settings import Settings
+from escape_fhir.storage import Database
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def base_url(request: Request) -> str:
+    """The server's base URL for fullUrls and links: the configured one, else the request's."""
+    settings: Settings = request.app.state.settings
+    return settings.base_url.rstrip("/") or str(request.base_url).rstrip("/")
+
+
+Db = Annotated[Database, Depends(get_db)]
+Base = Annotated[str, Depends(base_url)]

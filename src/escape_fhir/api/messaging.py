@@ -1,0 +1,50 @@
+"""``POST /$process-message`` (FHIR messaging.html; BaRS nhs-standards.md 1.1-1.7) and ``POST /`` (transaction)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from escape_fhir.api.auth import require
+from escape_fhir.api.deps import Base, Db
+from escape_fhir.api.negotiation import InBody, OutFormat, fhir_response
+from escape_fhir.errors import Issue
+from escape_fhir.fhir.formats import parse
+from escape_fhir.service import intake
+from escape_fhir.service.outcomes import OutcomeError, Problem
+from escape_fhir.service.transaction import process as process_transaction
+from escape_fhir.settings import Scope
+
+router = APIRouter()
+MAX_ID = 200
+
+
+def bars_ids(request: Request) -> tuple[str, str]:
+    """X-Request-ID and X-Correlation-ID, both required on a message (BaRS: 400 REC_BAD_REQUEST without)."""
+    found = []
+    for name in ("X-Request-ID", "X-Correlation-ID"):
+        value = request.headers.get(name, "").strip()
+        if not value or len(value) > MAX_ID:
+            text = f"the {name} header is required (a GUID of at most {MAX_ID} characters)"
+            raise OutcomeError(Problem.BAD_REQUEST, [Issue("error", "required", text, name)])
+        found.append(value)
+    return found[0], found[1]
+
+
+Ids = Annotated[tuple[str, str], Depends(bars_ids)]
+
+
+@router.post("/$process-message", dependencies=[require(Scope.SUBMIT)])
+def process_message(ids: Ids, fmt: OutFormat, body: InBody, db: Db, base: Base) -> Response:
+    bundle = parse(body.data, body.fmt)
+    delivery = intake.Delivery(ids[0], ids[1], body.data, body.fmt, base)
+    result = intake.process_message(db, bundle, delivery)
+    return fhir_response(result.body, fmt)
+
+
+@router.post("/", dependencies=[require(Scope.SUBMIT)])
+def transaction_bundle(fmt: OutFormat, body: InBody, db: Db, base: Base) -> Response:
+    bundle = parse(body.data, body.fmt)
+    return fhir_response(process_transaction(db, bundle, base), fmt)

@@ -1,0 +1,96 @@
+"""REST routes: metadata, read, vread, history, search, the triage update, ``$validate`` (FHIR http.html)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import Response
+
+from escape_fhir.api.auth import require
+from escape_fhir.api.deps import Base, Db
+from escape_fhir.api.negotiation import InBody, OutFormat, fhir_response, version_headers
+from escape_fhir.fhir.formats import parse
+from escape_fhir.service import rest, triage
+from escape_fhir.service.capability import capability_statement
+from escape_fhir.service.common import READ_TYPES, now
+from escape_fhir.service.outcomes import OutcomeError, Problem
+from escape_fhir.settings import Scope, Settings
+from escape_fhir.validation import validate
+
+router = APIRouter()
+READ = require(Scope.READ)
+
+
+def _params(request: Request) -> list[tuple[str, str]]:
+    return list(request.query_params.multi_items())
+
+
+@router.get("/metadata")
+def metadata(request: Request, fmt: OutFormat, base: Base) -> Response:
+    settings: Settings = request.app.state.settings
+    return fhir_response(capability_statement(base, secured=not settings.open_access), fmt)
+
+
+@router.post("/$validate", dependencies=[require(Scope.VALIDATE)])
+def validate_any(request: Request, fmt: OutFormat, body: InBody) -> Response:
+    profiles = request.query_params.getlist("profile")
+    return fhir_response(rest.validate_operation(parse(body.data, body.fmt), None, profiles), fmt)
+
+
+@router.post("/{resource_type}/$validate", dependencies=[require(Scope.VALIDATE)])
+def validate_type(resource_type: str, request: Request, fmt: OutFormat, body: InBody) -> Response:
+    rest.check_type(resource_type, (*READ_TYPES, "Questionnaire", "Bundle"))
+    profiles = request.query_params.getlist("profile")
+    return fhir_response(rest.validate_operation(parse(body.data, body.fmt), resource_type, profiles), fmt)
+
+
+@router.get("/Questionnaire", dependencies=[READ])
+def questionnaires(request: Request, fmt: OutFormat, base: Base) -> Response:
+    return fhir_response(rest.questionnaires(_params(request), base), fmt)
+
+
+@router.get("/Questionnaire/{questionnaire_id}", dependencies=[READ])
+def questionnaire(questionnaire_id: str, fmt: OutFormat) -> Response:
+    return fhir_response(rest.questionnaire(questionnaire_id), fmt)
+
+
+@router.get("/{resource_type}", dependencies=[READ])
+def search(resource_type: str, request: Request, fmt: OutFormat, db: Db, base: Base) -> Response:
+    return fhir_response(rest.search(db, resource_type, _params(request), base), fmt)
+
+
+@router.get("/{resource_type}/{resource_id}", dependencies=[READ])
+def read(resource_type: str, resource_id: str, fmt: OutFormat, db: Db) -> Response:
+    stored = rest.read(db, resource_type, resource_id)
+    return fhir_response(stored.content, fmt, headers=version_headers(stored))
+
+
+@router.get("/{resource_type}/{resource_id}/_history", dependencies=[READ])
+def history(resource_type: str, resource_id: str, fmt: OutFormat, db: Db, base: Base) -> Response:
+    return fhir_response(rest.history(db, resource_type, resource_id, base), fmt)
+
+
+@router.get("/{resource_type}/{resource_id}/_history/{version}", dependencies=[READ])
+def vread(resource_type: str, resource_id: str, version: str, fmt: OutFormat, db: Db) -> Response:
+    stored = rest.vread(db, resource_type, resource_id, version)
+    return fhir_response(stored.content, fmt, headers=version_headers(stored))
+
+
+@router.put("/Task/{task_id}", dependencies=[require(Scope.TRIAGE)])
+def update_task(
+    task_id: str, fmt: OutFormat, body: InBody, db: Db, if_match: Annotated[str | None, Header()] = None
+) -> Response:
+    task = parse(body.data, body.fmt)
+    if task.get("resourceType") != "Task" or task.get("id") != task_id:
+        text = f"PUT /Task/{task_id} takes that Task, with id {task_id}"
+        raise OutcomeError(Problem.BAD_REQUEST, text, location="Task.id")
+    validated_task(task)
+    stored = triage.update_task(db, task_id, task, if_match, now())
+    return fhir_response(stored.content, fmt, headers=version_headers(stored))
+
+
+def validated_task(task: dict[str, object]) -> None:
+    result = validate(task)
+    if not result.ok:
+        raise OutcomeError(Problem.BAD_REQUEST, result.issues)

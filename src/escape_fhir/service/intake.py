@@ -1,0 +1,176 @@
+"""``$process-message``: receive a BaRS referral message exactly once (FHIR messaging.html; BaRS 1.2, 1.7).
+
+Order of checks: the message's shape; a repeated ``X-Request-ID`` -> 409 ``duplicate`` (changes nothing);
+a Bundle id already processed -> its original response again (not processed twice); the validator's
+errors -> 400 with its issues; a Bundle that cannot be mapped to a referral -> 422 with located issues.
+Then, in one transaction, the request and message are logged and the referral stored; the caller answers
+200 only after the commit.
+
+Two deliveries of one message at the same moment (two server processes on one PostgreSQL database): both
+insert the message row; the unique key makes the second wait for the first and then fail, and the second
+answers with the first one's stored response.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from escape_fhir.domain import Outcome, assess
+from escape_fhir.errors import Issue, MappingError
+from escape_fhir.fhir.readers import read_referral
+from escape_fhir.service.common import now, referral_reference
+from escape_fhir.service.messages import Message, read_message, retired_verification_codes
+from escape_fhir.service.outcomes import OutcomeError, Problem
+from escape_fhir.service.referrals import acknowledgement, find_referral, store_new, store_update, withdraw
+from escape_fhir.service.triage import Assessment
+from escape_fhir.storage import Database, MessageRecord, Repository, instant
+from escape_fhir.validation import validate
+
+Json = dict[str, Any]
+log = logging.getLogger("escape_fhir.intake")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One HTTP delivery of a message: its ids (BaRS headers) and its bytes as received (kept for audit)."""
+
+    request_id: str
+    correlation_id: str
+    original: bytes
+    fmt: str
+    base: str
+
+
+@dataclass
+class Result:
+    body: Json
+    replayed: bool = False
+    referral: str | None = None
+    warnings: list[Issue] = field(default_factory=list)
+
+
+def _duplicate_request(request_id: str) -> OutcomeError:
+    text = f"X-Request-ID {request_id} has already been received; the message is not processed again"
+    return OutcomeError(Problem.CONFLICT, [Issue("error", "duplicate", text, "X-Request-ID")])
+
+
+def checked(bundle: Json) -> tuple[Message, list[Issue]]:
+    """The message, or OutcomeError; the warnings to return with a 200 (validator's and reader's)."""
+    message = read_message(bundle)
+    return message, validated(bundle)
+
+
+def validated(bundle: Json) -> list[Issue]:
+    """The validator's warnings, or OutcomeError 400 with its errors (and warnings).
+
+    Retired NHS number verification codes are accepted (nhs-standards.md 1.8): the validator's complaints
+    about them become warnings, never a reason to refuse.
+    """
+    entries = bundle.get("entry")
+    retired = retired_verification_codes(entries if isinstance(entries, list) else [])
+    prefixes = tuple(i.location for i in retired)
+    errors, warnings = [], list(retired)
+    # Only errors count here; the validator's own warnings are for $validate, not for every acknowledgement.
+    for issue in validate(bundle).errors:
+        if prefixes and issue.location.startswith(prefixes):
+            warnings.append(Issue("warning", issue.code, issue.message, issue.location))
+        else:
+            errors.append(issue)
+    if errors:
+        raise OutcomeError(Problem.BAD_REQUEST, errors)
+    return warnings
+
+
+def assessment_of(message: Message, warnings: list[Issue]) -> Assessment | None:
+    """Eligibility and STarT Back risk of the referral; None for a withdrawal (it carries no referral)."""
+    return None if message.withdraws else assess_bundle(message.bundle, warnings)
+
+
+def assess_bundle(bundle: Json, warnings: list[Issue]) -> Assessment:
+    """Map the Bundle to a referral (422 with located issues if it cannot be) and assess it."""
+    try:
+        read = read_referral(bundle)
+    except MappingError as exc:
+        raise OutcomeError(Problem.UNPROCESSABLE, exc.issues) from None
+    known = {i.location for i in warnings}
+    warnings += [w for w in read.warnings if not w.location.startswith(tuple(known) or ("\0",))]
+    result = assess(read.referral)
+    open_points = [f"{c.title}: {c.reason}" for c in result.criteria if c.outcome is not Outcome.MET]
+    summary = "; ".join(open_points) if open_points else "every criterion met"
+    start_back = read.referral.effective_start_back()
+    return Assessment(result.decision.value, summary, start_back.risk if start_back else None)
+
+
+def process_message(db: Database, bundle: Json, delivery: Delivery) -> Result:
+    message, warnings = checked(bundle)
+    with db.read() as repo:
+        if repo.request_seen(delivery.request_id):
+            raise _duplicate_request(delivery.request_id)
+        if repo.message(message.bundle_id) is not None:
+            return _replay(db, message.bundle_id, delivery)
+    assessment = assessment_of(message, warnings)
+    try:
+        return _store(db, message, assessment, warnings, delivery)
+    except IntegrityError:
+        # Lost a race with a simultaneous delivery: answer as if it had come second (module docstring).
+        log.info("message %s delivered concurrently; answering from the log", message.bundle_id)
+        return _after_race(db, message, assessment, warnings, delivery)
+
+
+def _store(
+    db: Database, message: Message, assessment: Assessment | None, warnings: list[Issue], delivery: Delivery
+) -> Result:
+    moment = now()
+    with db.write() as repo:
+        repo.record_request(delivery.request_id, message.bundle_id, moment)
+        record = MessageRecord(
+            message.bundle_id, delivery.request_id, delivery.correlation_id, message.reason, None, {}
+        )
+        repo.claim_message(record, moment, delivery.original, delivery.fmt)
+        number, stored = _apply(repo, message, assessment, moment)
+        body = acknowledgement(message, stored, warnings, delivery.base, instant(moment))
+        repo.finish_message(message.bundle_id, number, body)
+    return Result(body, referral=referral_reference(number), warnings=warnings)
+
+
+def _apply(
+    repo: Repository, message: Message, assessment: Assessment | None, moment: datetime
+) -> tuple[int, dict[int, Json]]:
+    if message.reason == "new" and assessment is not None:
+        return store_new(repo, message, assessment, moment)
+    record = find_referral(repo, message)
+    if assessment is None:
+        return record.number, withdraw(repo, message, record, moment)
+    return record.number, store_update(repo, message, record, assessment, moment)
+
+
+def _replay(db: Database, bundle_id: str, delivery: Delivery) -> Result:
+    """The original response to a message already processed; the new request id is logged too."""
+    try:
+        with db.write() as repo:
+            repo.record_request(delivery.request_id, bundle_id, now())
+            original = repo.message(bundle_id)
+    except IntegrityError:
+        raise _duplicate_request(delivery.request_id) from None
+    assert original is not None
+    number = original.referral_number
+    return Result(original.response, replayed=True, referral=referral_reference(number) if number else None)
+
+
+def _after_race(
+    db: Database, message: Message, assessment: Assessment | None, warnings: list[Issue], delivery: Delivery
+) -> Result:
+    with db.read() as repo:
+        seen = repo.request_seen(delivery.request_id)
+        processed = repo.message(message.bundle_id) is not None
+    if seen:
+        raise _duplicate_request(delivery.request_id)
+    if processed:
+        return _replay(db, message.bundle_id, delivery)
+    # Another message created the same referral first: storing again now answers 409 (store_new).
+    return _store(db, message, assessment, warnings, delivery)

@@ -1,0 +1,236 @@
+"""Storing an accepted referral message: our ids, our referral number, the triage Task, the acknowledgement.
+
+BaRS (nhs-standards.md 1.5, 1.7): ids are assigned by the receiver; the synchronous 200 returns the request
+Bundle carrying them, plus a ``planned`` Encounter whose identifier is our human-readable referral reference.
+Internal ``urn:uuid:`` references become ``Type/id``. An ``update`` replaces the referral's resources as new
+versions of the same ids; a withdrawal (``delete``, or ``update`` with status revoked / entered-in-error)
+revokes the ServiceRequest, cancels the Task and the planned Encounter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from escape_fhir.errors import Issue
+from escape_fhir.service.common import ID_REFERRAL_REFERENCE, new_id, ref, referral_reference, rewrite_references
+from escape_fhir.service.messages import WITHDRAWN, Message, sender_identifier
+from escape_fhir.service.outcomes import OutcomeError, Problem, outcome
+from escape_fhir.service.triage import OPEN, Assessment, new_task, task_inputs
+from escape_fhir.storage import ReferralRecord, Repository, Stored, instant
+
+Json = dict[str, Any]
+
+#: Entries kept in the acknowledgement but not stored: the header is the message's, Questionnaires are
+#: definitions (ours are served from the package).
+NOT_STORED = frozenset({"MessageHeader", "Questionnaire", "OperationOutcome", "Bundle"})
+CLOSED_REFERRAL = frozenset({"revoked", "completed", "entered-in-error"})
+
+
+class Plan:
+    """Which of our ids each entry of the message gets."""
+
+    def __init__(self, message: Message, known: dict[str, tuple[str, str]] | None = None) -> None:
+        self.message = message
+        self.ids: dict[int, str] = {}
+        known = known or {}
+        ours = set(known.values())
+        for i in range(len(message.entries)):
+            kind = message.resource(i).get("resourceType")
+            if not isinstance(kind, str) or kind in NOT_STORED:
+                continue
+            found = next((known[k] for k in self.sender_keys(i) if k in known), None)
+            sender_id = message.resource(i).get("id")
+            if found is None and (kind, sender_id) in ours:
+                found = (kind, str(sender_id))
+            self.ids[i] = found[1] if found else new_id()
+
+    def sender_keys(self, i: int) -> list[str]:
+        entry, res = self.message.entries[i], self.message.resource(i)
+        keys = [entry["fullUrl"]] if isinstance(entry.get("fullUrl"), str) else []
+        if isinstance(res.get("id"), str):
+            keys.append(ref(str(res["resourceType"]), res["id"]))
+        return keys
+
+    def reference(self, i: int) -> str:
+        return ref(str(self.message.resource(i)["resourceType"]), self.ids[i])
+
+    def resolve(self, target: str) -> str | None:
+        i = self.message.resolve({"reference": target})
+        return self.reference(i) if i is not None and i in self.ids else None
+
+    def resource(self, i: int) -> Json:
+        body = rewrite_references(self.message.resource(i), self.resolve)
+        body["id"] = self.ids[i]
+        return dict(body)
+
+    def mapping(self) -> dict[str, tuple[str, str]]:
+        out = {}
+        for i, rid in self.ids.items():
+            for key in self.sender_keys(i):
+                out[key] = (str(self.message.resource(i)["resourceType"]), rid)
+        return out
+
+    def parts(self, sr: Json) -> dict[str, Json | None]:
+        """Focus, for, owner and requester of the triage Task, from the stored ServiceRequest."""
+        return {
+            "focus": {"reference": self.reference(self.message.service_request_at)},
+            "for": sr.get("subject"),
+            "owner": self._owner(),
+            "requester": sr.get("requester"),
+        }
+
+    def _owner(self) -> Json | None:
+        """The receiving Organization: the message's destination receiver, else the performer's provider."""
+        header = self.message.resource(0)
+        candidates = [d.get("receiver") for d in header.get("destination") or [] if isinstance(d, dict)]
+        for performer in self.message.service_request.get("performer") or []:
+            i = self.message.resolve(performer)
+            res = self.message.resource(i) if i is not None else {}
+            candidates.append(res.get("providedBy") if res.get("resourceType") == "HealthcareService" else performer)
+        for candidate in candidates:
+            i = self.message.resolve(candidate)
+            if i is not None and i in self.ids and self.message.resource(i).get("resourceType") == "Organization":
+                owner: Json = {"reference": self.reference(i)}
+                org = self.message.resource(i)
+                if org.get("identifier"):
+                    owner["identifier"] = org["identifier"][0]
+                if org.get("name"):
+                    owner["display"] = org["name"]
+                return owner
+        return None
+
+
+def planned_encounter(enc_id: str, reference: str, sr: Json, owner: Json | None, start: str) -> Json:
+    encounter: Json = {
+        "resourceType": "Encounter",
+        "id": enc_id,
+        "identifier": [{"system": ID_REFERRAL_REFERENCE, "value": reference}],
+        "status": "planned",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB", "display": "ambulatory"},
+        "subject": sr.get("subject"),
+        "basedOn": [{"reference": ref("ServiceRequest", sr["id"])}],
+        "period": {"start": start},
+    }
+    if owner:
+        encounter["serviceProvider"] = owner
+    return {k: v for k, v in encounter.items() if v is not None}
+
+
+def _save_all(repo: Repository, plan: Plan, now: datetime) -> dict[int, Stored]:
+    return {i: repo.save(plan.resource(i), now) for i in plan.ids}
+
+
+def store_new(repo: Repository, message: Message, assessment: Assessment, now: datetime) -> tuple[int, dict[int, Json]]:
+    """A new referral: our ids, number, resources, Task and planned Encounter. Returns the number and the
+    stored resource of every entry (the Encounter under key -1)."""
+    identifier = sender_identifier(message.service_request)
+    if identifier and (existing := repo.referral(sender_identifier=identifier)) is not None:
+        text = (
+            f"referral {identifier} is already held as {referral_reference(existing.number)}; "
+            "send changes with message reason update"
+        )
+        raise OutcomeError(Problem.CONFLICT, [Issue("error", "duplicate", text, "Bundle.entry[0].resource.reason")])
+    plan = Plan(message)
+    sr_id, task_id, enc_id = plan.ids[message.service_request_at], new_id(), new_id()
+    number = repo.add_referral(ReferralRecord(0, sr_id, task_id, enc_id, identifier), now)
+    stored = _save_all(repo, plan, now)
+    sr = stored[message.service_request_at].content
+    parts, reference = plan.parts(sr), referral_reference(number)
+    repo.save(new_task(task_id, reference, parts, assessment, instant(now)), now)
+    encounter = repo.save(planned_encounter(enc_id, reference, sr, parts["owner"], instant(now)), now)
+    repo.map_resources(number, plan.mapping())
+    return number, {**{i: s.content for i, s in stored.items()}, -1: encounter.content}
+
+
+def find_referral(repo: Repository, message: Message) -> ReferralRecord:
+    sr = message.service_request
+    found = repo.referral(service_request_id=sr["id"]) if isinstance(sr.get("id"), str) else None
+    identifier = sender_identifier(sr)
+    if found is None and identifier:
+        found = repo.referral(sender_identifier=identifier)
+    if found is None:
+        where = f"Bundle.entry[{message.service_request_at}].resource.identifier"
+        text = f"no referral with identifier {identifier} is held here to {message.reason}"
+        raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "not-found", text, where)])
+    return found
+
+
+def _current(repo: Repository, kind: str, rid: str) -> Stored:
+    stored = repo.current(kind, rid)
+    if stored is None:  # the referral table and the resources are written in one transaction
+        raise OutcomeError(Problem.SERVER_ERROR, f"{kind}/{rid} of a held referral is missing")
+    return stored
+
+
+def store_update(
+    repo: Repository, message: Message, record: ReferralRecord, assessment: Assessment, now: datetime
+) -> dict[int, Json]:
+    """Replace a held referral's resources as new versions of the same ids; refresh the Task's inputs."""
+    status = _current(repo, "ServiceRequest", record.service_request_id).content.get("status")
+    if status in CLOSED_REFERRAL:
+        text = f"{referral_reference(record.number)} is {status}; it cannot be updated"
+        raise OutcomeError(Problem.CONFLICT, text, location="Bundle.entry[0].resource.reason")
+    known = repo.referral_resources(record.number)
+    known.update({ref("ServiceRequest", record.service_request_id): ("ServiceRequest", record.service_request_id)})
+    plan = Plan(message, known)
+    plan.ids[message.service_request_at] = record.service_request_id
+    stored = _save_all(repo, plan, now)
+    task = _current(repo, "Task", record.task_id).content
+    repo.save({**task, "input": task_inputs(assessment), "lastModified": instant(now)}, now)
+    new_keys = {k: v for k, v in plan.mapping().items() if k not in known}
+    repo.map_resources(record.number, new_keys)
+    encounter = _current(repo, "Encounter", record.encounter_id).content
+    return {**{i: s.content for i, s in stored.items()}, -1: encounter}
+
+
+def withdraw(repo: Repository, message: Message, record: ReferralRecord, now: datetime) -> dict[int, Json]:
+    """Revoke the ServiceRequest, cancel the Task and the planned Encounter (BaRS cancellation, 1.7)."""
+    task = _current(repo, "Task", record.task_id).content
+    if task.get("status") == "completed":
+        text = f"{referral_reference(record.number)} is completed; it cannot be withdrawn"
+        raise OutcomeError(Problem.CONFLICT, text, location="Bundle.entry[0].resource.reason")
+    sent = message.service_request
+    sr = dict(_current(repo, "ServiceRequest", record.service_request_id).content)
+    sr["status"] = sent.get("status") if sent.get("status") in WITHDRAWN else "revoked"
+    if sent.get("reasonCode"):
+        sr["reasonCode"] = sent["reasonCode"]
+    stored_sr = repo.save(sr, now)
+    if task.get("status") in OPEN:
+        reason = {"text": "withdrawn by the sender"}
+        repo.save({**task, "status": "cancelled", "statusReason": reason, "lastModified": instant(now)}, now)
+    encounter = _current(repo, "Encounter", record.encounter_id).content
+    if encounter.get("status") == "planned":
+        encounter = repo.save({**encounter, "status": "cancelled"}, now).content
+    known = repo.referral_resources(record.number)
+    plan = Plan(message, known)
+    stored: dict[int, Json] = {message.service_request_at: stored_sr.content, -1: encounter}
+    for i in plan.ids:
+        if i not in stored and any(k in known for k in plan.sender_keys(i)):
+            current = repo.current(*next(known[k] for k in plan.sender_keys(i) if k in known))
+            if current is not None:
+                stored[i] = current.content
+    return stored
+
+
+def acknowledgement(message: Message, stored: dict[int, Json], warnings: list[Issue], base: str, now: str) -> Json:
+    """The request Bundle with our ids and the planned Encounter (nhs-standards.md 1.7), warnings appended."""
+    ours = {i: ref(str(res["resourceType"]), str(res["id"])) for i, res in stored.items() if i >= 0}
+
+    def resolve(target: str) -> str | None:
+        i = message.resolve({"reference": target})
+        return ours.get(i) if i is not None else None
+
+    entries = []
+    for i, entry in enumerate(message.entries):
+        if i in stored:
+            entries.append({"fullUrl": f"{base}/{ours[i]}", "resource": stored[i]})
+        else:
+            entries.append({**entry, "resource": rewrite_references(entry.get("resource"), resolve)})
+    encounter = stored[-1]
+    entries.append({"fullUrl": f"{base}/Encounter/{encounter['id']}", "resource": encounter})
+    if warnings:
+        entries.append({"fullUrl": f"urn:uuid:{new_id()}", "resource": outcome(None, warnings)})
+    head = {k: v for k, v in message.bundle.items() if k not in ("entry", "meta")}
+    meta = {**(message.bundle.get("meta") or {}), "lastUpdated": now}
+    return {"resourceType": "Bundle", **head, "meta": meta, "entry": entries}

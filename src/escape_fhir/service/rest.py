@@ -1,0 +1,169 @@
+"""Read, version read, history and search (FHIR http.html#read, #vread, #history, search.html), and
+``$validate`` (FHIR resource-operation-validate). No web framework here: the API layer calls these."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from escape_fhir.errors import Issue
+from escape_fhir.fhir.questionnaires import all_questionnaires
+from escape_fhir.service.common import READ_TYPES, now
+from escape_fhir.service.outcomes import OutcomeError, Problem, outcome
+from escape_fhir.service.search import PARAMETERS, Query, parse_query
+from escape_fhir.storage import Database, Stored, TokenFilter, instant
+from escape_fhir.validation import validate
+
+Json = dict[str, Any]
+
+
+def check_type(resource_type: str, allowed: Sequence[str] = READ_TYPES) -> None:
+    if resource_type not in allowed:
+        raise OutcomeError(Problem.NOT_FOUND, f"resource type {resource_type!r} is not served here")
+
+
+def read(db: Database, resource_type: str, resource_id: str) -> Stored:
+    check_type(resource_type)
+    with db.read() as repo:
+        found = repo.current(resource_type, resource_id)
+    if found is None:
+        raise OutcomeError(Problem.NOT_FOUND, f"{resource_type}/{resource_id} is not known")
+    if found.deleted:
+        raise OutcomeError(Problem.GONE, f"{resource_type}/{resource_id} was deleted")
+    return found
+
+
+def vread(db: Database, resource_type: str, resource_id: str, version: str) -> Stored:
+    check_type(resource_type)
+    found = None
+    if version.isdigit():
+        with db.read() as repo:
+            found = repo.version(resource_type, resource_id, int(version))
+    if found is None:
+        raise OutcomeError(Problem.NOT_FOUND, f"{resource_type}/{resource_id}/_history/{version} is not known")
+    if found.deleted:
+        raise OutcomeError(Problem.GONE, f"{resource_type}/{resource_id} version {version} is a deletion")
+    return found
+
+
+def history(db: Database, resource_type: str, resource_id: str, base: str) -> Json:
+    check_type(resource_type)
+    with db.read() as repo:
+        versions = repo.history(resource_type, resource_id)
+    if not versions:
+        raise OutcomeError(Problem.NOT_FOUND, f"{resource_type}/{resource_id} is not known")
+    entries = []
+    for v in versions:
+        url = f"{base}/{resource_type}/{resource_id}"
+        method = "DELETE" if v.deleted else "POST" if v.version_id == 1 else "PUT"
+        entry: Json = {"fullUrl": url}
+        if not v.deleted:
+            entry["resource"] = v.content
+        entry["request"] = {
+            "method": method,
+            "url": f"{resource_type}/{resource_id}" if method != "POST" else resource_type,
+        }
+        entry["response"] = {
+            "status": "410 Gone" if v.deleted else "201 Created" if v.version_id == 1 else "200 OK",
+            "etag": f'W/"{v.version_id}"',
+            "lastModified": instant(v.last_updated),
+        }
+        entries.append(entry)
+    return _bundle("history", entries, len(entries), [("self", f"{base}/{resource_type}/{resource_id}/_history")])
+
+
+def _bundle(kind: str, entries: list[Json], total: int | None, links: list[tuple[str, str]]) -> Json:
+    bundle: Json = {"resourceType": "Bundle", "meta": {"lastUpdated": instant(now())}, "type": kind}
+    if total is not None:
+        bundle["total"] = total
+    bundle["link"] = [{"relation": rel, "url": url} for rel, url in links]
+    bundle["entry"] = entries
+    return bundle
+
+
+def search(db: Database, resource_type: str, params: Sequence[tuple[str, str]], base: str) -> Json:
+    if resource_type not in PARAMETERS:
+        check_type(resource_type)
+        raise OutcomeError(
+            Problem.METHOD_NOT_ALLOWED, f"search of {resource_type} is not supported", headers={"Allow": "POST"}
+        )
+    query = parse_query(resource_type, params)
+    with db.read() as repo:
+        if query.patient_identifiers:
+            patients, _ = repo.search("Patient", [TokenFilter("identifier", query.patient_identifiers)], count=1000)
+            refs = tuple((None, f"Patient/{p.resource_id}") for p in patients) or ((None, "Patient/-"),)
+            query.filters.append(TokenFilter("patient", refs))
+        found, total = repo.search(
+            resource_type,
+            query.filters,
+            query.updated,
+            newest_first=query.newest_first,
+            count=query.count,
+            offset=query.offset,
+        )
+    entries = [
+        {"fullUrl": f"{base}/{resource_type}/{s.resource_id}", "resource": s.content, "search": {"mode": "match"}}
+        for s in found
+    ]
+    return _bundle("searchset", entries, total, _links(base, resource_type, query, total))
+
+
+def _links(base: str, resource_type: str, query: Query, total: int) -> list[tuple[str, str]]:
+    """``self`` and, when more matches follow, ``next`` (search.html#paging); ``_offset`` pages."""
+    kept = [(k, v) for k, v in query.used if k not in ("_offset", "_count")]
+    page = [*kept, ("_count", str(query.count))]
+    links = [("self", f"{base}/{resource_type}?{urlencode([*page, ('_offset', str(query.offset))])}")]
+    if query.count and query.offset + query.count < total:
+        links.append(
+            ("next", f"{base}/{resource_type}?{urlencode([*page, ('_offset', str(query.offset + query.count))])}")
+        )
+    if query.offset > 0:
+        previous = max(query.offset - query.count, 0)
+        links.append(("previous", f"{base}/{resource_type}?{urlencode([*page, ('_offset', str(previous))])}"))
+    return links
+
+
+# --- the project's Questionnaires --------------------------------------------------------------------------
+def questionnaire(questionnaire_id: str) -> Json:
+    for q in all_questionnaires():
+        if q.get("id") == questionnaire_id:
+            return q
+    raise OutcomeError(Problem.NOT_FOUND, f"Questionnaire/{questionnaire_id} is not known")
+
+
+def questionnaires(params: Sequence[tuple[str, str]], base: str) -> Json:
+    """``GET /Questionnaire`` lists the project's Questionnaires; ``url`` (canonical) narrows the list."""
+    wanted = [v for k, v in params if k == "url"]
+    unknown = sorted({k for k, _ in params} - {"url", "_format"})
+    if unknown:
+        raise OutcomeError(Problem.BAD_REQUEST, f"unknown search parameter {unknown[0]!r} for Questionnaire (url)")
+    found = [q for q in all_questionnaires() if not wanted or q.get("url") in {w.split("|")[0] for w in wanted}]
+    entries = [
+        {"fullUrl": f"{base}/Questionnaire/{q['id']}", "resource": q, "search": {"mode": "match"}} for q in found
+    ]
+    return _bundle("searchset", entries, len(entries), [("self", f"{base}/Questionnaire")])
+
+
+# --- $validate -------------------------------------------------------------------------------------------
+def validate_operation(resource: Json, resource_type: str | None, profiles: Sequence[str]) -> Json:
+    """The OperationOutcome of ``$validate`` (200 whatever the verdict; the issues carry it)."""
+    if resource.get("resourceType") == "Parameters":
+        resource, profiles = _from_parameters(resource, profiles)
+    if resource_type is not None and resource.get("resourceType") != resource_type:
+        text = f"POST /{resource_type}/$validate takes a {resource_type}, not a {resource.get('resourceType')}"
+        raise OutcomeError(Problem.BAD_REQUEST, text, location="resourceType")
+    return outcome(None, validate(resource, profiles).issues)
+
+
+def _from_parameters(parameters: Json, profiles: Sequence[str]) -> tuple[Json, list[str]]:
+    found: Json | None = None
+    wanted = list(profiles)
+    for p in parameters.get("parameter") or []:
+        if p.get("name") == "resource" and isinstance(p.get("resource"), dict):
+            found = p["resource"]
+        elif p.get("name") == "profile" and isinstance(p.get("valueUri") or p.get("valueCanonical"), str):
+            wanted.append(p.get("valueUri") or p["valueCanonical"])
+    if found is None:
+        raise OutcomeError(Problem.BAD_REQUEST, [Issue("error", "required", "no resource parameter", "Parameters")])
+    return found, wanted
