@@ -22,7 +22,6 @@ CS_SITE: Final = f"{BASE}/CodeSystem/affected-site"
 CS_REFERRER_ROLE: Final = f"{BASE}/CodeSystem/referrer-role"
 CS_STARTBACK_ANSWER: Final = f"{BASE}/CodeSystem/startback-answer"
 ID_REFERRAL: Final = f"{BASE}/Id/referral"  # the sender's referral id (ServiceRequest.identifier)
-EXT_ELIGIBILITY: Final = f"{BASE}/StructureDefinition/eligibility-assessment"
 
 Q_KNEE_HIP: Final = f"{BASE}/Questionnaire/knee-hip-eligibility"
 Q_BACK: Final = f"{BASE}/Questionnaire/back-eligibility"
