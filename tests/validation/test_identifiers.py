@@ -17,6 +17,6 @@ LOCATION = "Patient.identifier[0]"
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c["id"]) for c in CASES])
 def test_identifier(case: dict[str, Any]) -> None:
-    identifier = {k: case[k] for k in ("system", "value") if k in case}
+    identifier: dict[str, Any] = {k: case[k] for k in ("system", "value") if k in case}
     expected = [Issue(severity, code, message, f"{LOCATION}.value") for severity, code, message in case["issues"]]
     assert check_identifier(identifier, LOCATION) == expected
