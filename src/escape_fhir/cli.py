@@ -159,6 +159,27 @@ def _outcome_bundle(outcomes: list[tuple[str, dict[str, Any]]]) -> dict[str, Any
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+    from pydantic import ValidationError
+
+    from escape_fhir.api import create_app
+    from escape_fhir.api.logs import configure
+    from escape_fhir.settings import Settings, SettingsError
+
+    given = {"host": args.host, "port": args.port, "database_url": args.database_url}
+    try:
+        settings = Settings(**{k: v for k, v in given.items() if v is not None})
+        configure(settings.log_level)
+        app = create_app(settings)
+    except ValidationError as exc:  # never echo the input: it may hold a token
+        raise _Usage("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    except SettingsError as exc:
+        raise _Usage(str(exc)) from None
+    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_level=settings.log_level.lower())
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="escape-fhir", description="FHIR R4 adapter for ESCAPE-pain referrals")
     parser.add_argument("--version", action="version", version=f"escape-fhir {__version__}")
@@ -193,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print an OperationOutcome instead of one line per issue")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("serve", help="run the FHIR endpoint (settings also from ESCAPE_FHIR_* variables)")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8080)")
+    p.add_argument("--database-url", help="SQLAlchemy URL (default sqlite:///var/escape-fhir.sqlite3)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the referral input format")
     p.set_defaults(func=cmd_schema)
