@@ -10,7 +10,6 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from escape_fhir.errors import Issue
@@ -20,6 +19,9 @@ Json = dict[str, Any]
 
 @cache
 def _model_class(resource_type: str) -> Any:
+    # Imported here: fhir.resources takes ~0.2 s to import, and most users of this module never need it.
+    from fhir.resources.R4B import get_fhir_model_class
+
     return get_fhir_model_class(resource_type)
 
 
