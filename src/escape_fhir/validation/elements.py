@@ -99,9 +99,9 @@ class Node:
         return "*" if self.max is None else str(self.max)
 
     def required(self) -> list[Node]:
-        """The children with ``min`` above 0."""
+        """The children with ``min`` above 0, or with a slice whose ``min`` is above 0."""
         if self._required is None:
-            self._required = [c for c in self.children.values() if c.min > 0]
+            self._required = [c for c in self.children.values() if c.min > 0 or any(s.min > 0 for s in c.slices)]
         return self._required
 
     def choices(self) -> dict[str, tuple[Node, str]]:

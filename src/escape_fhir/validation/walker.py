@@ -152,7 +152,10 @@ class Walk:
         for child in scope.required():
             if child.name not in seen:
                 where = f"{loc}.{child.name.removesuffix('[x]')}"
-                self.add("error", "required", f"minimum required = {child.min}, but only found 0", where)
+                if child.min:
+                    self.add("error", "required", f"minimum required = {child.min}, but only found 0", where)
+                if child.slicing is not None:
+                    slicing.assign(self, child, [], where)  # required slices are missing too
 
     def _unknown(self, key: str, scope: Node, loc: str) -> str:
         """Report an element the definition does not have; returns the name it stands for (choice or key)."""
@@ -170,6 +173,9 @@ class Walk:
 
     def element(self, node: Node, code: str | None, value: Any, companion: Any, loc: str, host: Host) -> None:
         """One element of an object: its JSON shape, cardinality, slices and every repetition."""
+        if value is None and companion is None:
+            self.add("error", "structure", "null is not allowed here", loc)
+            return
         items = self._listed(node, value, loc, value is None)
         comps = self._listed(node, companion, _companion(loc), True) if companion is not None else []
         count = max(len(items), len(comps))
@@ -178,7 +184,7 @@ class Walk:
             self.add("error", "structure", message if node.max else "element is not allowed here (max = 0)", loc)
         if count < node.min:
             self.add("error", "required", f"minimum required = {node.min}, but only found {count}", loc)
-        if node.slicing is not None and count:
+        if node.slicing is not None:
             assigned: list[Node | None] = slicing.assign(self, node, items, loc)
         else:
             assigned = [None] * count
