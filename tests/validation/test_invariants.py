@@ -12,7 +12,7 @@ import pytest
 
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.r4model import ChildRef, Constraint, model
-from escape_fhir.validation.invariants import check_constraints, compile_constraint, evaluate_expression
+from escape_fhir.validation.invariants import NATIVE, _place, check_constraints, compile_constraint, evaluate_expression
 from tests.helpers import EXAMPLES
 
 IN_SCOPE = [
@@ -199,3 +199,103 @@ def test_example_bundles_break_no_invariant(path: Path) -> None:
     issues = _resource(bundle, "Bundle", bundle)
     # dom-6 (narrative SHOULD be present) is the only finding: the adapter sends no narrative.
     assert {(i.severity, i.message.split(":")[0]) for i in issues} <= {("warning", "dom-6")}
+
+
+# --- the JSON checks of NATIVE say what the engine says ----------------------------------------------------------
+
+_CONTAINED_IN_ENTRY = {
+    "resourceType": "Bundle",
+    "type": "collection",
+    "entry": [
+        {
+            "fullUrl": "urn:uuid:5",
+            "resource": {
+                "resourceType": "Patient",
+                "contained": [{"resourceType": "Practitioner", "id": "p1"}],
+                "generalPractitioner": [{"reference": "#p1"}],
+            },
+        }
+    ],
+}
+EXTRA = [
+    {
+        "id": "ref-1-hash-alone",
+        "key": "ref-1",
+        "node": {"reference": "#"},
+        "location": "Patient.generalPractitioner[0]",
+        "root": {"resourceType": "Patient", "generalPractitioner": [{"reference": "#"}]},
+    },
+    {
+        "id": "ref-1-contained-in-entry-resource",
+        "key": "ref-1",
+        "node": {"reference": "#p1"},
+        "location": "Bundle.entry[0].resource.generalPractitioner[0]",
+        "root": _CONTAINED_IN_ENTRY,
+    },
+    {"id": "dom-6-text-without-div", "key": "dom-6", "node": {"resourceType": "Patient", "text": {"status": "empty"}}},
+    {
+        "id": "dom-4-contained-last-updated",
+        "key": "dom-4",
+        "node": {
+            "resourceType": "Patient",
+            "contained": [{"resourceType": "Basic", "meta": {"lastUpdated": "2026-01-01T00:00:00Z"}}],
+        },
+    },
+    {
+        "id": "bdl-8-no-full-url",
+        "key": "bdl-8",
+        "node": {"resource": {"resourceType": "Basic"}},
+        "location": "Bundle.entry[0]",
+        "root": {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Basic"}}]},
+    },
+    {
+        "id": "ext-1-complex-extension",
+        "key": "ext-1",
+        "node": {"url": "u", "extension": [{"url": "a", "valueCode": "b"}]},
+        "location": "Patient.extension[0]",
+        "root": {"resourceType": "Patient"},
+    },
+]
+_SR = {"fullUrl": "urn:uuid:2", "resource": {"resourceType": "ServiceRequest"}}
+EXTRA += [
+    {"id": "bdl-3-no-type", "key": "bdl-3", "node": {"resourceType": "Bundle", "entry": [_SR]}},
+    {"id": "bdl-3-no-type-no-entries", "key": "bdl-3", "node": {"resourceType": "Bundle"}},
+    {
+        "id": "bdl-3-collection",
+        "key": "bdl-3",
+        "node": {"resourceType": "Bundle", "type": "collection", "entry": [_SR]},
+    },
+    {
+        "id": "bdl-4-history-without-response",
+        "key": "bdl-4",
+        "node": {"resourceType": "Bundle", "type": "history", "entry": [_SR]},
+    },
+    {"id": "bdl-7-no-type-duplicates", "key": "bdl-7", "node": {"resourceType": "Bundle", "entry": [_SR, _SR]}},
+    {
+        "id": "bdl-7-entries-without-full-url",
+        "key": "bdl-7",
+        "node": {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": {"resourceType": "Basic"}}] * 2,
+        },
+    },
+]
+NATIVE_CASES = [c for c in CASES + EXTRA if all_constraints()[c["key"]].expression in NATIVE]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c["id"]) for c in NATIVE_CASES])
+def test_native_check_agrees_with_engine(case: dict[str, Any]) -> None:
+    expression = all_constraints()[case["key"]].expression
+    root = case.get("root", case["node"])
+    type_path, resource, container = _place(case.get("location", root["resourceType"]), root)
+    compiled = compile_constraint(expression)
+    assert compiled is not None
+    engine = compiled(case["node"], type_path, {"resource": resource, "rootResource": container}) != [False]
+    assert NATIVE[expression](case["node"], container) is engine
+
+
+def test_ref_1_inside_a_bundle_entry_looks_in_the_entry_resource() -> None:
+    constraint = all_constraints()["ref-1"]
+    location = "Bundle.entry[0].resource.generalPractitioner[0]"
+    assert check_constraints({"reference": "#p1"}, [constraint], location, _CONTAINED_IN_ENTRY) == []
