@@ -83,6 +83,8 @@ def _bundle(kind: str, entries: list[Json], total: int | None, links: list[tuple
 
 
 def search(db: Database, resource_type: str, params: Sequence[tuple[str, str]], base: str) -> Json:
+    if resource_type in ("$process-message", "$validate"):
+        raise OutcomeError(Problem.METHOD_NOT_ALLOWED, f"{resource_type} takes POST", headers={"Allow": "POST"})
     if resource_type not in PARAMETERS:
         check_type(resource_type)
         raise OutcomeError(

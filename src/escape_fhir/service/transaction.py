@@ -88,10 +88,13 @@ def process(db: Database, bundle: Json, base: str) -> Json:
 def _apply(repo: Repository, entries: list[_Entry], moment: datetime) -> list[tuple[Stored | None, str]]:
     ids: dict[str, str] = {}
     found: dict[int, tuple[str, str]] = {}
+    conditions: dict[tuple[str, str], str] = {}  # the same ifNoneExist twice in one Bundle: one resource
     for n, e in enumerate(entries):  # first pass: every id, so references resolve whatever the order
         if e.method == "POST":
-            existing = _if_none_exist(repo, e)
+            key = (e.kind, str(e.request.get("ifNoneExist") or f"#{n}"))
+            existing = conditions.get(key) or _if_none_exist(repo, e)
             found[n] = (existing, "200 OK") if existing else (new_id(), "201 Created")
+            conditions[key] = found[n][0]
             if e.full_url:
                 ids[e.full_url] = ref(e.kind, found[n][0])
         elif e.full_url:
@@ -102,13 +105,12 @@ def _apply(repo: Repository, entries: list[_Entry], moment: datetime) -> list[tu
             results.append(_delete(repo, e, moment))
             continue
         body = rewrite_references(e.resource, ids.get)
-        if e.method == "POST":
-            rid, status = found[n]
-            results.append(
-                (repo.current(e.kind, rid) if status == "200 OK" else repo.save({**body, "id": rid}, moment), status)
-            )
-        else:
+        if e.method == "PUT":
             results.append(_put(repo, e, body, moment))
+            continue
+        rid, status = found[n]
+        stored = repo.current(e.kind, rid)
+        results.append((stored, "200 OK") if stored else (repo.save({**body, "id": rid}, moment), status))
     return results
 
 
