@@ -9,6 +9,7 @@ Bundle rules (:mod:`~escape_fhir.validation.bundle`) and QuestionnaireResponse a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -73,14 +74,80 @@ def _show(value: Any) -> str:
 
 def invariants(value: Any, constraints: Sequence[Json], loc: str, walk: Walk) -> list[Issue]:
     """FHIRPath constraints of an element (https://hl7.org/fhir/R4/conformance-rules.html#constraints)."""
-    wanted = [c for c in constraints if c.get("key") not in NATIVE_INVARIANTS]
-    if not wanted:
-        return []
     from escape_fhir.validation.invariants import check_constraints
 
     root = walk.resources[0] if walk.resources else value
     resource = walk.resources[-1] if walk.resources else None
-    return check_constraints(value, wanted, loc, root, resource)
+    found: list[Issue] = []
+    evaluate: list[Json] = []
+    for constraint in constraints:
+        expression = constraint.get("expression")
+        if constraint.get("key") in NATIVE_INVARIANTS or not isinstance(expression, str):
+            continue
+        members = _focus_members(expression) if isinstance(value, dict) else None
+        if members is None or any(_present(value, m) for m in members):
+            evaluate.append(constraint)
+            continue
+        # Every element the expression reads is absent, so its verdict is the same on every element:
+        # computed once per expression (``dom-2`` ... ``dom-5`` on the many resources with no ``contained``).
+        key = (expression, str(constraint.get("key")), str(constraint.get("severity")))
+        if key not in _VERDICTS:
+            _VERDICTS[key] = [(i.severity, i.code, i.message) for i in check_constraints({}, [constraint], loc, root)]
+        found += [Issue(severity, code, message, loc) for severity, code, message in _VERDICTS[key]]
+    if evaluate:
+        found += check_constraints(value, evaluate, loc, root, resource)
+    return found
+
+
+#: Verdicts of expressions on an element that has none of the members they read (see _focus_members).
+_VERDICTS: dict[tuple[str, str, str], list[tuple[str, str, str]]] = {}
+#: Functions whose value on the focus itself does not depend on what the focus holds.
+_FOCUS_SAFE_FUNCTIONS = frozenset({"empty", "exists", "not", "count"})
+#: Functions whose argument is evaluated once per input item: on an absent member it never runs.
+_ITERATING_FUNCTIONS = frozenset({"where", "select", "all", "exists", "repeat"})
+_FOCUS_DEPENDENT = frozenset({"ExternalConstantTerm", "ThisInvocation", "IndexInvocation", "TotalInvocation"})
+
+
+@functools.cache
+def _focus_members(expression: str) -> frozenset[str] | None:
+    """The member names an expression can read from its focus; None when its value may depend on more.
+
+    More: an environment variable (``%resource``) or ``$this``/``$index``/``$total`` outside the argument of
+    an iterating function (``where``, ``all``...), or a function applied to the focus itself (``children()``,
+    ``hasValue()``, ``is()``...). Names inside arguments count too, which over-approximates: only ever more
+    evaluation, never a wrong verdict.
+    """
+    from fhirpathpy.parser import parse
+
+    try:
+        tree = parse(expression)
+    except Exception:  # fhirpathpy raises bare Exceptions on syntax errors; the invariant module reports them
+        return None
+    members: set[str] = set()
+    return frozenset(members) if _scan(tree, False, members) else None
+
+
+def _scan(node: Json, per_item: bool, members: set[str]) -> bool:
+    """Collect member names under ``node``; False when the value may depend on more than those members."""
+    kind = node.get("type")
+    children: list[Json] = node.get("children") or []
+    if kind in _FOCUS_DEPENDENT and not per_item:
+        return False
+    if kind == "MemberInvocation" and not per_item:  # inside where()/all()... names are of each item
+        members.add(str(children[0]["text"]).strip("`"))
+    if kind == "InvocationTerm" and children and children[0].get("type") == "FunctionInvocation" and not per_item:
+        functn = children[0]["children"][0]
+        if functn["children"][0]["text"] not in _FOCUS_SAFE_FUNCTIONS or len(functn["children"]) > 1:
+            return False
+    if kind == "Functn":
+        iterating = children[0]["text"] in _ITERATING_FUNCTIONS
+        return all(_scan(c, per_item or (iterating and c.get("type") == "ParamList"), members) for c in children)
+    return all(_scan(c, per_item, members) for c in children)
+
+
+def _present(focus: Json, member: str) -> bool:
+    """Whether a member may be in the focus: its name, its ``_name`` companion, or a choice ``nameType``."""
+    return any(key.startswith(member) or key.startswith("_" + member) for key in focus)
 
 
 def extension_has_value_or_children(walk: Walk, ext: Json, loc: str) -> None:
@@ -106,10 +173,9 @@ def resource_rules(walk: Walk, res: Json, rt: str, loc: str) -> None:
 
 
 def _bundle(walk: Walk, res: Json, loc: str) -> None:
-    try:
-        from escape_fhir.validation.bundle import check_bundle
-    except ImportError:  # pragma: no cover - the Bundle rules module lands separately
-        return
+    """fullUrl and references inside the Bundle, MessageHeader first (https://hl7.org/fhir/R4/bundle.html)."""
+    from escape_fhir.validation.bundle import check_bundle
+
     walk.issues += check_bundle(res, loc)
 
 
@@ -123,8 +189,6 @@ def _questionnaire_response(walk: Walk, res: Json, loc: str) -> None:
         message = f"Questionnaire {url} is unknown, so the answers were not checked against it"
         walk.add("warning", "not-found", message, f"{loc}.questionnaire")
         return
-    try:
-        from escape_fhir.validation.questionnaire import check_questionnaire_response
-    except ImportError:  # pragma: no cover - the questionnaire module lands separately
-        return
-    walk.issues += check_questionnaire_response(res, questionnaire, loc)
+    from escape_fhir.validation.questionnaire import check_questionnaire_response
+
+    walk.issues += check_questionnaire_response(res, questionnaire, loc, walk.definitions.has_code)
