@@ -1,0 +1,159 @@
+"""Benchmark: ``POST /$process-message`` with the knee referral Bundle through a real uvicorn server.
+
+    .venv/bin/python bench/serve.py [--requests N] [--postgres URL]
+
+For SQLite (a fresh file) and PostgreSQL (a fresh schema of ``--postgres``, default the local ``test``
+database; skipped when it does not answer), at concurrency 1, 8 and 32, it measures throughput and
+p50/p99 latency of ``$process-message`` (each request a new message and a new referral) and, in the same
+run against the same server process, of ``POST /bench/read-body``, a route added to the same app that only
+reads the body. It prints the ratios process-message / read-body: what storing, validating and mapping a
+referral costs over the HTTP stack itself. The server runs in its own process so that client and server do
+not share one interpreter lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import socket
+import statistics
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import Request, Response
+
+ROOT = Path(__file__).resolve().parents[1]
+KNEE = ROOT / "examples" / "bundles" / "knee-gp.message.json"
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _serve(database_url: str, port: int) -> None:
+    import uvicorn
+
+    from escape_fhir.api import create_app
+    from escape_fhir.settings import Settings
+
+    app = create_app(Settings(database_url=database_url, port=port, log_level="WARNING"))
+
+    @app.post("/bench/read-body")
+    async def read_body(request: Request) -> Response:
+        await request.body()
+        return Response(status_code=200)
+
+    uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _bodies(count: int) -> list[bytes]:
+    template = json.loads(KNEE.read_bytes())
+    out = []
+    for _ in range(count):
+        template["id"] = str(uuid.uuid4())
+        template["entry"][1]["resource"]["identifier"][0]["value"] = str(uuid.uuid4())
+        out.append(json.dumps(template).encode())
+    return out
+
+
+def _run(url: str, path: str, bodies: list[bytes], concurrency: int) -> tuple[float, float, float]:
+    """Requests per second, p50 and p99 latency (ms)."""
+    client = httpx.Client(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency))
+
+    def one(body: bytes) -> float:
+        headers = {
+            "Content-Type": "application/fhir+json",
+            "X-Request-ID": str(uuid.uuid4()),
+            "X-Correlation-ID": "bench",
+        }
+        started = time.perf_counter()
+        r = client.post(path, content=body, headers=headers)
+        if r.status_code != 200:
+            raise RuntimeError(f"{path}: {r.status_code} {r.text[:300]}")
+        return (time.perf_counter() - started) * 1000
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        started = time.perf_counter()
+        latencies = sorted(pool.map(one, bodies))
+        wall = time.perf_counter() - started
+    client.close()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return len(bodies) / wall, statistics.median(latencies), p99
+
+
+def _bench(name: str, database_url: str, requests: int) -> None:
+    port = _free_port()
+    server = multiprocessing.Process(target=_serve, args=(database_url, port), daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(url)
+        print(f"\n{name}")
+        print(f"{'concurrency':>11} | {'endpoint':<16} | {'req/s':>7} | {'p50 ms':>7} | {'p99 ms':>7}")
+        for concurrency in (1, 8, 32):
+            bodies = _bodies(requests)
+            _run(url, "/bench/read-body", bodies[:20], concurrency)  # warm up both routes
+            message = _run(url, "/$process-message", bodies, concurrency)
+            baseline = _run(url, "/bench/read-body", bodies, concurrency)
+            for label, row in (("$process-message", message), ("read-body", baseline)):
+                print(f"{concurrency:>11} | {label:<16} | {row[0]:7.1f} | {row[1]:7.2f} | {row[2]:7.2f}")
+            ratios = (baseline[0] / message[0], message[1] / baseline[1], message[2] / baseline[2])
+            print(f"{'':>11} | {'ratio':<16} | {ratios[0]:6.1f}x | {ratios[1]:6.1f}x | {ratios[2]:6.1f}x")
+    finally:
+        server.terminate()
+        server.join(10)
+
+
+def _wait(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/metadata", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+def _postgres_schema(url: str) -> Any:
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    try:
+        conn = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True, connect_timeout=2)
+    except psycopg.OperationalError:
+        return None, None
+    conn.execute(f"CREATE SCHEMA {schema}")
+    return conn, schema
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=300, help="requests per endpoint and concurrency")
+    parser.add_argument("--postgres", default=PG_DEFAULT, help="PostgreSQL URL (a fresh schema is used)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        _bench("SQLite", f"sqlite:///{folder}/bench.sqlite3", args.requests)
+    conn, schema = _postgres_schema(args.postgres)
+    if conn is None:
+        print("\nPostgreSQL: skipped (nothing answers on 127.0.0.1:5432)")
+        return
+    try:
+        _bench("PostgreSQL", f"{args.postgres}?options=-csearch_path%3D{schema}", args.requests)
+    finally:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        conn.close()
+
+
+if __name__ == "__main__":
+    main()
