@@ -231,6 +231,7 @@ def acknowledgement(message: Message, stored: dict[int, Json], warnings: list[Is
     entries.append({"fullUrl": f"{base}/Encounter/{encounter['id']}", "resource": encounter})
     if warnings:
         entries.append({"fullUrl": f"urn:uuid:{new_id()}", "resource": outcome(None, warnings)})
-    head = {k: v for k, v in message.bundle.items() if k not in ("entry", "meta")}
-    meta = {**(message.bundle.get("meta") or {}), "lastUpdated": now}
-    return {"resourceType": "Bundle", **head, "meta": meta, "entry": entries}
+    ack = {k: v for k, v in message.bundle.items() if k != "entry"}
+    ack["meta"] = {**(message.bundle.get("meta") or {}), "lastUpdated": now}
+    ack["entry"] = entries
+    return ack
