@@ -12,7 +12,8 @@ import pytest
 
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.r4model import ChildRef, Constraint, model
-from escape_fhir.validation.invariants import NATIVE, _place, check_constraints, compile_constraint, evaluate_expression
+from escape_fhir.validation.invariants import _place, check_constraints, compile_constraint, evaluate_expression
+from escape_fhir.validation.native import NATIVE, Defer
 from tests.helpers import EXAMPLES
 
 IN_SCOPE = [
@@ -292,7 +293,11 @@ def test_native_check_agrees_with_engine(case: dict[str, Any]) -> None:
     compiled = compile_constraint(expression)
     assert compiled is not None
     engine = compiled(case["node"], type_path, {"resource": resource, "rootResource": container}) != [False]
-    assert NATIVE[expression](case["node"], container) is engine
+    try:
+        native = NATIVE[expression](case["node"], resource, container)
+    except Defer:
+        return  # a shape the JSON check leaves to the engine (dom-3 with contained resources)
+    assert native is engine
 
 
 def test_ref_1_inside_a_bundle_entry_looks_in_the_entry_resource() -> None:

@@ -75,6 +75,7 @@ def _show(value: Any) -> str:
 def invariants(value: Any, constraints: Sequence[Json], loc: str, walk: Walk) -> list[Issue]:
     """FHIRPath constraints of an element (https://hl7.org/fhir/R4/conformance-rules.html#constraints)."""
     from escape_fhir.validation.invariants import check_constraints
+    from escape_fhir.validation.native import NATIVE
 
     root = walk.resources[0] if walk.resources else value
     resource = walk.resources[-1] if walk.resources else None
@@ -83,6 +84,9 @@ def invariants(value: Any, constraints: Sequence[Json], loc: str, walk: Walk) ->
     for constraint in constraints:
         expression = constraint.get("expression")
         if constraint.get("key") in NATIVE_INVARIANTS or not isinstance(expression, str):
+            continue
+        if expression in NATIVE:
+            evaluate.append(constraint)
             continue
         members = _focus_members(expression) if isinstance(value, dict) else None
         if members is None or any(_present(value, m) for m in members):

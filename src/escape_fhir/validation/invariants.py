@@ -10,12 +10,12 @@ its entries).
 Evaluation is ``fhirpathpy`` with the FHIR functions of :mod:`escape_fhir.validation.fhirpath_ext`. Each
 expression is parsed once (:func:`compile_constraint` is cached). Two exceptions to "run the expression":
 
-* the base invariants that hold on every element, reference, resource or entry (``ele-1``, ``ext-1``,
-  ``ref-1``, ``dom-2``, ``dom-4``..``dom-6``, ``bdl-5``, ``bdl-8``) are checked by small functions that say
-  the same thing directly on the JSON (:data:`NATIVE`, keyed by the exact R4 expression text, so a profile
-  constraint with another expression still runs in the engine). The interpreter costs about 0.1 ms per
-  evaluation; these run on nearly every node. A test checks each against the engine on the same cases.
-  (``ele-1``: R4B's form adds ``or $this is Parameters``, never true of an element, so it is the same check);
+* the frequent invariants (the base ones on every element, reference, resource or entry; the Bundle,
+  Observation and Condition rules; the project's ``esc-*`` rules) are checked by functions that say the
+  same thing directly on the JSON (:data:`escape_fhir.validation.native.NATIVE`, keyed by the exact
+  expression text, so a constraint with another expression still runs in the engine, as does an instance
+  whose shape a function does not model). The interpreter costs about 0.1 ms per evaluation, more
+  than the rest of the validation of an element;
 * an expression the engine cannot evaluate (a function it lacks, an environment variable it does not
   know, or an engine error) gives one warning naming the key instead of a verdict; the expression is
   remembered and not evaluated again in this process.
@@ -37,6 +37,7 @@ from fhirpathpy.parser import parse
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.r4model import Constraint
 from escape_fhir.validation.fhirpath_ext import R4_PATHS, evaluate, known_function
+from escape_fhir.validation.native import NATIVE, NEEDS_PLACE, Defer
 
 __all__ = ["check_constraints", "compile_constraint", "evaluate_expression", "unevaluable"]
 
@@ -113,16 +114,28 @@ def check_constraints(
             continue
         native = NATIVE.get(expression)
         if native is not None:
-            if native is _ref_1 and placed is None:  # only ref-1 needs %rootResource; the rest skip the walk
+            if native in NEEDS_PLACE and placed is None:  # the rest skip the walk along the location
                 placed = _place(location, root)
-            if not native(node, placed[2] if placed and native is _ref_1 else root):
-                issues.append(_failed(key, severity, human or expression, location))
-            continue
+            try:
+                holds = native(node, *_variables(placed, root, resource))
+            except Defer:
+                pass  # a shape the function does not model: the engine decides
+            else:
+                if not holds:
+                    issues.append(_failed(key, severity, human or expression, location))
+                continue
         if placed is None:
             placed = _place(location, root)
         variables = {"resource": resource if resource is not None else placed[1], "rootResource": placed[2]}
         issues += _check_one(node, placed[0], variables, (key, severity, expression, human), location)
     return issues
+
+
+def _variables(placed: tuple[str | None, Json, Json] | None, root: Json, resource: Json | None) -> tuple[Json, Json]:
+    """``%resource`` and ``%rootResource`` for a native check (only those in NEEDS_PLACE read them)."""
+    if placed is None:
+        return resource if resource is not None else root, root
+    return resource if resource is not None else placed[1], placed[2]
 
 
 def _check_one(
@@ -161,110 +174,6 @@ def _fields(constraint: Json | Constraint) -> tuple[str, str, str, str]:
         str(constraint.get("expression") or ""),
         str(constraint.get("human") or ""),
     )
-
-
-# --- base invariants checked directly on the JSON (see the module docstring) --------------------------------
-
-
-def _has(node: Any, name: str) -> bool:
-    """FHIRPath ``name.exists()`` on a JSON object: a non-empty value, or a primitive's ``_name`` object."""
-    if not isinstance(node, dict):
-        return False
-    return node.get(name) not in (None, [], {}) or node.get(f"_{name}") not in (None, [], {})
-
-
-def _contained(node: Any) -> list[Any]:
-    contained = node.get("contained") if isinstance(node, dict) else None
-    return [c for c in contained if isinstance(c, dict)] if isinstance(contained, list) else []
-
-
-def _ele_1(node: Any, container: Json) -> bool:
-    """``hasValue() or (children().count() > id.count())``: a primitive with a value, or a child besides id."""
-    if isinstance(node, list):
-        return all(_ele_1(item, container) for item in node)
-    if isinstance(node, dict):
-        return any(name != "id" for name in node)
-    return node is not None
-
-
-def _ext_1(node: Any, container: Json) -> bool:
-    """``extension.exists() != value.exists()``: a value or sub-extensions, never both, never neither."""
-    has_value = isinstance(node, dict) and any(
-        k.lstrip("_").startswith("value") and len(k.lstrip("_")) > 5 for k in node
-    )
-    return _has(node, "extension") != has_value
-
-
-def _ref_1(node: Any, container: Json) -> bool:
-    """``reference.startsWith('#').not() or (reference.substring(1) in %rootResource.contained.id)``.
-
-    A reference that is not a string, or ``#`` alone (``substring(1)`` is empty), makes the expression
-    empty, which passes."""
-    ref = node.get("reference") if isinstance(node, dict) else None
-    if not isinstance(ref, str) or not ref.startswith("#") or ref == "#":
-        return True
-    return any(c.get("id") == ref[1:] for c in _contained(container))
-
-
-def _meta_empty(node: Any, *names: str) -> bool:
-    return not any(_has(c.get("meta"), name) for c in _contained(node) for name in names)
-
-
-def _entries(node: Any) -> list[Any]:
-    entries = node.get("entry") if isinstance(node, dict) else None
-    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-
-
-def _entry_part(part: str, kinds: tuple[str, ...]) -> Native:
-    """``bdl-3``/``bdl-4``: ``entry.all(<part>.exists() = (%resource.type = <kind> or ...))``."""
-
-    def check(node: Any, container: Json) -> bool:
-        if not isinstance(node, dict) or "type" not in node:  # the comparison is empty: all() is false
-            return not _entries(node)
-        wanted = node["type"] in kinds
-        return all(_has(entry, part) == wanted for entry in _entries(node))
-
-    return check
-
-
-def _bdl_7(node: Any, container: Json) -> bool:
-    """``(type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta.versionId).isDistinct()``
-    (``&`` treats an empty operand as ''); without a type the ``or`` is empty or true, both passing."""
-    if not isinstance(node, dict) or node.get("type") in ("history", None):
-        return True
-    keys = [
-        f"{e['fullUrl']}{((e.get('resource') or {}).get('meta') or {}).get('versionId', '')}"
-        for e in _entries(node)
-        if e.get("fullUrl") not in (None, "")
-    ]
-    return len(keys) == len(set(keys))
-
-
-Native = Callable[[Any, Json], bool]
-#: Exact R4 expression text -> the same check on JSON (node, %rootResource).
-NATIVE: dict[str, Native] = {
-    "hasValue() or (children().count() > id.count())": _ele_1,
-    "hasValue() or (children().count() > id.count()) or $this is Parameters": _ele_1,
-    "extension.exists() != value.exists()": _ext_1,
-    "reference.startsWith('#').not() or (reference.substring(1).trace('url') in %rootResource.contained.id.trace('ids'))": _ref_1,
-    "contained.contained.empty()": lambda node, _: not any(_has(c, "contained") for c in _contained(node)),
-    "contained.meta.versionId.empty() and contained.meta.lastUpdated.empty()": lambda node, _: _meta_empty(
-        node, "versionId", "lastUpdated"
-    ),
-    "contained.meta.security.empty()": lambda node, _: _meta_empty(node, "security"),
-    "text.`div`.exists()": lambda node, _: isinstance(node, dict) and _has(node.get("text"), "div"),
-    "entry.all(request.exists() = (%resource.type = 'batch' or %resource.type = 'transaction' or %resource.type = "
-    "'history'))": _entry_part("request", ("batch", "transaction", "history")),
-    "entry.all(response.exists() = (%resource.type = 'batch-response' or %resource.type = 'transaction-response' or "
-    "%resource.type = 'history'))": _entry_part("response", ("batch-response", "transaction-response", "history")),
-    "(type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta.versionId).isDistinct()": _bdl_7,
-    "resource.exists() or request.exists() or response.exists()": lambda node, _: any(
-        _has(node, name) for name in ("resource", "request", "response")
-    ),
-    "fullUrl.exists() implies fullUrl.contains('/_history/').not()": lambda node, _: (
-        "/_history/" not in str(node.get("fullUrl", "") if isinstance(node, dict) else "")
-    ),
-}
 
 
 def _place(location: str, root: Json) -> tuple[str | None, Json, Json]:

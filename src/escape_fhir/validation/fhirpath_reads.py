@@ -1,0 +1,131 @@
+"""Reading FHIR JSON the way fhirpathpy navigates it, for the JSON checks of :mod:`.native`.
+
+fhirpathpy (``engine.evaluators.create_reduce_member_invocation``) reads a member ``name`` of an object as
+the value of ``name`` (each item of an array) plus the value of its ``_name`` companion
+(https://hl7.org/fhir/R4/json.html#primitive), skipping null and empty arrays; a choice element
+``value`` is the first of the model's types (``R4_PATHS["choiceTypePaths"]``) present. These functions
+read the same way, and raise :class:`Defer` where an instance has a shape they do not model (a companion
+where a value is read, a string where an object belongs, several values where one belongs): the engine
+then decides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from escape_fhir.validation.fhirpath_ext import R4_PATHS
+
+__all__ = [
+    "Defer",
+    "choice",
+    "choice_empty",
+    "codeable_value",
+    "coded",
+    "contained",
+    "exists",
+    "objects",
+    "resource_is",
+    "single",
+    "string",
+]
+
+Json = dict[str, Any]
+
+
+class Defer(Exception):
+    """This instance has a shape the JSON check does not model: the engine decides."""
+
+
+# --- reading JSON the way fhirpathpy navigates it --------------------------------------------------------------
+
+
+def _some(value: Any) -> bool:
+    """fhirpathpy's ``is_some``: a member is there unless it is null or an empty array."""
+    return value is not None and value != []
+
+
+def exists(node: Any, name: str) -> bool:
+    """``name.exists()``: the member or its ``_name`` companion (https://hl7.org/fhir/R4/json.html#primitive)."""
+    return isinstance(node, dict) and (_some(node.get(name)) or _some(node.get(f"_{name}")))
+
+
+def objects(node: Any, name: str) -> list[Json]:
+    """The objects of a complex member (one object or an array of them)."""
+    if not isinstance(node, dict) or f"_{name}" in node:
+        raise Defer
+    value = node.get(name)
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return value
+    raise Defer
+
+
+def string(node: Any, name: str) -> str | None:
+    """The value of a single string primitive member (None when absent)."""
+    if not isinstance(node, dict) or f"_{name}" in node:
+        raise Defer
+    value = node.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise Defer
+
+
+def choice(node: Any, path: str, prefix: str) -> tuple[str, Any] | None:
+    """The ``prefix[x]`` member the engine reads: the first of the model's types present, with its value."""
+    if not isinstance(node, dict):
+        raise Defer
+    for type_name in R4_PATHS["choiceTypePaths"][path]:
+        key = prefix + type_name
+        if node.get(key) is not None or node.get(f"_{key}") is not None:
+            if f"_{key}" in node:
+                raise Defer
+            return type_name, node[key]
+    return None
+
+
+def choice_empty(node: Any, path: str, prefix: str) -> bool:
+    found = choice(node, path, prefix)
+    return found is None or not _some(found[1])
+
+
+def codeable_value(node: Any, path: str) -> Json | None:
+    """``value.ofType(CodeableConcept)``: the CodeableConcept value, None when the value has another type."""
+    found = choice(node, path, "value")
+    if found is None or found[0] != "CodeableConcept":
+        return None
+    if not isinstance(found[1], dict):
+        raise Defer
+    return found[1]
+
+
+def coded(concept: Json | None, system: str, *codes: str) -> bool:
+    """``coding.where(system = <system> and code = <one of codes>).exists()`` on a CodeableConcept."""
+    if concept is None:
+        return False
+    return any(string(c, "system") == system and string(c, "code") in codes for c in objects(concept, "coding"))
+
+
+def resource_is(entry: Json, type_name: str) -> bool | None:
+    """``resource is <type>`` on a Bundle entry (None: no resource, an empty result)."""
+    resources = objects(entry, "resource")
+    if not resources:
+        return None
+    if len(resources) > 1:
+        raise Defer
+    return resources[0].get("resourceType") == type_name
+
+
+def contained(node: Any) -> list[Json]:
+    contained = node.get("contained") if isinstance(node, dict) else None
+    return [c for c in contained if isinstance(c, dict)] if isinstance(contained, list) else []
+
+
+def single(node: Any, name: str) -> list[Json]:
+    """The object of a 0..1 complex member, as a list of at most one."""
+    found = objects(node, name)
+    if len(found) > 1:
+        raise Defer
+    return found
