@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from escape_fhir.errors import Issue
 from escape_fhir.validation.elements import Node
+from escape_fhir.validation.native import NATIVE, Defer, Native
 
 if TYPE_CHECKING:
     from escape_fhir.validation.walker import Walk
@@ -23,10 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["contains", "fixed_and_pattern", "identifier", "invariants", "resource_rules", "same"]
 
 Json = dict[str, Any]
-#: Invariants the walker checks itself, on every element, without FHIRPath (element.html#invs,
-#: extensibility.html#Extension): evaluating them through the engine on every element would be most of
-#: the time spent validating.
-NATIVE_INVARIANTS = frozenset({"ele-1", "ext-1"})
 
 
 def same(value: Any, expected: Any) -> bool:
@@ -72,22 +69,53 @@ def _show(value: Any) -> str:
     return orjson.dumps(value, default=str).decode() if isinstance(value, dict | list) else repr(value)
 
 
-def invariants(value: Any, constraints: Sequence[Json], loc: str, walk: Walk) -> list[Issue]:
-    """FHIRPath constraints of an element (https://hl7.org/fhir/R4/conformance-rules.html#constraints)."""
+def invariants(value: Any, node: Node, loc: str, walk: Walk) -> list[Issue]:
+    """FHIRPath constraints of an element (https://hl7.org/fhir/R4/conformance-rules.html#constraints).
+
+    Those of :data:`~escape_fhir.validation.native.NATIVE` are checked on the JSON here; the rest, and any a
+    JSON check defers, go to :func:`~escape_fhir.validation.invariants.check_constraints`.
+    """
+    natives, engine = node.plan if node.plan is not None else _plan(node)
+    if not walk.resources:
+        return _in_engine(value, [c for _, c, _ in natives] + engine, loc, walk)
+    found: list[Issue] = []
+    for check, constraint, message in natives:
+        try:
+            holds = check(value, walk.resources[-1], walk.containers[-1])
+        except Defer:  # a shape the JSON check does not model: the engine decides
+            engine = [*engine, constraint]
+            continue
+        if not holds:
+            found.append(
+                Issue("error" if constraint.get("severity") == "error" else "warning", "invariant", message, loc)
+            )
+    return found + _in_engine(value, engine, loc, walk) if engine else found
+
+
+def _plan(node: Node) -> tuple[list[tuple[Native, Json, str]], list[Json]]:
+    """The node's invariants split once into JSON checks (with their message) and engine evaluations."""
+    natives: list[tuple[Native, Json, str]] = []
+    engine: list[Json] = []
+    for constraint in node.invariants:
+        check = NATIVE.get(constraint["expression"])
+        if check is None:
+            engine.append(constraint)
+        else:
+            text = constraint.get("human") or constraint["expression"]
+            natives.append((check, constraint, f"{constraint.get('key', '')}: {text}"))
+    node.plan = plan = (natives, engine)
+    return plan
+
+
+def _in_engine(value: Any, constraints: Sequence[Json], loc: str, walk: Walk) -> list[Issue]:
     from escape_fhir.validation.invariants import check_constraints
-    from escape_fhir.validation.native import NATIVE
 
     root = walk.resources[0] if walk.resources else value
     resource = walk.resources[-1] if walk.resources else None
     found: list[Issue] = []
     evaluate: list[Json] = []
     for constraint in constraints:
-        expression = constraint.get("expression")
-        if constraint.get("key") in NATIVE_INVARIANTS or not isinstance(expression, str):
-            continue
-        if expression in NATIVE:
-            evaluate.append(constraint)
-            continue
+        expression = constraint["expression"]
         members = _focus_members(expression) if isinstance(value, dict) else None
         if members is None or any(_present(value, m) for m in members):
             evaluate.append(constraint)

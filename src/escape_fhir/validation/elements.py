@@ -34,6 +34,8 @@ SYSTEM_TYPES = {
     "http://hl7.org/fhirpath/System.Time": "time",
 }
 _CORE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
+#: Invariants the walker checks itself, on every element (element.html#invs, extensibility.html#Extension).
+WALKER_INVARIANTS = frozenset({"ele-1", "ext-1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,18 +83,24 @@ class Node:
     pattern: tuple[str, Any] | None = None
     binding: Binding | None = None
     constraints: tuple[Json, ...] = ()
+    #: the constraints with a FHIRPath expression, except those the walker checks itself
+    invariants: tuple[Json, ...] = ()
     max_length: int | None = None
     is_modifier: bool = False
     #: the element a ``contentReference`` names, resolved when compiled
     target: Node | None = None
     #: per type code, the node whose children an instance of this element may have (filled by the walker)
     scopes: dict[str, Node | None] = field(default_factory=dict)
+    #: the invariants split into JSON checks and engine evaluations (filled by checks.invariants)
+    plan: Any = None
     _choices: dict[str, tuple[Node, str]] | None = None
     _required: list[Node] | None = None
 
-    @property
-    def name(self) -> str:
-        return self.path.rpartition(".")[2]
+    #: the last segment of the path, the name an instance uses (``value[x]`` for a choice)
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.name = self.path.rpartition(".")[2]
 
     @property
     def max_text(self) -> str:
@@ -188,6 +196,7 @@ def _element_ids(elements: Sequence[Mapping[str, Any]]) -> list[str]:
 def _node(el: Mapping[str, Any], element_id: str) -> Node:
     max_text = str(el.get("max", "*"))
     binding = el.get("binding")
+    constraints = tuple(el.get("constraint", ()))
     return Node(
         id=element_id,
         path=str(el["path"]),
@@ -203,7 +212,10 @@ def _node(el: Mapping[str, Any], element_id: str) -> Node:
         binding=Binding(binding["strength"], binding["valueSet"])
         if binding and binding.get("valueSet") and binding.get("strength")
         else None,
-        constraints=tuple(el.get("constraint", ())),
+        constraints=constraints,
+        invariants=tuple(
+            c for c in constraints if isinstance(c.get("expression"), str) and c.get("key") not in WALKER_INVARIANTS
+        ),
         max_length=el.get("maxLength"),
         is_modifier=bool(el.get("isModifier", False)),
     )

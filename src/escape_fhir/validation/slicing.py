@@ -207,10 +207,12 @@ def _conforms(walk: Walk, value: Any, definition: Node) -> bool:
 
     probe = Walk(walk.validator)
     probe.resources = list(walk.resources)
+    probe.containers = list(walk.containers)
     probe.conformance = walk.conformance
     path = definition.path
     if isinstance(value, dict) and value.get("resourceType") == path:
         probe.resources.append(value)
+        probe.containers.append(value)
         probe.object(value, definition, path, Host(path, path, path, is_resource=True))
     else:
         probe.item(definition, None, value, None, path, path, Host(path, path, ""))

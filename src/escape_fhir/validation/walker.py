@@ -55,6 +55,8 @@ class Walk:
         self.definitions = validator.definitions
         self.issues: list[Issue] = []
         self.resources: list[Json] = []  # the enclosing resources, innermost last (%resource of invariants)
+        #: for each of those, the resource that is not contained in another (%rootResource, fhirpath.html#vars)
+        self.containers: list[Json] = []
         self._nested_seen: set[int] = set()
         #: (id of a value, profile url) -> conforms, for profile discriminators (slicing.py)
         self.conformance: dict[tuple[int, str], bool] = {}
@@ -64,9 +66,17 @@ class Walk:
 
     # ---- resources ----------------------------------------------------------------------------------------
 
-    def resource(self, res: Any, loc: str, explicit: Sequence[str] = (), declared: Sequence[str] = ()) -> None:
+    def resource(
+        self,
+        res: Any,
+        loc: str,
+        explicit: Sequence[str] = (),
+        declared: Sequence[str] = (),
+        contained: bool = False,
+    ) -> None:
         """Validate a resource against its base type, ``meta.profile``, ``explicit`` profiles (an unknown one
-        is an error) and ``declared`` ones (type profiles of the element holding it; unknown: a warning)."""
+        is an error) and ``declared`` ones (type profiles of the element holding it; unknown: a warning);
+        ``contained``: it is in the ``contained`` of the enclosing resource."""
         if not isinstance(res, dict):
             self.add("error", "structure", "a resource must be a JSON object", loc)
             return
@@ -77,13 +87,15 @@ class Walk:
             return
         targets = self._profiles(res, rt, loc, explicit, declared)
         self.resources.append(res)
+        self.containers.append(self.containers[-1] if contained and self.containers else res)
         try:
             for profile in targets:
                 self.object(res, profile.root, loc, Host(rt, rt, rt, is_resource=True))
-                self.invariants(res, profile.root.constraints, loc)
+                self.invariants(res, profile.root, loc)
             checks.resource_rules(self, res, rt, loc)
         finally:
             self.resources.pop()
+            self.containers.pop()
 
     def _profiles(
         self, res: Json, rt: str, loc: str, explicit: Sequence[str], declared: Sequence[str]
@@ -238,8 +250,8 @@ class Walk:
             checks.fixed_and_pattern(self, node, item, loc)
         if node.binding is not None:
             self.issues += bindings.check(self.definitions, node.binding, code, item, loc)
-        if node.constraints:
-            self.invariants(item, node.constraints, loc)
+        if node.invariants:
+            self.invariants(item, node, loc)
 
     def complex(self, node: Node, code: str, item: Json, loc: str, host: Host, scope: Node | None = None) -> None:
         """A data type or backbone element: its children, its type's invariants, identifier rules."""
@@ -248,8 +260,8 @@ class Walk:
             self.add("warning", "not-supported", f"no definition of type {code} is available to check this", loc)
             return
         self.object(item, scope, loc, host)
-        if scope is not node and scope.constraints:
-            self.invariants(item, scope.constraints, loc)
+        if scope is not node and scope.invariants:
+            self.invariants(item, scope, loc)
         if code == "Identifier":
             checks.identifier(self, item, loc)
 
@@ -279,7 +291,8 @@ class Walk:
         if isinstance(item, dict) and code not in _RESOURCE_CODES and item.get("resourceType") != code:
             self.add("error", "structure", f"expected a {code} resource, found {item.get('resourceType')}", loc)
             return
-        self.resource(item, loc, declared=[p for t in node.types for p in t.profiles])
+        declared = [p for t in node.types for p in t.profiles]
+        self.resource(item, loc, declared=declared, contained=node.name == "contained")
 
     # ---- definitions --------------------------------------------------------------------------------------
 
@@ -309,9 +322,10 @@ class Walk:
         base = self.validator.base(code)
         return base.root if base is not None else None
 
-    def invariants(self, value: Any, constraints: Sequence[Json], loc: str) -> None:
-        if constraints:
-            self.issues += checks.invariants(value, constraints, loc, self)
+    def invariants(self, value: Any, node: Node, loc: str) -> None:
+        """The FHIRPath invariants of ``node`` on ``value``."""
+        if node.invariants:
+            self.issues += checks.invariants(value, node, loc, self)
 
 
 def _single_type(node: Node) -> str:
