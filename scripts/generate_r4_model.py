@@ -18,7 +18,8 @@ What is kept (no prose: no definitions, comments, descriptions, mappings):
   ``constraints`` (indices into the top-level ``constraints`` table), ``modifier``, ``summary``,
   ``representation``, ``slicing``, ``sliceName``, ``condition``, ``maxLength``, and any ``fixed*`` /
   ``pattern*`` / ``minValue*`` / ``maxValue*`` as in the source.
-- ``constraints``: ``[key, severity, expression, source type]`` rows (FHIRPath only).
+- ``constraints``: ``[key, severity, expression, source type, human]`` rows (FHIRPath only; ``human`` is the
+  invariant's own one-line statement, which validation messages quote).
 - ``primitives``: for each primitive type, the regex of its value and its JSON form (number/boolean/string).
 - ``valueSets``: for every value set bound with *required* strength, ``{system: [codes]}``;
   ``unexpandedValueSets`` lists those that could not be expanded from the compose (with the reason).
@@ -98,7 +99,13 @@ class ConstraintTable:
         self.index: dict[tuple[str, ...], int] = {}
 
     def add(self, c: Json) -> int:
-        row = (c["key"], c["severity"], c.get("expression", ""), short_canonical(c.get("source", "")))
+        row = (
+            c["key"],
+            c["severity"],
+            c.get("expression", ""),
+            short_canonical(c.get("source", "")),
+            c.get("human", ""),
+        )
         if row not in self.index:
             self.index[row] = len(self.rows)
             self.rows.append(list(row))

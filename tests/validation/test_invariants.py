@@ -99,7 +99,7 @@ def test_constraint(case: dict[str, Any]) -> None:
     expected = []
     if case["fails"]:
         severity = "error" if constraint.severity == "error" else "warning"
-        expected = [Issue(severity, "invariant", f"{constraint.key}: {constraint.expression}", location)]
+        expected = [Issue(severity, "invariant", f"{constraint.key}: {constraint.human}", location)]
     assert check_constraints(case["node"], [constraint], location, root) == expected
 
 
@@ -304,3 +304,16 @@ def test_ref_1_inside_a_bundle_entry_looks_in_the_entry_resource() -> None:
     constraint = all_constraints()["ref-1"]
     location = "Bundle.entry[0].resource.generalPractitioner[0]"
     assert check_constraints({"reference": "#p1"}, [constraint], location, _CONTAINED_IN_ENTRY) == []
+
+
+def test_base_invariant_messages_quote_the_human_text() -> None:
+    """The compact model keeps each constraint's ``human``; base snapshots carry it into the messages."""
+    from escape_fhir.validation.api import Validator
+    from escape_fhir.validation.definitions import default_definitions
+
+    text = "dom-6: A resource should have narrative for robust management"
+    assert all_constraints()["dom-6"].human == text.partition(": ")[2]
+    result = Validator(default_definitions(package_cache=False)).validate(
+        {"resourceType": "Basic", "code": {"text": "x"}}
+    )
+    assert [(i.severity, i.message, i.location) for i in result.issues] == [("warning", text, "Basic")]

@@ -65,12 +65,14 @@ class Binding:
 
 @dataclass(frozen=True, slots=True)
 class Constraint:
-    """An invariant: ``key`` (e.g. ``ele-1``), ``severity`` (error/warning), FHIRPath ``expression``."""
+    """An invariant: ``key`` (e.g. ``ele-1``), ``severity`` (error/warning), FHIRPath ``expression``, and
+    ``human``, its statement in words (what a validation message says)."""
 
     key: str
     severity: str
     expression: str
     source: str
+    human: str = ""
 
 
 @dataclass(frozen=True, slots=True)

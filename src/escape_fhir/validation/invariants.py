@@ -167,7 +167,7 @@ def _not_checked(key: str, expression: str, location: str) -> Issue:
 
 def _fields(constraint: Json | Constraint) -> tuple[str, str, str, str]:
     if isinstance(constraint, Constraint):
-        return constraint.key, constraint.severity, constraint.expression, ""
+        return constraint.key, constraint.severity, constraint.expression, constraint.human
     return (
         str(constraint.get("key", "")),
         str(constraint.get("severity", "error")),

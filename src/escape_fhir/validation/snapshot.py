@@ -80,7 +80,7 @@ def _element_json(e: ElementDef) -> Json:
             {
                 "key": c.key,
                 "severity": c.severity,
-                "human": c.key,
+                "human": c.human or c.key,
                 "expression": c.expression,
                 "source": _canonical(c.source),
             }
