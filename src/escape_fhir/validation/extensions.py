@@ -13,7 +13,9 @@ names (``type.profile``); the StructureDefinition its ``url`` names. Then:
 An unknown url: the HL7 validator, with its default "any extension allowed", reports an unknown extension
 and still checks its structure; it cannot be ignored in ``modifierExtension``, whose meaning changes the
 resource (extensibility.html#modifierExtension). So: a warning for ``extension``, an error for
-``modifierExtension``. A relative url names a sub-extension, which only its parent extension can define.
+``modifierExtension``. A relative url names a sub-extension, which only its parent extension can define;
+under an extension whose definition is unknown it is walked as a plain Extension, not reported (what the
+parent allows is unknown too).
 Cross-version extensions (``http://hl7.org/fhir/5.0/StructureDefinition/extension-...``) resolve through
 the definitions like any other.
 """
@@ -46,7 +48,9 @@ def check(walk: Walk, node: Node, ext: Json, loc: str, host: Host, *, modifier: 
     scope = definition or walk.scope(node, "Extension")
     if scope is None:
         return
-    inner = Host("Extension", "Extension", "Extension", ext_url=url if isinstance(url, str) else None)
+    inner = Host(
+        "Extension", "Extension", "Extension", url if isinstance(url, str) else None, ext_defined=bool(definition)
+    )
     walk.complex(node, "Extension", ext, loc, inner, scope=scope)
 
 
@@ -60,6 +64,8 @@ def _definition(walk: Walk, node: Node, url: str, loc: str, host: Host, modifier
             if named is not None:
                 return named.root  # a slice of the host profile: placed there by the profile's author
     if ":" not in url:
+        if not host.ext_defined:
+            return None  # inside an extension we have no definition of: its sub-extensions cannot be judged
         where = f"extension {host.ext_url}" if host.ext_url else "its parent element"
         walk.add("error", "structure", f"sub-extension {url!r} is not defined by {where}", loc)
         return None

@@ -37,7 +37,8 @@ class Host(NamedTuple):
     """The element an extension sits on, for its context (https://hl7.org/fhir/R4/extensibility.html#context).
 
     ``def_path`` is the path from the resource (``Patient.name.given``), ``path`` the definition path of the
-    element (``HumanName.given``), ``type_code`` its type, ``ext_url`` the url when it is an extension.
+    element (``HumanName.given``), ``type_code`` its type, ``ext_url`` the url when it is an extension,
+    ``ext_defined`` False when it is an extension whose definition is not known.
     """
 
     def_path: str
@@ -45,6 +46,7 @@ class Host(NamedTuple):
     type_code: str
     ext_url: str | None = None
     is_resource: bool = False
+    ext_defined: bool = True
 
 
 class Walk:
