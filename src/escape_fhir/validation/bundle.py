@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from escape_fhir.errors import Issue
@@ -142,17 +141,25 @@ def _unresolved(index: _Index, ref: str, full_url: Any, location: str) -> Issue 
     return None  # an absolute URL elsewhere, or not a literal reference at all
 
 
-def _reference_strings(node: Any, location: str) -> Iterator[tuple[str, str]]:
+def _reference_strings(node: Any, location: str) -> list[tuple[str, str]]:
     """Every ``Reference.reference`` string under a resource, with its location; nested Bundles excluded."""
-    if isinstance(node, dict):
-        if isinstance(node.get("reference"), str):
-            yield f"{location}.reference", node["reference"]
-        for key, value in node.items():
-            if key != "reference" and not (isinstance(value, dict) and value.get("resourceType") == "Bundle"):
-                yield from _reference_strings(value, f"{location}.{key}")
-    elif isinstance(node, list):
+    found: list[tuple[str, str]] = []
+    _collect_references(node, location, found)
+    return found
+
+
+def _collect_references(node: Any, location: str, found: list[tuple[str, str]]) -> None:
+    """Only objects and arrays are descended (most members are strings), locations built as needed."""
+    if isinstance(node, list):
         for i, item in enumerate(node):
-            yield from _reference_strings(item, f"{location}[{i}]")
+            if isinstance(item, dict | list):
+                _collect_references(item, f"{location}[{i}]", found)
+        return
+    if isinstance(node.get("reference"), str):
+        found.append((f"{location}.reference", node["reference"]))
+    for key, value in node.items():
+        if isinstance(value, list) or (isinstance(value, dict) and value.get("resourceType") != "Bundle"):
+            _collect_references(value, f"{location}.{key}", found)
 
 
 class _Index:

@@ -98,9 +98,12 @@ class Node:
 
     #: the last segment of the path, the name an instance uses (``value[x]`` for a choice)
     name: str = field(init=False)
+    #: a choice element (``value[x]``), named in instances with its type (``valueQuantity``)
+    is_choice: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.name = self.path.rpartition(".")[2]
+        self.is_choice = self.path.endswith("[x]")
 
     @property
     def max_text(self) -> str:
@@ -120,7 +123,7 @@ class Node:
         if self._choices is None:
             found: dict[str, tuple[Node, str]] = {}
             for child in self.children.values():
-                if child.path.endswith("[x]"):
+                if child.is_choice:
                     prefix = child.name[:-3]
                     for t in child.types:
                         found[prefix + t.code[:1].upper() + t.code[1:]] = (child, t.code)

@@ -11,6 +11,7 @@ then decides.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from escape_fhir.validation.fhirpath_ext import R4_PATHS
@@ -46,12 +47,15 @@ def _some(value: Any) -> bool:
 
 def exists(node: Any, name: str) -> bool:
     """``name.exists()``: the member or its ``_name`` companion (https://hl7.org/fhir/R4/json.html#primitive)."""
-    return isinstance(node, dict) and (_some(node.get(name)) or _some(node.get(f"_{name}")))
+    if not isinstance(node, dict):
+        return False
+    value = node.get(name)
+    return (value is not None and value != []) or _some(node.get("_" + name))
 
 
 def objects(node: Any, name: str) -> list[Json]:
     """The objects of a complex member (one object or an array of them)."""
-    if not isinstance(node, dict) or f"_{name}" in node:
+    if not isinstance(node, dict) or "_" + name in node:
         raise Defer
     value = node.get(name)
     if value is None:
@@ -65,7 +69,7 @@ def objects(node: Any, name: str) -> list[Json]:
 
 def string(node: Any, name: str) -> str | None:
     """The value of a single string primitive member (None when absent)."""
-    if not isinstance(node, dict) or f"_{name}" in node:
+    if not isinstance(node, dict) or "_" + name in node:
         raise Defer
     value = node.get(name)
     if value is None or isinstance(value, str):
@@ -77,13 +81,27 @@ def choice(node: Any, path: str, prefix: str) -> tuple[str, Any] | None:
     """The ``prefix[x]`` member the engine reads: the first of the model's types present, with its value."""
     if not isinstance(node, dict):
         raise Defer
-    for type_name in R4_PATHS["choiceTypePaths"][path]:
-        key = prefix + type_name
-        if node.get(key) is not None or node.get(f"_{key}") is not None:
-            if f"_{key}" in node:
-                raise Defer
-            return type_name, node[key]
-    return None
+    ranks = _choice_ranks(path, prefix)
+    best: tuple[int, str] | None = None
+    for key, value in node.items():
+        found = ranks.get(key)
+        if found is not None and value is not None and (best is None or found < best):
+            best = found
+    if best is None:
+        return None
+    key = prefix + best[1]
+    if "_" + key in node:
+        raise Defer
+    return best[1], node[key]
+
+
+@functools.cache
+def _choice_ranks(path: str, prefix: str) -> dict[str, tuple[int, str]]:
+    """``valueQuantity`` and ``_valueQuantity`` -> (0, ``Quantity``): each type's place in the model's order."""
+    ranks: dict[str, tuple[int, str]] = {}
+    for i, type_name in enumerate(R4_PATHS["choiceTypePaths"][path]):
+        ranks[prefix + type_name] = ranks["_" + prefix + type_name] = (i, type_name)
+    return ranks
 
 
 def choice_empty(node: Any, path: str, prefix: str) -> bool:

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from escape_fhir.errors import Issue
-from escape_fhir.fhir.r4model import model
+from escape_fhir.fhir.r4model import PrimitiveInfo, model
 from escape_fhir.validation import bindings, checks, extensions, slicing
 from escape_fhir.validation.elements import CompiledProfile, Node
 
@@ -30,6 +30,7 @@ Json = dict[str, Any]
 EXTENSION_NAMES = frozenset({"extension", "modifierExtension"})
 _RESOURCE_CODES = frozenset({"Resource", "DomainResource"})
 _INT32 = (-2147483648, 2147483647)
+_PRIMITIVES: dict[str, PrimitiveInfo] = {}
 _MISSING = object()
 
 
@@ -132,7 +133,7 @@ class Walk:
 
     def object(self, obj: Json, scope: Node, loc: str, host: Host) -> None:
         """Check the members of one JSON object against the children of ``scope``."""
-        if not obj or obj.keys() == {"id"}:
+        if not obj or (len(obj) == 1 and "id" in obj):
             # ele-1 (https://hl7.org/fhir/R4/element.html#invs), checked here rather than by FHIRPath.
             self.add("error", "invariant", "ele-1: all FHIR elements must have a @value or children", loc)
         children = scope.children
@@ -149,7 +150,7 @@ class Walk:
                 companion = obj.get("_" + key)
             node = children.get(key)
             code: str | None = None
-            if node is None or node.path.endswith("[x]"):
+            if node is None or node.is_choice:
                 hit = scope.choices().get(key)
                 if hit is None:
                     seen.add(self._unknown(key, scope, loc))
@@ -175,7 +176,7 @@ class Walk:
         """Report an element the definition does not have; returns the name it stands for (choice or key)."""
         for child in scope.children.values():
             prefix = child.name[:-3]
-            if child.path.endswith("[x]") and key.startswith(prefix) and key[len(prefix) : len(prefix) + 1].isupper():
+            if child.is_choice and key.startswith(prefix) and key[len(prefix) : len(prefix) + 1].isupper():
                 allowed = ", ".join(t.code for t in child.types)
                 message = f"type {key[len(prefix) :]} is not allowed for {child.name} (allowed: {allowed})"
                 self.add("error", "structure", message, f"{loc}.{key}")
@@ -198,19 +199,17 @@ class Walk:
             self.add("error", "structure", message if node.max else "element is not allowed here (max = 0)", loc)
         if count < node.min:
             self.add("error", "required", f"minimum required = {node.min}, but only found {count}", loc)
-        if node.slicing is not None:
-            assigned: list[Node | None] = slicing.assign(self, node, items, loc)
-        else:
-            assigned = [None] * count
+        assigned = slicing.assign(self, node, items, loc) if node.slicing is not None else None
         def_path = f"{host.def_path}.{node.name}"
+        indexed = node.is_array or isinstance(value, list)
         for i in range(count):
             item = items[i] if i < len(items) else None
             comp = comps[i] if i < len(comps) else None
-            where = f"{loc}[{i}]" if node.is_array or isinstance(value, list) else loc
+            where = f"{loc}[{i}]" if indexed else loc
             if item is None and comp is None:
                 self.add("error", "structure", "null is not allowed here", where)
                 continue
-            self.item(assigned[i] or node, code, item, comp, where, def_path, host)
+            self.item((assigned and assigned[i]) or node, code, item, comp, where, def_path, host)
 
     def _listed(self, node: Node, value: Any, loc: str, optional: bool) -> list[Any]:
         """The repetitions of a JSON member, with an issue when the array shape is wrong."""
@@ -229,14 +228,14 @@ class Walk:
     def item(self, node: Node, code: str | None, item: Any, comp: Any, loc: str, def_path: str, host: Host) -> None:
         """One repetition of an element: its type's checks, then fixed/pattern, binding and invariants."""
         code = code or _single_type(node)
-        m = model()
-        if m.is_primitive(code):
+        kind = _KINDS.get(code) or _kind(code)
+        if kind is _PRIMITIVE:
             self.primitive(node, code, item, comp, loc, def_path)
-        elif code == "xhtml":
+        elif kind is _XHTML:
             if not isinstance(item, str) or not item.lstrip().startswith("<div"):
                 self.add("error", "structure", "narrative must be XHTML in a <div> element", loc)
             return
-        elif code in _RESOURCE_CODES or m.is_resource_type(code):
+        elif kind is _RESOURCE:
             self._nested(node, code, item, loc)
             return
         elif not isinstance(item, dict):
@@ -330,6 +329,25 @@ class Walk:
             self.issues += checks.invariants(value, node, loc, self)
 
 
+_PRIMITIVE, _XHTML, _RESOURCE, _COMPLEX = "primitive", "xhtml", "resource", "complex"
+#: type code -> how the walker treats its instances (one of the four above), filled as codes are met
+_KINDS: dict[str, str] = {}
+
+
+def _kind(code: str) -> str:
+    m = model()
+    if m.is_primitive(code):
+        kind = _PRIMITIVE
+    elif code == "xhtml":
+        kind = _XHTML
+    elif code in _RESOURCE_CODES or m.is_resource_type(code):
+        kind = _RESOURCE
+    else:
+        kind = _COMPLEX
+    _KINDS[code] = kind
+    return kind
+
+
 def _single_type(node: Node) -> str:
     if node.types:
         return node.types[0].code
@@ -346,9 +364,10 @@ def _companion(loc: str) -> str:
 
 def _primitive_problem(code: str, value: Any) -> tuple[str, str] | None:
     """(issue code, message) when a JSON value is not a valid ``code`` primitive, else None."""
-    info = model().primitive(code)
+    info = _PRIMITIVES.get(code) or model().primitive(code)
     if info is None:
         return None
+    _PRIMITIVES[code] = info
     if info.json == "boolean":
         return None if isinstance(value, bool) else ("structure", f"{code} must be a JSON boolean, found {value!r}")
     if info.json == "number":
