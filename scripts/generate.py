@@ -8,6 +8,8 @@ It writes:
 * ``profiles/``: the project's FHIR package (escape_fhir.fhir.conformance.write_package): its
   StructureDefinitions, CodeSystems, ValueSets, the three Questionnaires (escape_fhir.fhir.questionnaires),
   ``package.json`` and ``.index.json``;
+* ``src/escape_fhir/data/conformance.json``: the same resources and ``package.json`` as one compact JSON
+  document, which the validator reads at start-up (escape_fhir.validation.sources.project_data);
 * ``examples/bundles/<name>.message.json|xml``: the message Bundle of each ``examples/referrals/<name>.json``,
   stamped with a fixed timestamp (the referral date at 09:30Z) so the output is reproducible;
 * ``examples/resources/<Profile>-<label>.json``: one standalone example of each project profile (each kind
@@ -29,7 +31,7 @@ import orjson
 from escape_fhir.domain import load_referral, referral_json_schema
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.bundles import translate
-from escape_fhir.fhir.conformance import write_package
+from escape_fhir.fhir.conformance import conformance_resources, package_manifest, write_package
 from escape_fhir.fhir.formats import dump
 from escape_fhir.fhir.resources import Json
 
@@ -44,6 +46,8 @@ def generated_files(root: Path) -> dict[Path, bytes]:
     with tempfile.TemporaryDirectory() as tmp:
         for path in write_package(Path(tmp)):
             files[Path("profiles") / path.name] = path.read_bytes()
+    project = {"manifest": package_manifest(), "resources": conformance_resources()}
+    files[Path("src/escape_fhir/data/conformance.json")] = orjson.dumps(project) + b"\n"
     bundles = {}
     for source in sorted((root / "examples/referrals").glob("*.json")):
         referral = load_referral(source.read_bytes())

@@ -402,3 +402,12 @@ def test_every_invariant_of_the_project_profiles_is_native() -> None:
     own = own_expressions()
     assert len(own) > 10
     assert sorted(k for k, e in own.items() if e not in NATIVE) == []
+
+
+@pytest.mark.parametrize("path", ["Observation.value", "Observation.component.value", "Condition.abatement"])
+def test_choice_types_in_the_engines_order(path: str) -> None:
+    """The JSON checks read choice elements from the compact model in fhirpathpy's order."""
+    from escape_fhir.validation.fhirpath_ext import R4_PATHS
+    from escape_fhir.validation.fhirpath_reads import choice_types
+
+    assert choice_types(path) == R4_PATHS["choiceTypePaths"][path]

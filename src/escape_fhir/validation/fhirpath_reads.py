@@ -3,7 +3,8 @@
 fhirpathpy (``engine.evaluators.create_reduce_member_invocation``) reads a member ``name`` of an object as
 the value of ``name`` (each item of an array) plus the value of its ``_name`` companion
 (https://hl7.org/fhir/R4/json.html#primitive), skipping null and empty arrays; a choice element
-``value`` is the first of the model's types (``R4_PATHS["choiceTypePaths"]``) present. These functions
+``value`` is the first of the element's types present, in the order of its definition (fhirpathpy's
+``choiceTypePaths``; here read from the compact R4 model, so that these checks need no FHIRPath engine). These functions
 read the same way, and raise :class:`Defer` where an instance has a shape they do not model (a companion
 where a value is read, a string where an object belongs, several values where one belongs): the engine
 then decides.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from escape_fhir.validation.fhirpath_ext import R4_PATHS
+from escape_fhir.fhir.r4model import model
 
 __all__ = [
     "Defer",
@@ -99,9 +100,19 @@ def choice(node: Any, path: str, prefix: str) -> tuple[str, Any] | None:
 def _choice_ranks(path: str, prefix: str) -> dict[str, tuple[int, str]]:
     """``valueQuantity`` and ``_valueQuantity`` -> (0, ``Quantity``): each type's place in the model's order."""
     ranks: dict[str, tuple[int, str]] = {}
-    for i, type_name in enumerate(R4_PATHS["choiceTypePaths"][path]):
+    for i, type_name in enumerate(choice_types(path)):
         ranks[prefix + type_name] = ranks["_" + prefix + type_name] = (i, type_name)
     return ranks
+
+
+def choice_types(path: str) -> list[str]:
+    """The types of a choice element as its instances name them: ``Observation.value`` -> ``Quantity``,
+    ``CodeableConcept``, ``String``... in definition order."""
+    structure = model().structure(path.partition(".")[0])
+    element = structure.element(f"{path}[x]") if structure is not None else None
+    if element is None:
+        raise ValueError(f"{path}[x] is not a choice element of R4")
+    return [t.code[:1].upper() + t.code[1:] for t in element.types]
 
 
 def choice_empty(node: Any, path: str, prefix: str) -> bool:

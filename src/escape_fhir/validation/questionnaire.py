@@ -26,7 +26,6 @@ from decimal import Decimal
 from typing import Any
 
 from escape_fhir.errors import Issue
-from escape_fhir.validation.invariants import evaluate_expression
 
 __all__ = ["HasCode", "check_questionnaire_response"]
 
@@ -199,6 +198,8 @@ class _Checker:
         return all(results) if question.get("enableBehavior") == "all" else any(results)
 
     def enabled_by_expression(self, expression: str, question: Json, location: str) -> bool:
+        from escape_fhir.validation.invariants import evaluate_expression  # the FHIRPath engine, when needed
+
         variables = {"resource": self.qr, "questionnaire": self.questionnaire, "context": self.qr}
         result = evaluate_expression(expression, self.qr, variables)
         if result is None:

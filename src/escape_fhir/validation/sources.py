@@ -19,6 +19,7 @@ import copy
 import re
 import tarfile
 from collections.abc import Callable, Iterable
+from importlib import resources
 from pathlib import Path
 
 import orjson
@@ -182,9 +183,13 @@ def _pick(candidates: list[Json], version: str | None) -> Json | None:
 def project_source() -> MemorySource:
     """The project's own conformance resources: profiles, value sets, code systems, questionnaires.
 
+    Read from ``escape_fhir/data/conformance.json`` (see :func:`project_data`); else computed by
     ``escape_fhir.fhir.conformance.conformance_resources()`` when that module exists, else the project's
-    questionnaires alone (the two are the same resources as ``profiles/``, which is generated from them).
+    questionnaires alone (the same resources as ``profiles/``, which is generated from them).
     """
+    data = project_data()
+    if data is not None:
+        return MemorySource(data["resources"])
     try:
         from escape_fhir.fhir.conformance import conformance_resources
     except ImportError:
@@ -197,12 +202,31 @@ def project_source() -> MemorySource:
 
 def project_manifest() -> Json | None:
     """The project's ``package.json`` (its dependencies, UK Core among them), when the module provides it."""
+    data = project_data()
+    if data is not None:
+        found: Json = data["manifest"]
+        return found
     try:
         from escape_fhir.fhir.conformance import package_manifest
     except ImportError:
         return None
     manifest: Json = package_manifest()
     return manifest
+
+
+def project_data() -> Json | None:
+    """``{"manifest": package.json, "resources": [...]}`` as ``scripts/generate.py`` writes it from
+    :mod:`escape_fhir.fhir.conformance`; None when the file is absent.
+
+    Reading it (about 1 ms) instead of running that module keeps the domain models and their pydantic
+    schemas out of a validation's start-up (0.15 s of ``escape-fhir validate``); tests/test_generated.py
+    keeps the file current. Each call gives a fresh copy.
+    """
+    path = resources.files("escape_fhir").joinpath("data", PROJECT_DATA)
+    if not path.is_file():
+        return None
+    found: Json = orjson.loads(path.read_bytes())
+    return found
 
 
 def default_sources(packages: Iterable[str], *, package_cache: bool = True) -> list[DefinitionSource]:
@@ -214,6 +238,10 @@ def default_sources(packages: Iterable[str], *, package_cache: bool = True) -> l
     chain += package_sources(list(packages), package_cache=package_cache, requires=[manifest] if manifest else [])
     chain += [BaseR4Source(), builtin_extensions(), CrossVersionSource()]
     return chain
+
+
+#: The project's conformance resources and manifest, in ``escape_fhir/data`` (see project_data).
+PROJECT_DATA = "conformance.json"
 
 
 # ---- files: folders, .tgz packages, the package cache --------------------------------------------------------
