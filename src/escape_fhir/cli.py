@@ -167,7 +167,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from escape_fhir.api.logs import configure
     from escape_fhir.settings import Settings, SettingsError
 
-    given = {"host": args.host, "port": args.port, "database_url": args.database_url}
+    given = {"host": args.host, "port": args.port, "database_url": args.database_url, "packages": args.package}
     try:
         settings = Settings(**{k: v for k, v in given.items() if v is not None})
         configure(settings.log_level)
@@ -219,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8080)")
     p.add_argument("--database-url", help="SQLAlchemy URL (default sqlite:///var/escape-fhir.sqlite3)")
+    p.add_argument(
+        "--package",
+        action="append",
+        help="FHIR package the validator loads (folder, .tgz or name#version in ~/.fhir/packages), e.g. UK Core",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the referral input format")

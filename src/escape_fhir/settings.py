@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     #: Absolute base URL written in fullUrls and links; empty: taken from each request.
     base_url: str = ""
     log_level: str = "INFO"
+    #: FHIR packages the validator loads besides the project's own and the package cache: folders or .tgz
+    #: files (e.g. UK Core), or ``name#version`` in ``~/.fhir/packages``. JSON list in the environment.
+    packages: list[str] = Field(default_factory=list)
 
     @field_validator("tokens")
     @classmethod

@@ -17,6 +17,8 @@ from escape_fhir.api import errors, messaging, rest
 from escape_fhir.api.logs import RequestLog
 from escape_fhir.settings import Settings, check_startable
 from escape_fhir.storage import Database
+from escape_fhir.validation.api import Validator
+from escape_fhir.validation.definitions import default_definitions
 
 log = logging.getLogger("escape_fhir.api")
 
@@ -50,6 +52,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = db
+    # One validator for the life of the app: definitions loaded and profiles compiled once, not per request.
+    app.state.validator = Validator(default_definitions(settings.packages))
     errors.install(app)
     app.include_router(messaging.router)
     app.include_router(rest.router)

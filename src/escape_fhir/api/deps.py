@@ -8,11 +8,17 @@ from fastapi import Depends, Request
 
 from escape_fhir.settings import Settings
 from escape_fhir.storage import Database
+from escape_fhir.validation.api import Validator
 
 
 def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
+
+
+def get_validator(request: Request) -> Validator:
+    validator: Validator = request.app.state.validator
+    return validator
 
 
 def base_url(request: Request) -> str:
@@ -23,3 +29,4 @@ def base_url(request: Request) -> str:
 
 Db = Annotated[Database, Depends(get_db)]
 Base = Annotated[str, Depends(base_url)]
+Val = Annotated[Validator, Depends(get_validator)]

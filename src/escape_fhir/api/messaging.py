@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from escape_fhir.api.auth import require
-from escape_fhir.api.deps import Base, Db
+from escape_fhir.api.deps import Base, Db, Val
 from escape_fhir.api.negotiation import InBody, OutFormat, fhir_response
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.formats import parse
@@ -37,14 +37,14 @@ Ids = Annotated[tuple[str, str], Depends(bars_ids)]
 
 
 @router.post("/$process-message", dependencies=[require(Scope.SUBMIT)])
-def process_message(ids: Ids, fmt: OutFormat, body: InBody, db: Db, base: Base) -> Response:
+def process_message(ids: Ids, fmt: OutFormat, body: InBody, db: Db, base: Base, validator: Val) -> Response:
     bundle = parse(body.data, body.fmt)
     delivery = intake.Delivery(ids[0], ids[1], body.data, body.fmt, base)
-    result = intake.process_message(db, bundle, delivery)
+    result = intake.process_message(db, bundle, delivery, validator)
     return fhir_response(result.body, fmt)
 
 
 @router.post("/", dependencies=[require(Scope.SUBMIT)])
-def transaction_bundle(fmt: OutFormat, body: InBody, db: Db, base: Base) -> Response:
+def transaction_bundle(fmt: OutFormat, body: InBody, db: Db, base: Base, validator: Val) -> Response:
     bundle = parse(body.data, body.fmt)
-    return fhir_response(process_transaction(db, bundle, base), fmt)
+    return fhir_response(process_transaction(db, bundle, base, validator), fmt)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
 from escape_fhir.api.auth import require
-from escape_fhir.api.deps import Base, Db
+from escape_fhir.api.deps import Base, Db, Val
 from escape_fhir.api.negotiation import InBody, OutFormat, fhir_response, version_headers
 from escape_fhir.fhir.formats import parse
 from escape_fhir.service import rest, triage
@@ -33,16 +33,17 @@ def metadata(request: Request, fmt: OutFormat, base: Base) -> Response:
 
 
 @router.post("/$validate", dependencies=[require(Scope.VALIDATE)])
-def validate_any(request: Request, fmt: OutFormat, body: InBody) -> Response:
+def validate_any(request: Request, fmt: OutFormat, body: InBody, validator: Val) -> Response:
     profiles = request.query_params.getlist("profile")
-    return fhir_response(rest.validate_operation(parse(body.data, body.fmt), None, profiles), fmt)
+    return fhir_response(rest.validate_operation(parse(body.data, body.fmt), None, profiles, validator), fmt)
 
 
 @router.post("/{resource_type}/$validate", dependencies=[require(Scope.VALIDATE)])
-def validate_type(resource_type: str, request: Request, fmt: OutFormat, body: InBody) -> Response:
+def validate_type(resource_type: str, request: Request, fmt: OutFormat, body: InBody, validator: Val) -> Response:
     rest.check_type(resource_type, (*READ_TYPES, "Questionnaire", "Bundle"))
     profiles = request.query_params.getlist("profile")
-    return fhir_response(rest.validate_operation(parse(body.data, body.fmt), resource_type, profiles), fmt)
+    resource = parse(body.data, body.fmt)
+    return fhir_response(rest.validate_operation(resource, resource_type, profiles, validator), fmt)
 
 
 @router.get("/Questionnaire", dependencies=[READ])

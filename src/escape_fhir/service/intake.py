@@ -29,7 +29,7 @@ from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.service.referrals import acknowledgement, find_referral, store_new, store_update, withdraw
 from escape_fhir.service.triage import Assessment
 from escape_fhir.storage import Database, MessageRecord, Repository, instant
-from escape_fhir.validation import validate
+from escape_fhir.validation.api import Validator
 
 Json = dict[str, Any]
 log = logging.getLogger("escape_fhir.intake")
@@ -59,13 +59,13 @@ def _duplicate_request(request_id: str) -> OutcomeError:
     return OutcomeError(Problem.CONFLICT, [Issue("error", "duplicate", text, "X-Request-ID")])
 
 
-def checked(bundle: Json) -> tuple[Message, list[Issue]]:
+def checked(bundle: Json, validator: Validator) -> tuple[Message, list[Issue]]:
     """The message, or OutcomeError; the warnings to return with a 200 (validator's and reader's)."""
     message = read_message(bundle)
-    return message, validated(bundle)
+    return message, validated(bundle, validator)
 
 
-def validated(bundle: Json) -> list[Issue]:
+def validated(bundle: Json, validator: Validator) -> list[Issue]:
     """The validator's warnings, or OutcomeError 400 with its errors (and warnings).
 
     Retired NHS number verification codes are accepted (nhs-standards.md 1.8): the validator's complaints
@@ -76,7 +76,7 @@ def validated(bundle: Json) -> list[Issue]:
     prefixes = tuple(i.location for i in retired)
     errors, warnings = [], list(retired)
     # Only errors count here; the validator's own warnings are for $validate, not for every acknowledgement.
-    for issue in validate(bundle).errors:
+    for issue in validator.validate(bundle).errors:
         if prefixes and issue.location.startswith(prefixes):
             warnings.append(Issue("warning", issue.code, issue.message, issue.location))
         else:
@@ -106,8 +106,8 @@ def assess_bundle(bundle: Json, warnings: list[Issue]) -> Assessment:
     return Assessment(result.decision.value, summary, start_back.risk if start_back else None)
 
 
-def process_message(db: Database, bundle: Json, delivery: Delivery) -> Result:
-    message, warnings = checked(bundle)
+def process_message(db: Database, bundle: Json, delivery: Delivery, validator: Validator) -> Result:
+    message, warnings = checked(bundle, validator)
     with db.read() as repo:
         if repo.request_seen(delivery.request_id):
             raise _duplicate_request(delivery.request_id)

@@ -13,7 +13,7 @@ from escape_fhir.service.common import READ_TYPES, now
 from escape_fhir.service.outcomes import OutcomeError, Problem, outcome
 from escape_fhir.service.search import PARAMETERS, Query, parse_query
 from escape_fhir.storage import Database, Stored, TokenFilter, instant
-from escape_fhir.validation import validate
+from escape_fhir.validation.api import Validator
 
 Json = dict[str, Any]
 
@@ -148,14 +148,16 @@ def questionnaires(params: Sequence[tuple[str, str]], base: str) -> Json:
 
 
 # --- $validate -------------------------------------------------------------------------------------------
-def validate_operation(resource: Json, resource_type: str | None, profiles: Sequence[str]) -> Json:
+def validate_operation(
+    resource: Json, resource_type: str | None, profiles: Sequence[str], validator: Validator
+) -> Json:
     """The OperationOutcome of ``$validate`` (200 whatever the verdict; the issues carry it)."""
     if resource.get("resourceType") == "Parameters":
         resource, profiles = _from_parameters(resource, profiles)
     if resource_type is not None and resource.get("resourceType") != resource_type:
         text = f"POST /{resource_type}/$validate takes a {resource_type}, not a {resource.get('resourceType')}"
         raise OutcomeError(Problem.BAD_REQUEST, text, location="resourceType")
-    return outcome(None, validate(resource, profiles).issues)
+    return outcome(None, validator.validate(resource, profiles).issues)
 
 
 def _from_parameters(parameters: Json, profiles: Sequence[str]) -> tuple[Json, list[str]]:

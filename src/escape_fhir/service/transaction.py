@@ -20,6 +20,7 @@ from escape_fhir.service.referrals import planned_encounter
 from escape_fhir.service.search import token_values
 from escape_fhir.service.triage import Assessment, new_task
 from escape_fhir.storage import Database, ReferralRecord, Repository, Stored, TokenFilter, VersionConflict, instant
+from escape_fhir.validation.api import Validator
 
 Json = dict[str, Any]
 METHODS = ("POST", "PUT", "DELETE")
@@ -64,11 +65,11 @@ class _Entry:
             raise _bad("the resource id must match request.url", f"{self.at}.resource.id")
 
 
-def process(db: Database, bundle: Json, base: str) -> Json:
+def process(db: Database, bundle: Json, base: str, validator: Validator) -> Json:
     if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
         raise _bad("POST / takes a Bundle of type transaction", "Bundle.type", code="structure")
     entries = [_Entry(i, e) for i, e in enumerate(bundle.get("entry") or [])]
-    validated(bundle)
+    validated(bundle, validator)
     creates_referral = any(e.method == "POST" and e.kind == "ServiceRequest" for e in entries)
     assessment = assess_bundle(bundle, []) if creates_referral else None
     moment = now()
