@@ -18,7 +18,8 @@ from escape_fhir.domain import Referral, load_referral
 from escape_fhir.domain.referral import LOW_BACK_PAIN_CODES, OSTEOARTHRITIS_CODES, SCIATICA_CODE
 from escape_fhir.errors import Issue, MappingError, ReferralInputError
 from escape_fhir.fhir import codes
-from escape_fhir.fhir._reader_parts import (
+from escape_fhir.fhir.questionnaires import read_eligibility_response, read_startback_response
+from escape_fhir.fhir.reader_parts import (
     BundleIndex,
     at,
     date_part,
@@ -31,7 +32,6 @@ from escape_fhir.fhir._reader_parts import (
     read_telecom,
     referral_source,
 )
-from escape_fhir.fhir.questionnaires import read_eligibility_response, read_startback_response
 from escape_fhir.fhir.resources import Json
 
 SUPPORTED_TYPES = ("message", "transaction", "collection")

@@ -14,6 +14,7 @@ from typing import Any
 
 from escape_fhir.errors import Issue
 from escape_fhir.fhir import codes
+from escape_fhir.fhir.reader_parts import resolve_reference
 from escape_fhir.service.outcomes import OutcomeError, Problem
 
 Json = dict[str, Any]
@@ -51,15 +52,7 @@ class Message:
         return self.reason == "delete" or self.service_request.get("status") in WITHDRAWN
 
     def resolve(self, reference: Any) -> int | None:
-        target = reference.get("reference") if isinstance(reference, dict) else None
-        if not isinstance(target, str):
-            return None
-        if target in self.keys:
-            return self.keys[target]
-        parts = target.rstrip("/").split("/")
-        if "_history" in parts:
-            parts = parts[: parts.index("_history")]
-        return self.keys.get("/".join(parts[-2:])) if len(parts) >= 2 else None
+        return resolve_reference(self.keys, reference)
 
 
 def _bad(message: str, location: str, code: str = "invalid") -> OutcomeError:

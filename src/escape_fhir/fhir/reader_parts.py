@@ -1,10 +1,11 @@
 """Finding things in a Bundle, and reading plain FHIR elements into the referral input format.
 
-Private helpers of :mod:`escape_fhir.fhir.readers`.
+Helpers of :mod:`escape_fhir.fhir.readers`; :func:`resolve_reference` also serves the endpoint's intake.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,19 +37,24 @@ class BundleIndex:
         return res if isinstance(res, dict) else {}
 
     def resolve(self, reference: Any) -> int | None:
-        ref = reference.get("reference") if isinstance(reference, dict) else None
-        if not isinstance(ref, str):
-            return None
-        if ref in self.keys:
-            return self.keys[ref]
-        parts = ref.rstrip("/").split("/")
-        # An absolute or versioned URL: match on its last Type/id (FHIR R4 Bundle, "Resolving references").
-        if "_history" in parts:
-            parts = parts[: parts.index("_history")]
-        return self.keys.get("/".join(parts[-2:])) if len(parts) >= 2 else None
+        return resolve_reference(self.keys, reference)
 
     def of_type(self, resource_type: str) -> list[int]:
         return [i for i in range(len(self.entries)) if self.resource(i).get("resourceType") == resource_type]
+
+
+def resolve_reference(keys: Mapping[str, int], reference: Any) -> int | None:
+    """The entry a Reference points at, by fullUrl or ``Type/id``; None when it is not in the Bundle."""
+    ref = reference.get("reference") if isinstance(reference, dict) else None
+    if not isinstance(ref, str):
+        return None
+    if ref in keys:
+        return keys[ref]
+    parts = ref.rstrip("/").split("/")
+    # An absolute or versioned URL: match on its last Type/id (FHIR R4 Bundle, "Resolving references").
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    return keys.get("/".join(parts[-2:])) if len(parts) >= 2 else None
 
 
 def at(i: int, path: str = "") -> str:
