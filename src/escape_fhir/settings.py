@@ -48,6 +48,18 @@ class Settings(BaseSettings):
     #: FHIR packages the validator loads besides the project's own and the package cache: folders or .tgz
     #: files (e.g. UK Core), or ``name#version`` in ``~/.fhir/packages``. JSON list in the environment.
     packages: list[str] = Field(default_factory=list)
+    #: The outbox (README "Sending referrals and the outbox"): a message is dead after this many attempts;
+    #: retries wait ``outbox_backoff_seconds`` doubling up to ``outbox_backoff_max_seconds`` unless the
+    #: receiver's Retry-After says otherwise (nhs-standards.md 1.2); a runner holds a message for
+    #: ``outbox_lease_seconds`` (longer than one delivery may take) before another runner may take it over.
+    outbox_max_attempts: int = Field(8, ge=1)
+    outbox_backoff_seconds: float = Field(2.0, gt=0)
+    outbox_backoff_max_seconds: float = Field(300.0, gt=0)
+    outbox_lease_seconds: float = Field(120.0, gt=0)
+    outbox_poll_seconds: float = Field(1.0, gt=0)
+    #: BaRS endpoint ``system|value`` (a MessageHeader ``source.endpoint``) -> base URL of its
+    #: ``$process-message``, for asynchronous responses. JSON object in the environment.
+    routes: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("tokens")
     @classmethod

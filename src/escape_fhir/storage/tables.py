@@ -107,3 +107,52 @@ referral_resource = Table(
     Column("resource_type", String(64), nullable=False),
     Column("resource_id", String(64), nullable=False),
 )
+
+#: The outbox (DESIGN.md capability 7): every message to send, written in the transaction of the change that
+#: caused it, before any attempt. ``request_id`` is fixed here so that every retry reuses it and the receiver
+#: can refuse a repeat (409 duplicate, nhs-standards.md 1.2). ``state`` is ``pending``, ``sending`` (claimed by
+#: ``claimed_by`` until ``lease_until``), ``delivered`` or ``dead``. ``destination`` is a URL or a BaRS
+#: endpoint ``system|value`` resolved through the routes when sent. For a referral we sent,
+#: ``service_request_id`` names our copy of its ServiceRequest and ``reply_status`` the receiver's latest
+#: triage status from its asynchronous response (nhs-standards.md 1.7).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("destination", String(512), nullable=False),
+    Column("bundle_id", String(255), nullable=False, unique=True),
+    Column("request_id", String(255), nullable=False, unique=True),
+    Column("correlation_id", String(255), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("body_format", String(8), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt", DateTime(), nullable=False),
+    Column("lease_until", DateTime(), nullable=True),
+    Column("claimed_by", String(128), nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created", DateTime(), nullable=False),
+    Column("updated", DateTime(), nullable=False),
+    Column("delivered", DateTime(), nullable=True),
+    Column("service_request_id", String(64), nullable=True),
+    Column("receiver_reference", String(255), nullable=True),
+    Column("reply_status", String(32), nullable=True),
+    Column("reply_at", DateTime(), nullable=True),
+    Index("ix_outbox_due", "state", "next_attempt"),
+)
+
+#: Where the asynchronous responses of a received referral go (nhs-standards.md 1.4 receiver step 2: store
+#: ``source.endpoint``): the Bundle id of the message that created it (``MessageHeader.response.identifier``
+#: of every response), its X-Correlation-ID, the sender's ``source.endpoint`` and our own endpoint as the
+#: sender addressed it (``destination.endpoint``).
+referral_origin = Table(
+    "referral_origin",
+    metadata,
+    Column("referral_number", Integer, primary_key=True, autoincrement=False),
+    Column("bundle_id", String(255), nullable=False),
+    Column("correlation_id", String(255), nullable=False),
+    Column("source_endpoint", String(512), nullable=False),
+    Column("own_endpoint", String(512), nullable=True),
+)
