@@ -10,15 +10,17 @@
      +-- MappingError          a FHIR resource or Bundle that cannot be mapped to a referral;
      |                         carries the OperationOutcome issues saying where and why
      +-- DeliveryError         a message the outbound client (escape_fhir.transport) did not deliver
-          +-- ReceiverRejected      the receiver's final refusal (4xx other than 408/429, or a 5xx other than
-          |                         503 that carries an OperationOutcome): status, OperationOutcome, headers.
-          |                         Never retried: sending the same message again gets the same answer
-          +-- ReceiverUnavailable   408, 429, 503, connection failures and communication failures (an error
-          |                         with no OperationOutcome, a success without the echoed X-* ids) still
-          |                         there after the last attempt, or a Retry-After longer than the client may
-          |                         wait: try again later with the same X-Request-ID
-          +-- AuthError             the NHS API platform token endpoint refused the signed JWT or could not
-                                    be reached (``transient`` says whether a later try may succeed)
+     |    +-- ReceiverRejected      the receiver's final refusal (4xx other than 408/429, or a 5xx other than
+     |    |                         503 that carries an OperationOutcome): status, OperationOutcome, headers.
+     |    |                         Never retried: sending the same message again gets the same answer
+     |    +-- ReceiverUnavailable   408, 429, 503, connection failures and communication failures (an error
+     |    |                         with no OperationOutcome, a success without the echoed X-* ids) still
+     |    |                         there after the last attempt, or a Retry-After longer than the client may
+     |    |                         wait: try again later with the same X-Request-ID
+     |    +-- AuthError             the NHS API platform token endpoint refused the signed JWT or could not
+     |                              be reached (``transient`` says whether a later try may succeed)
+     +-- MeshError             the MESH mailbox service refused a request or could not be reached
+                               (escape_fhir.transport.mesh; ``status`` is the HTTP status when there was one)
 
 Every error carries its context; third-party errors are translated at the boundary with ``raise ... from``.
 """
@@ -185,3 +187,12 @@ class AuthError(DeliveryError):
     def transient(self) -> bool:
         """Unreachable, or an answer that may change (408, 429, 5xx); a refusal (400, 401) will not."""
         return self.status is None or self.status in (408, 429) or self.status >= 500
+
+
+class MeshError(EscapeFhirError):
+    """A MESH request that failed (nhs-standards.md 6.3): refused (``status`` is the HTTP status, if any) or
+    the mailbox service could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
