@@ -228,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the JSON Schema of the referral input format")
     p.set_defaults(func=cmd_schema)
+
+    from escape_fhir.cli_outbox import add_parser as add_outbox
+
+    add_outbox(sub)
     return parser
 
 

@@ -136,6 +136,11 @@ class Outbox:
             query = query.where(_o.c.kind == kind)
         return [_row(r) for r in self.session.execute(query)]
 
+    def correlation_of(self, service_request_id: str) -> str | None:
+        """The X-Correlation-ID of the first message we queued about a ServiceRequest (None: none yet)."""
+        query = select(_o.c.correlation_id).where(_o.c.service_request_id == service_request_id)
+        return self.session.execute(query.order_by(_o.c.id).limit(1)).scalar_one_or_none()
+
     def counts(self) -> dict[str, int]:
         rows = self.session.execute(select(_o.c.state, func.count()).group_by(_o.c.state))
         return {state: int(n) for state, n in rows}

@@ -1,0 +1,155 @@
+"""``escape-fhir outbox ...``: queue referrals, run the outbox, list and re-queue its messages.
+
+Settings come from the ``ESCAPE_FHIR_*`` variables (database, routes, ``OUTBOX_*``); ``--database-url``
+overrides the database. Output names messages by ids only (outbox id, Bundle id, X-Request-ID), never by
+anything of the patient.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from typing import Any
+
+from escape_fhir.cli import EXIT_OK, _read, _Usage, _write_json
+from escape_fhir.settings import Settings
+from escape_fhir.storage import Database
+from escape_fhir.storage.outbox import STATES, OutboxMessage
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**({"database_url": args.database_url} if args.database_url else {}))
+    except ValidationError as exc:  # never echo the input: it may hold a token
+        raise _Usage("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+
+
+def _database(settings: Settings) -> Database:
+    db = Database.from_url(settings.database_url)
+    if settings.migrate:
+        db.migrate()
+    return db
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    from escape_fhir.service.outbound import enqueue_referral
+
+    db = _database(_settings(args))
+    queued = enqueue_referral(db, _read(args.file), args.to, args.correlation_id)
+    _write_json(queued.__dict__)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from escape_fhir.api.logs import configure
+    from escape_fhir.transport.outbox import ClientTransport, Policy, Runner
+
+    settings = _settings(args)
+    configure(settings.log_level)
+    policy = Policy(
+        max_attempts=args.max_attempts or settings.outbox_max_attempts,
+        backoff=settings.outbox_backoff_seconds,
+        backoff_max=settings.outbox_backoff_max_seconds,
+        lease=settings.outbox_lease_seconds,
+    )
+    transport = ClientTransport()
+    runner = Runner(_database(settings), transport, policy, settings.routes)
+    try:
+        if args.once:
+            report = runner.run_once()
+            print(f"delivered {report.delivered}, to retry {report.retrying}, dead {report.dead}")
+            return EXIT_OK
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        runner.run(stop, settings.outbox_poll_seconds)
+    finally:
+        transport.close()
+    return EXIT_OK
+
+
+def _listed(message: OutboxMessage) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "kind": message.kind,
+        "state": message.state,
+        "attempts": message.attempts,
+        "next_attempt": message.next_attempt.isoformat() if message.state == "pending" else None,
+        "destination": message.destination,
+        "bundle_id": message.bundle_id,
+        "request_id": message.request_id,
+        "correlation_id": message.correlation_id,
+        "last_status": message.last_status,
+        "last_error": message.last_error,
+        "delivered": message.delivered.isoformat() if message.delivered else None,
+        "service_request_id": message.service_request_id,
+        "receiver_reference": message.receiver_reference,
+        "reply_status": message.reply_status,
+    }
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from escape_fhir.storage.outbox import Outbox
+
+    with _database(_settings(args)).read() as repo:
+        rows = [_listed(m) for m in Outbox(repo.session).listing(args.state or ())]
+    if args.json:
+        _write_json(rows)
+        return EXIT_OK
+    print(f"{'id':>5} {'kind':<8} {'state':<9} {'tries':>5}  {'last':<40} {'reply':<11} bundle")
+    for row in rows:
+        last = row["last_error"] or (f"HTTP {row['last_status']}" if row["last_status"] else "")
+        reply = row["reply_status"] or ""
+        print(
+            f"{row['id']:>5} {row['kind']:<8} {row['state']:<9} {row['attempts']:>5}  {last[:40]:<40} {reply:<11} ",
+            end="",
+        )
+        print(row["bundle_id"])
+    return EXIT_OK
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from escape_fhir.service.common import now
+    from escape_fhir.storage.outbox import Outbox
+
+    if not args.ids and not args.dead:
+        raise _Usage("name the messages to retry (outbox ids) or --dead for every dead one")
+    with _database(_settings(args)).write() as repo:
+        count = Outbox(repo.session).retry(now(), args.ids, dead=args.dead)
+    print(f"queued {count} message(s) again")
+    return EXIT_OK
+
+
+def add_parser(sub: Any) -> None:
+    """The ``outbox`` command and its subcommands, added to the main parser's subcommands."""
+    outbox = sub.add_parser("outbox", help="queue referrals and deliver them (durable outbox)")
+    commands = outbox.add_subparsers(dest="outbox_command", required=True, metavar="SUBCOMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = commands.add_parser(name, help=text)
+        p.add_argument("--database-url", help="SQLAlchemy URL (default ESCAPE_FHIR_DATABASE_URL)")
+        return p
+
+    p = command("enqueue", "record a referral message we send and queue it (nothing is sent yet)")
+    p.add_argument("file", help="message Bundle (JSON or XML), or - for stdin")
+    p.add_argument("--to", required=True, metavar="URL_OR_ENDPOINT", help="receiver's base URL or system|value")
+    p.add_argument("--correlation-id", help="X-Correlation-ID (default: the referral's earlier one, else new)")
+    p.set_defaults(func=cmd_enqueue)
+
+    p = command("run", "deliver queued messages with retries until stopped (SIGTERM/Ctrl-C)")
+    p.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    p.add_argument("--max-attempts", type=int, help="dead-letter after N attempts (ESCAPE_FHIR_OUTBOX_MAX_ATTEMPTS)")
+    p.set_defaults(func=cmd_run)
+
+    p = command("list", "show each message's state (ids only)")
+    p.add_argument("--state", action="append", choices=STATES, help="only messages in this state (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_list)
+
+    p = command("retry", "queue dead messages again (fresh attempts)")
+    p.add_argument("ids", nargs="*", type=int, metavar="ID", help="outbox ids")
+    p.add_argument("--dead", action="store_true", help="every dead message")
+    p.set_defaults(func=cmd_retry)
