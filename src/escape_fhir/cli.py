@@ -4,6 +4,12 @@ Exit codes: 0 success; 1 the input was read but the answer is a failure (a Bundl
 to a referral); 2 input that cannot be used at all (unreadable file, malformed JSON/XML, invalid referral,
 missing STarT Back answers) or a usage error. Errors go to stderr as one readable line each, never a
 traceback.
+
+``send`` has its own codes: 0 delivered (also when the receiver already had the message: 409 duplicate);
+1 refused (the receiver's 4xx, or a 5xx with an OperationOutcome, or the token endpoint refused the signed
+JWT); 2 bad input (unreadable file, not a message Bundle, bad URL or client settings); 3 unavailable (408,
+429, 503, connection or communication failures after every attempt, or the token endpoint unreachable):
+send again later with the same ``--request-id``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import orjson
 from escape_fhir import __version__
 from escape_fhir.errors import EscapeFhirError, FhirFormatError, InputError, MappingError
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
 
 class _Usage(InputError):
@@ -180,6 +186,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_send(args: argparse.Namespace) -> int:
+    """Send one message Bundle to a receiver's $process-message; the answer on stdout, a status line on stderr."""
+    from escape_fhir.errors import AuthError, DeliveryError, ReceiverRejected, ReceiverUnavailable
+    from escape_fhir.fhir.formats import parse, sniff
+    from escape_fhir.transport import Client, RetryPolicy
+    from escape_fhir.transport.config import load_client_settings
+
+    data = _read(args.file)
+    bundle = parse(data)
+    if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "message":
+        raise _Usage(f"{args.file} is not a message Bundle (BaRS sends Bundles of type message)")
+    config = load_client_settings(args.auth_config)
+    sender = config.sender(ods_code=args.ods or "", org_name=args.org_name or "", target_service_id=args.target or "")
+    client = Client(
+        args.to,
+        sender=sender,
+        token_provider=config.token_provider(),
+        retry=RetryPolicy(max_attempts=config.max_attempts),
+        fmt=args.format or sniff(data) or "json",
+        timeout=config.timeout,
+    )
+    with client:
+        try:
+            delivery = client.send_message(bundle, request_id=args.request_id, correlation_id=args.correlation_id)
+        except DeliveryError as exc:
+            outcome = getattr(exc, "outcome", None)
+            if outcome:
+                _write_json(outcome)
+            print(
+                f"error: {exc} (X-Request-ID {exc.request_id})" if exc.request_id else f"error: {exc}", file=sys.stderr
+            )
+            if isinstance(exc, ReceiverUnavailable) or (isinstance(exc, AuthError) and exc.transient):
+                return EXIT_UNAVAILABLE
+            return EXIT_FAILED if isinstance(exc, ReceiverRejected | AuthError) else EXIT_UNAVAILABLE
+    if delivery.body is not None:
+        _write_json(delivery.body)
+    state = "already delivered (409 duplicate)" if delivery.duplicate else f"delivered (HTTP {delivery.status})"
+    ids = f"X-Request-ID {delivery.request_id}, X-Correlation-ID {delivery.correlation_id}"
+    print(f"{state}: {ids}, {delivery.attempts} attempt(s)", file=sys.stderr)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="escape-fhir", description="FHIR R4 adapter for ESCAPE-pain referrals")
     parser.add_argument("--version", action="version", version=f"escape-fhir {__version__}")
@@ -225,6 +273,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="FHIR package the validator loads (folder, .tgz or name#version in ~/.fhir/packages), e.g. UK Core",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "send",
+        help="send a message Bundle to a receiver's $process-message (BaRS headers, retries; auth from "
+        "ESCAPE_FHIR_CLIENT_* or --auth-config)",
+    )
+    p.add_argument("file", help="message Bundle (JSON or XML), or - for stdin")
+    p.add_argument("--to", required=True, metavar="URL", help="the receiver's FHIR base URL or $process-message URL")
+    p.add_argument("--format", choices=["json", "xml"], help="wire format (default: the file's)")
+    p.add_argument("--request-id", metavar="ID", help="X-Request-ID (default: a new UUID; reuse it to resend)")
+    p.add_argument("--correlation-id", metavar="ID", help="X-Correlation-ID (default: a new UUID)")
+    p.add_argument("--target-service-id", dest="target", metavar="ID", help="NHSD-Target-Identifier DoS service id")
+    p.add_argument("--ods", metavar="CODE", help="the sending organisation's ODS code (NHSD-End-User-Organisation)")
+    p.add_argument("--org-name", metavar="NAME", help="the sending organisation's name")
+    p.add_argument("--auth-config", metavar="FILE", help="JSON client settings (keys of ESCAPE_FHIR_CLIENT_*)")
+    p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the referral input format")
     p.set_defaults(func=cmd_schema)

@@ -7,6 +7,10 @@ Never built at import time: ``escape-fhir serve`` and the tests build one and ha
 ``{"9b1d...long-random...": ["submit", "read"]}``. Scopes: ``submit`` (``$process-message`` and
 transactions), ``triage`` (Task updates), ``read`` (read, version read, history, search) and ``validate``
 (``$validate``). Tokens shorter than 24 characters or that look like placeholders are refused.
+
+``ESCAPE_FHIR_JWT_ISSUERS`` is a JSON list of OAuth2 issuers whose signed JWT access tokens are accepted
+beside the static tokens, e.g. ``[{"issuer": "https://auth.example.nhs.uk", "public_key": "/etc/keys/issuer.pem",
+"audience": "https://escape.example.nhs.uk", "scopes": ["submit"]}]`` (see :class:`JwtIssuer`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import ipaddress
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///var/escape-fhir.sqlite3"
@@ -30,6 +34,52 @@ class Scope(StrEnum):
     VALIDATE = "validate"
 
 
+#: Signature algorithms a JWT access token may use: RSA only, so no shared secret and never ``none``.
+JWT_ALGORITHMS = ("RS256", "RS384", "RS512")
+
+
+class JwtIssuer(BaseModel):
+    """An OAuth2 issuer whose RSA-signed JWT access tokens the server accepts: the token's ``iss`` must equal
+    ``issuer``, its signature verify with ``public_key`` (PEM text or the path of a PEM file), its ``aud`` hold
+    ``audience`` and its ``exp`` be in the future. It gets ``scopes``, narrowed to the token's ``scope`` claim
+    when it has one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    issuer: str = Field(min_length=1)
+    public_key: str
+    audience: str = Field(min_length=1)
+    scopes: frozenset[Scope] = Field(min_length=1)
+    algorithms: tuple[str, ...] = ("RS256", "RS512")
+
+    @field_validator("public_key")
+    @classmethod
+    def _pem(cls, value: str) -> str:
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        text = value
+        if not value.lstrip().startswith("-----BEGIN"):
+            try:
+                text = Path(value).read_text(encoding="ascii")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"cannot read the public key file {value}: {exc}") from None
+        try:
+            key = load_pem_public_key(text.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            raise ValueError("public_key is not a PEM public key (nor the path of one)") from None
+        if not isinstance(key, RSAPublicKey):
+            raise ValueError("public_key must be an RSA public key (RS256/RS512 tokens)")
+        return text
+
+    @field_validator("algorithms")
+    @classmethod
+    def _rsa_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or any(a not in JWT_ALGORITHMS for a in value):
+            raise ValueError(f"algorithms must be among {', '.join(JWT_ALGORITHMS)}")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ESCAPE_FHIR_", extra="forbid")
 
@@ -38,6 +88,8 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     #: Bearer token -> scopes. Empty: the server runs open, and only on a loopback address.
     tokens: dict[str, frozenset[Scope]] = Field(default_factory=dict)
+    #: Issuers of signed JWT access tokens accepted beside ``tokens``. JSON list in the environment.
+    jwt_issuers: list[JwtIssuer] = Field(default_factory=list)
     #: Request bodies above this size get 413 (FHIR http.html: the server may refuse large content).
     max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     #: Migrate the database to the newest schema when the app starts.
@@ -60,6 +112,19 @@ class Settings(BaseSettings):
     #: BaRS endpoint ``system|value`` (a MessageHeader ``source.endpoint``) -> base URL of its
     #: ``$process-message``, for asynchronous responses. JSON object in the environment.
     routes: dict[str, str] = Field(default_factory=dict)
+    #: MESH (nhs-standards.md 6.3; README "MESH"): the API base URL, our mailbox, its password, the
+    #: environment's shared key (empty: mesh-client's MESH_CLIENT_SHARED_KEY), the client certificate and key
+    #: for mutual TLS, the CA bundle (empty: mesh-client's bundle for a known NHS host, else the system's) or
+    #: ``mesh_verify`` false (the loopback sandbox only), and where refused messages and MESH reports are kept.
+    mesh_url: str = ""
+    mesh_mailbox: str = ""
+    mesh_password: SecretStr = SecretStr("")
+    mesh_shared_key: SecretStr = SecretStr("")
+    mesh_client_cert: Path | None = None
+    mesh_client_key: Path | None = None
+    mesh_ca_bundle: str = ""
+    mesh_verify: bool = True
+    mesh_dead_letter_dir: Path = Path("var/mesh-dead-letter")
 
     @field_validator("tokens")
     @classmethod
@@ -74,8 +139,8 @@ class Settings(BaseSettings):
 
     @property
     def open_access(self) -> bool:
-        """No tokens configured: every request is allowed (only permitted on loopback)."""
-        return not self.tokens
+        """No tokens and no token issuers configured: every request is allowed (only permitted on loopback)."""
+        return not self.tokens and not self.jwt_issuers
 
     @property
     def loopback(self) -> bool:
