@@ -293,9 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the JSON Schema of the referral input format")
     p.set_defaults(func=cmd_schema)
 
+    from escape_fhir.cli_mesh import add_parser as add_mesh
     from escape_fhir.cli_outbox import add_parser as add_outbox
 
     add_outbox(sub)
+    add_mesh(sub)
     return parser
 
 
