@@ -6,7 +6,8 @@ certificate and key, CA bundle); ``poll`` also uses the database and FHIR packag
 never by anything of the patient.
 
 Exit codes: 0 done (every polled message acknowledged); 1 ``poll`` left a message in the inbox, or MESH
-refused the request; 2 bad input or settings; 3 MESH could not be reached.
+refused the request; 2 bad input or settings; 3 MESH could not be reached or answered 408, 429 or 5xx
+(try again later).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _failed(exc: MeshError) -> int:
     print(f"error: {exc}", file=sys.stderr)
-    return EXIT_FAILED if exc.status is not None else EXIT_UNAVAILABLE
+    return EXIT_UNAVAILABLE if exc.transient else EXIT_FAILED
 
 
 def cmd_send(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@
      |    +-- AuthError             the NHS API platform token endpoint refused the signed JWT or could not
      |                              be reached (``transient`` says whether a later try may succeed)
      +-- MeshError             the MESH mailbox service refused a request or could not be reached
-                               (escape_fhir.transport.mesh; ``status`` is the HTTP status when there was one)
+                               (escape_fhir.transport.mesh; ``transient`` says whether a later try may succeed)
 
 Every error carries its context; third-party errors are translated at the boundary with ``raise ... from``.
 """
@@ -190,9 +190,15 @@ class AuthError(DeliveryError):
 
 
 class MeshError(EscapeFhirError):
-    """A MESH request that failed (nhs-standards.md 6.3): refused (``status`` is the HTTP status, if any) or
-    the mailbox service could not be reached."""
+    """A MESH request that failed (nhs-standards.md 6.3): refused by MESH (``status`` is the HTTP status when
+    mesh-client reports it) or MESH could not be reached (``reached`` false)."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, reached: bool = True) -> None:
         self.status = status
+        self.reached = reached
         super().__init__(message)
+
+    @property
+    def transient(self) -> bool:
+        """Unreachable, or an answer that may change (408, 429, 5xx); a refusal (403, 417) will not."""
+        return not self.reached or self.status in (408, 429) or (self.status or 0) >= 500

@@ -244,7 +244,7 @@ def _translated(action: str) -> Iterator[None]:
         status = exc.response.status_code if exc.response is not None else None
         raise MeshError(f"MESH refused to {action}: HTTP {status}", status=status) from exc
     except requests.RequestException as exc:
-        raise MeshError(f"MESH unreachable, could not {action}: {type(exc).__name__}") from exc
+        raise MeshError(f"MESH unreachable, could not {action}: {type(exc).__name__}", reached=False) from exc
 
 
 def _required(settings: Settings) -> tuple[str, str]:
