@@ -51,6 +51,7 @@ class ServerOn(Server):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
+        self.database_url = database_url
         command = [
             sys.executable,
             "-m",
@@ -176,11 +177,7 @@ class Sender:
         return Runner(self.db, ClientTransport(), policy)
 
     def spawn_runner(self, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "escape_fhir.cli", "outbox", "run", "--database-url", self.url]
-        log = (self.folder / f"runner{len(self.processes)}.log").open("wb")
-        process = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **FAST, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log
-        )
+        process = spawn_runner(self.folder / f"runner{len(self.processes)}.log", self.url, env)
         self.processes.append(process)
         return process
 
@@ -190,6 +187,14 @@ class Sender:
                 process.terminate()
                 process.wait(10)
         self.db.dispose()
+
+
+def spawn_runner(log: Path, database_url: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``escape-fhir outbox run`` on a database, as a process of its own (fast retries, short lease)."""
+    command = [sys.executable, "-m", "escape_fhir.cli", "outbox", "run", "--database-url", database_url]
+    return subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **FAST, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log.open("wb")
+    )
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from escape_fhir.domain import Outcome, assess
 from escape_fhir.errors import Issue, MappingError
 from escape_fhir.fhir.readers import read_referral
+from escape_fhir.service import responses
 from escape_fhir.service.common import now, referral_reference
 from escape_fhir.service.messages import Message, read_message, retired_verification_codes
 from escape_fhir.service.outcomes import OutcomeError, Problem
@@ -107,6 +108,8 @@ def assess_bundle(bundle: Json, warnings: list[Issue]) -> Assessment:
 
 
 def process_message(db: Database, bundle: Json, delivery: Delivery, validator: Validator) -> Result:
+    if responses.is_response(bundle):
+        return _process_response(db, bundle, delivery, validator)
     message, warnings = checked(bundle, validator)
     with db.read() as repo:
         if repo.request_seen(delivery.request_id):
@@ -133,6 +136,7 @@ def _store(
         )
         repo.claim_message(record, moment, delivery.original, delivery.fmt)
         number, stored = _apply(repo, message, assessment, moment)
+        responses.remember_origin(repo, message, delivery.correlation_id, number)
         body = acknowledgement(message, stored, warnings, delivery.base, instant(moment))
         repo.finish_message(message.bundle_id, number, body)
     return Result(body, referral=referral_reference(number), warnings=warnings)
@@ -147,6 +151,29 @@ def _apply(
     if assessment is None:
         return record.number, withdraw(repo, message, record, moment)
     return record.number, store_update(repo, message, record, assessment, moment)
+
+
+def _process_response(db: Database, bundle: Json, delivery: Delivery, validator: Validator) -> Result:
+    """An asynchronous response to a referral we sent (nhs-standards.md 1.7), logged and deduplicated like a
+    request: a repeated X-Request-ID is 409, a Bundle id already taken gets its first answer."""
+    response = responses.read_response(bundle)
+    warnings = validated(bundle, validator)
+    with db.read() as repo:
+        if repo.request_seen(delivery.request_id):
+            raise _duplicate_request(delivery.request_id)
+        if repo.message(response.bundle_id) is not None:
+            return _replay(db, response.bundle_id, delivery)
+    moment = now()
+    record = MessageRecord(response.bundle_id, delivery.request_id, delivery.correlation_id, "response", None, {})
+    try:
+        with db.write() as repo:
+            repo.record_request(delivery.request_id, response.bundle_id, moment)
+            repo.claim_message(record, moment, delivery.original, delivery.fmt)
+            body = responses.apply_response(repo, response, moment)
+            repo.finish_message(response.bundle_id, None, body)
+    except IntegrityError:
+        return _replay(db, response.bundle_id, delivery)
+    return Result(body, warnings=warnings)
 
 
 def _replay(db: Database, bundle_id: str, delivery: Delivery) -> Result:

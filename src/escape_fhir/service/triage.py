@@ -25,6 +25,7 @@ from escape_fhir.errors import Issue
 from escape_fhir.fhir import codes
 from escape_fhir.service.common import ID_REFERRAL_REFERENCE
 from escape_fhir.service.outcomes import OutcomeError, Problem
+from escape_fhir.service.responses import enqueue_triage_response
 from escape_fhir.storage import Database, Stored, VersionConflict, instant
 
 Json = dict[str, Any]
@@ -147,6 +148,8 @@ def update_task(db: Database, task_id: str, wanted: Json, if_match: str | None, 
         except VersionConflict as exc:
             raise OutcomeError(Problem.PRECONDITION_FAILED, f"the current version is {exc.current}") from None
         _follow(repo, stored.content, now)
+        # The sender hears of the decision through the outbox, in this transaction (nhs-standards.md 1.7).
+        enqueue_triage_response(repo, current.content, stored.content, now)
         return stored
 
 
