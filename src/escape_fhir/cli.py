@@ -188,7 +188,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_send(args: argparse.Namespace) -> int:
     """Send one message Bundle to a receiver's $process-message; the answer on stdout, a status line on stderr."""
-    from escape_fhir.errors import AuthError, DeliveryError, ReceiverRejected, ReceiverUnavailable
+    from escape_fhir.errors import DeliveryError
     from escape_fhir.fhir.formats import parse, sniff
     from escape_fhir.transport import Client, RetryPolicy
     from escape_fhir.transport.config import load_client_settings
@@ -211,21 +211,26 @@ def cmd_send(args: argparse.Namespace) -> int:
         try:
             delivery = client.send_message(bundle, request_id=args.request_id, correlation_id=args.correlation_id)
         except DeliveryError as exc:
-            outcome = getattr(exc, "outcome", None)
-            if outcome:
-                _write_json(outcome)
-            print(
-                f"error: {exc} (X-Request-ID {exc.request_id})" if exc.request_id else f"error: {exc}", file=sys.stderr
-            )
-            if isinstance(exc, ReceiverUnavailable) or (isinstance(exc, AuthError) and exc.transient):
-                return EXIT_UNAVAILABLE
-            return EXIT_FAILED if isinstance(exc, ReceiverRejected | AuthError) else EXIT_UNAVAILABLE
+            return _not_delivered(exc)
     if delivery.body is not None:
         _write_json(delivery.body)
     state = "already delivered (409 duplicate)" if delivery.duplicate else f"delivered (HTTP {delivery.status})"
     ids = f"X-Request-ID {delivery.request_id}, X-Correlation-ID {delivery.correlation_id}"
     print(f"{state}: {ids}, {delivery.attempts} attempt(s)", file=sys.stderr)
     return EXIT_OK
+
+
+def _not_delivered(exc: EscapeFhirError) -> int:
+    """The receiver's OperationOutcome (if any) on stdout, one line on stderr; 1 refused, 3 try again later."""
+    from escape_fhir.errors import AuthError, ReceiverRejected
+
+    outcome = getattr(exc, "outcome", None)
+    if outcome:
+        _write_json(outcome)
+    request_id = getattr(exc, "request_id", "")
+    print(f"error: {exc}" + (f" (X-Request-ID {request_id})" if request_id else ""), file=sys.stderr)
+    refused = isinstance(exc, ReceiverRejected) or (isinstance(exc, AuthError) and not exc.transient)
+    return EXIT_FAILED if refused else EXIT_UNAVAILABLE
 
 
 def build_parser() -> argparse.ArgumentParser:
