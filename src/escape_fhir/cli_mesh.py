@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from escape_fhir.cli import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, _read, _Usage
 from escape_fhir.errors import MeshError
-from escape_fhir.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from escape_fhir.settings import Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     from pydantic import ValidationError
+
+    from escape_fhir.settings import Settings
 
     given = {"database_url": getattr(args, "database_url", None)}
     try:
@@ -39,6 +43,7 @@ def _failed(exc: MeshError) -> int:
 def cmd_send(args: argparse.Namespace) -> int:
     """Send one message Bundle (JSON or XML, its bytes as they are); print the MESH message id."""
     from escape_fhir.fhir.formats import parse, sniff
+    from escape_fhir.settings import SettingsError
     from escape_fhir.transport.mesh import MeshTransport
 
     data = _read(args.file)
@@ -61,6 +66,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 def cmd_poll(args: argparse.Namespace) -> int:
     """Process every inbox message through the endpoint's intake; one line per message."""
     from escape_fhir.service.mesh_intake import MeshIntake
+    from escape_fhir.settings import SettingsError
     from escape_fhir.storage import Database
     from escape_fhir.transport.mesh import MeshTransport
     from escape_fhir.validation.api import Validator
@@ -79,6 +85,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
             validator = Validator(default_definitions(settings.packages))
             base = settings.base_url or f"http://{settings.host}:{settings.port}"
             handler = MeshIntake(db, validator, settings.mesh_dead_letter_dir, base)
+            mesh.handshake()  # authenticate before touching anything; MESH asks for one a day at least
             received = mesh.poll(handler, workflow_id=args.workflow_id)
         except MeshError as exc:
             return _failed(exc)
