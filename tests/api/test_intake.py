@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.formats import parse
@@ -181,3 +182,31 @@ def test_bars_examples_posted_as_they_are_get_a_precise_outcome(client: TestClie
         issues = r.json()["issue"]
         assert issues and all(i.get("diagnostics") for i in issues)
         assert issues[0]["details"]["coding"][0]["system"] == "https://fhir.nhs.uk/CodeSystem/http-error-codes"
+
+
+def statements_of(client: TestClient, body: bytes | Json) -> tuple[int, int]:
+    """Status and number of SQL statements of one delivery (an executemany counts once)."""
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = client.app.state.db.engine  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        status = post(client, body).status_code
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return status, len(statements)
+
+
+def test_a_message_is_stored_with_a_few_statements_whatever_its_number_of_resources(client: TestClient) -> None:
+    # The resources of a message are written together: one select of their current versions, one
+    # executemany each of versions, current rows and search tokens (README "Benchmarks"). Examples of 10 to
+    # 15 entries take the same number; before, each resource took five or more.
+    counts = {name: statements_of(client, example(name)) for name in ("hip-msk-triage", "back-physio-medium")}
+    assert {status for status, _ in counts.values()} == {200}
+    assert len({n for _, n in counts.values()}) == 1, counts
+    assert counts["hip-msk-triage"][1] <= 16, counts
+    update = with_reason(json.loads(example("back-physio-medium")), "update", "update-count")
+    assert statements_of(client, update)[1] <= 18

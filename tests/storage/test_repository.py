@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 from escape_fhir.storage import Database, MessageRecord, TokenFilter, VersionConflict
@@ -76,3 +80,63 @@ def test_a_message_is_claimed_once_and_a_request_id_logged_once(db: Database) ->
         assert repo.request_seen("r1") and not repo.request_seen("r2")
         stored = repo.message("b1")
         assert stored is not None and stored.referral_number == 7 and stored.response == {"resourceType": "Bundle"}
+
+
+@contextmanager
+def counted(db: Database) -> Iterator[list[str]]:
+    """The SQL statements sent to the database inside the block (an executemany counts once)."""
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+def task(rid: str, status: str) -> dict[str, object]:
+    return {"resourceType": "Task", "id": rid, "status": status, "for": {"reference": f"Patient/{rid}"}}
+
+
+@pytest.mark.parametrize("count", [1, 3, 60], ids=lambda n: f"{n}-resources")
+def test_the_resources_of_one_write_take_a_bounded_number_of_statements(db: Database, count: int) -> None:
+    # BEGIN, the current versions, then one executemany each: versions, current rows, tokens.
+    with counted(db) as created, db.write() as repo:
+        repo.save_all([patient(f"p{i}", "9990000018") for i in range(count)], NOW)
+    # ... and for new versions of held resources: current rows updated, their tokens deleted, then inserted.
+    with counted(db) as updated, db.write() as repo:
+        repo.save_all([patient(f"p{i}", "9990000026") for i in range(count)] + [task("t1", "requested")], NOW)
+    reads = -(-count // 50)  # one select per 50 keys
+    assert len(created) == 4 + reads, created
+    assert len(updated) == 6 + reads, updated
+    with db.read() as repo:
+        assert repo.search("Patient", [TokenFilter("identifier", ((NHS, "9990000018"),))])[1] == 0
+        assert repo.search("Patient", [TokenFilter("identifier", ((NHS, "9990000026"),))])[1] == count
+        assert [s.version_id for s in repo.history("Patient", f"p{count - 1}")] == [2, 1]
+
+
+def test_a_batch_is_stored_as_the_same_saves_one_by_one_would_store_it(db: Database, tmp_path: Path) -> None:
+    one_by_one = Database.from_url(f"sqlite:///{tmp_path / 'other.sqlite3'}")
+    one_by_one.migrate()
+    batch = [patient("p1", "9990000018"), task("t1", "requested"), patient("p2", "9990000026")]
+    again = [task("t1", "accepted"), patient("p1", "9990000034"), task("t1", "completed")]
+    for resources in (batch, again):
+        with db.write() as repo:
+            saved = repo.save_all(resources, NOW)
+        with one_by_one.write() as repo:
+            expected = [repo.save(r, NOW) for r in resources]
+        assert saved == expected
+    for database in (db, one_by_one):
+        with database.read() as repo:
+            assert [s.version_id for s in repo.history("Task", "t1")] == [3, 2, 1]
+            assert repo.current("Task", "t1") == saved[-1]
+            assert repo.search("Task", [TokenFilter("status", ((None, "completed"),))])[1] == 1
+            assert repo.search("Task", [TokenFilter("status", ((None, "accepted"),))])[1] == 0
+            assert repo.search("Patient", [TokenFilter("identifier", ((NHS, "9990000018"),))])[1] == 0
+            assert set(repo.currents([("Patient", "p1"), ("Patient", "p2"), ("Patient", "nobody")])) == {
+                ("Patient", "p1"),
+                ("Patient", "p2"),
+            }

@@ -41,7 +41,7 @@ def process_message(ids: Ids, fmt: OutFormat, body: InBody, db: Db, base: Base, 
     bundle = parse(body.data, body.fmt)
     delivery = intake.Delivery(ids[0], ids[1], body.data, body.fmt, base)
     result = intake.process_message(db, bundle, delivery, validator)
-    return fhir_response(result.body, fmt)
+    return fhir_response(result.body, fmt, data=result.data)
 
 
 @router.post("/", dependencies=[require(Scope.SUBMIT)])

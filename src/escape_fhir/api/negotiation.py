@@ -102,8 +102,12 @@ OutFormat = Annotated[str, Depends(response_format)]
 InBody = Annotated[Body, Depends(read_body)]
 
 
-def fhir_response(resource: Json, fmt: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(dump(resource, fmt), status, headers, media_type=f"{MIME[fmt]}; charset=utf-8")
+def fhir_response(
+    resource: Json, fmt: str, status: int = 200, headers: dict[str, str] | None = None, *, data: bytes | None = None
+) -> Response:
+    """``resource`` in ``fmt``; ``data`` is its JSON already written (sent as it is when JSON is wanted)."""
+    body = data if data is not None and fmt == "json" else dump(resource, fmt)
+    return Response(body, status, headers, media_type=f"{MIME[fmt]}; charset=utf-8")
 
 
 def http_date(moment: datetime) -> str:

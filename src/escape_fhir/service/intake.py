@@ -53,6 +53,8 @@ class Result:
     replayed: bool = False
     referral: str | None = None
     warnings: list[Issue] = field(default_factory=list)
+    #: ``body`` as JSON bytes when it was written already (stored for replay): sent as it is.
+    data: bytes | None = None
 
 
 def _duplicate_request(request_id: str) -> OutcomeError:
@@ -112,10 +114,11 @@ def process_message(db: Database, bundle: Json, delivery: Delivery, validator: V
         return _process_response(db, bundle, delivery, validator)
     message, warnings = checked(bundle, validator)
     with db.read() as repo:
-        if repo.request_seen(delivery.request_id):
-            raise _duplicate_request(delivery.request_id)
-        if repo.message(message.bundle_id) is not None:
-            return _replay(db, message.bundle_id, delivery)
+        seen, processed = repo.logged(delivery.request_id, message.bundle_id)
+    if seen:
+        raise _duplicate_request(delivery.request_id)
+    if processed:
+        return _replay(db, message.bundle_id, delivery)
     assessment = assessment_of(message, warnings)
     try:
         return _store(db, message, assessment, warnings, delivery)
@@ -138,8 +141,8 @@ def _store(
         number, stored = _apply(repo, message, assessment, moment)
         responses.remember_origin(repo, message, delivery.correlation_id, number)
         body = acknowledgement(message, stored, warnings, delivery.base, instant(moment))
-        repo.finish_message(message.bundle_id, number, body)
-    return Result(body, referral=referral_reference(number), warnings=warnings)
+        data = repo.finish_message(message.bundle_id, number, body)
+    return Result(body, referral=referral_reference(number), warnings=warnings, data=data)
 
 
 def _apply(
@@ -193,8 +196,7 @@ def _after_race(
     db: Database, message: Message, assessment: Assessment | None, warnings: list[Issue], delivery: Delivery
 ) -> Result:
     with db.read() as repo:
-        seen = repo.request_seen(delivery.request_id)
-        processed = repo.message(message.bundle_id) is not None
+        seen, processed = repo.logged(delivery.request_id, message.bundle_id)
     if seen:
         raise _duplicate_request(delivery.request_id)
     if processed:

@@ -17,7 +17,7 @@ from escape_fhir.service.common import ID_REFERRAL_REFERENCE, new_id, ref, refer
 from escape_fhir.service.messages import WITHDRAWN, Message, sender_identifier
 from escape_fhir.service.outcomes import OutcomeError, Problem, outcome
 from escape_fhir.service.triage import OPEN, Assessment, new_task, task_inputs
-from escape_fhir.storage import ReferralRecord, Repository, Stored, instant
+from escape_fhir.storage import ReferralRecord, Repository, instant
 
 Json = dict[str, Any]
 
@@ -117,10 +117,6 @@ def planned_encounter(enc_id: str, reference: str, sr: Json, owner: Json | None,
     return {k: v for k, v in encounter.items() if v is not None}
 
 
-def _save_all(repo: Repository, plan: Plan, now: datetime) -> dict[int, Stored]:
-    return {i: repo.save(plan.resource(i), now) for i in plan.ids}
-
-
 def store_new(repo: Repository, message: Message, assessment: Assessment, now: datetime) -> tuple[int, dict[int, Json]]:
     """A new referral: our ids, number, resources, Task and planned Encounter. Returns the number and the
     stored resource of every entry (the Encounter under key -1)."""
@@ -134,13 +130,16 @@ def store_new(repo: Repository, message: Message, assessment: Assessment, now: d
     plan = Plan(message)
     sr_id, task_id, enc_id = plan.ids[message.service_request_at], new_id(), new_id()
     number = repo.add_referral(ReferralRecord(0, sr_id, task_id, enc_id, identifier), now)
-    stored = _save_all(repo, plan, now)
-    sr = stored[message.service_request_at].content
+    resources = {i: plan.resource(i) for i in plan.ids}
+    # The Task and the Encounter take their parts from the ServiceRequest as it is stored (only its meta
+    # is the server's), so all of them are stored together.
+    sr = resources[message.service_request_at]
     parts, reference = plan.parts(sr), referral_reference(number)
-    repo.save(new_task(task_id, reference, parts, assessment, instant(now)), now)
-    encounter = repo.save(planned_encounter(enc_id, reference, sr, parts["owner"], instant(now)), now)
+    task = new_task(task_id, reference, parts, assessment, instant(now))
+    encounter = planned_encounter(enc_id, reference, sr, parts["owner"], instant(now))
+    *stored, _, stored_encounter = repo.save_all([*resources.values(), task, encounter], now)
     repo.map_resources(number, plan.mapping())
-    return number, {**{i: s.content for i, s in stored.items()}, -1: encounter.content}
+    return number, {**{i: s.content for i, s in zip(resources, stored, strict=True)}, -1: stored_encounter.content}
 
 
 def find_referral(repo: Repository, message: Message) -> ReferralRecord:
@@ -156,18 +155,28 @@ def find_referral(repo: Repository, message: Message) -> ReferralRecord:
     return found
 
 
-def _current(repo: Repository, kind: str, rid: str) -> Stored:
-    stored = repo.current(kind, rid)
-    if stored is None:  # the referral table and the resources are written in one transaction
-        raise OutcomeError(Problem.SERVER_ERROR, f"{kind}/{rid} of a held referral is missing")
-    return stored
+def _held(repo: Repository, record: ReferralRecord) -> tuple[Json, Json, Json]:
+    """The current ServiceRequest, Task and Encounter of a held referral (one query), locked until the
+    commit on PostgreSQL so that a triage decision cannot come between reading them and saving them."""
+    keys = [
+        ("ServiceRequest", record.service_request_id),
+        ("Task", record.task_id),
+        ("Encounter", record.encounter_id),
+    ]
+    found = repo.currents(keys, lock=True)
+    for kind, rid in keys:
+        if (kind, rid) not in found:  # the referral table and the resources are written in one transaction
+            raise OutcomeError(Problem.SERVER_ERROR, f"{kind}/{rid} of a held referral is missing")
+    sr, task, encounter = (found[k].content for k in keys)
+    return sr, task, encounter
 
 
 def store_update(
     repo: Repository, message: Message, record: ReferralRecord, assessment: Assessment, now: datetime
 ) -> dict[int, Json]:
     """Replace a held referral's resources as new versions of the same ids; refresh the Task's inputs."""
-    status = _current(repo, "ServiceRequest", record.service_request_id).content.get("status")
+    sr, task, encounter = _held(repo, record)
+    status = sr.get("status")
     if status in CLOSED_REFERRAL:
         text = f"{referral_reference(record.number)} is {status}; it cannot be updated"
         raise OutcomeError(Problem.CONFLICT, text, location="Bundle.entry[0].resource.reason")
@@ -175,41 +184,41 @@ def store_update(
     known.update({ref("ServiceRequest", record.service_request_id): ("ServiceRequest", record.service_request_id)})
     plan = Plan(message, known)
     plan.ids[message.service_request_at] = record.service_request_id
-    stored = _save_all(repo, plan, now)
-    task = _current(repo, "Task", record.task_id).content
-    repo.save({**task, "input": task_inputs(assessment), "lastModified": instant(now)}, now)
+    resources = {i: plan.resource(i) for i in plan.ids}
+    task = {**task, "input": task_inputs(assessment), "lastModified": instant(now)}
+    *stored, _ = repo.save_all([*resources.values(), task], now)
     new_keys = {k: v for k, v in plan.mapping().items() if k not in known}
     repo.map_resources(record.number, new_keys)
-    encounter = _current(repo, "Encounter", record.encounter_id).content
-    return {**{i: s.content for i, s in stored.items()}, -1: encounter}
+    return {**{i: s.content for i, s in zip(resources, stored, strict=True)}, -1: encounter}
 
 
 def withdraw(repo: Repository, message: Message, record: ReferralRecord, now: datetime) -> dict[int, Json]:
     """Revoke the ServiceRequest, cancel the Task and the planned Encounter (BaRS cancellation, 1.7)."""
-    task = _current(repo, "Task", record.task_id).content
+    sr, task, encounter = _held(repo, record)
     if task.get("status") == "completed":
         text = f"{referral_reference(record.number)} is completed; it cannot be withdrawn"
         raise OutcomeError(Problem.CONFLICT, text, location="Bundle.entry[0].resource.reason")
     sent = message.service_request
-    sr = dict(_current(repo, "ServiceRequest", record.service_request_id).content)
-    sr["status"] = sent.get("status") if sent.get("status") in WITHDRAWN else "revoked"
+    sr = {**sr, "status": sent.get("status") if sent.get("status") in WITHDRAWN else "revoked"}
     if sent.get("reasonCode"):
         sr["reasonCode"] = sent["reasonCode"]
-    stored_sr = repo.save(sr, now)
+    changed = [sr]
     if task.get("status") in OPEN:
         reason = {"text": "withdrawn by the sender"}
-        repo.save({**task, "status": "cancelled", "statusReason": reason, "lastModified": instant(now)}, now)
-    encounter = _current(repo, "Encounter", record.encounter_id).content
+        changed.append({**task, "status": "cancelled", "statusReason": reason, "lastModified": instant(now)})
     if encounter.get("status") == "planned":
-        encounter = repo.save({**encounter, "status": "cancelled"}, now).content
+        changed.append({**encounter, "status": "cancelled"})
+    saved = repo.save_all(changed, now)
+    if encounter.get("status") == "planned":
+        encounter = saved[-1].content
     known = repo.referral_resources(record.number)
     plan = Plan(message, known)
-    stored: dict[int, Json] = {message.service_request_at: stored_sr.content, -1: encounter}
-    for i in plan.ids:
-        if i not in stored and any(k in known for k in plan.sender_keys(i)):
-            current = repo.current(*next(known[k] for k in plan.sender_keys(i) if k in known))
-            if current is not None:
-                stored[i] = current.content
+    stored: dict[int, Json] = {message.service_request_at: saved[0].content, -1: encounter}
+    # The other resources of the referral are answered as held now (read after the saves above).
+    others = {i: next((known[k] for k in plan.sender_keys(i) if k in known), None) for i in plan.ids}
+    wanted = {i: key for i, key in others.items() if key is not None and i not in stored}
+    current = repo.currents(list(wanted.values()))
+    stored.update({i: current[key].content for i, key in wanted.items() if key in current})
     return stored
 
 

@@ -7,19 +7,22 @@ moves the current-version row and the search tokens along with it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from escape_fhir.fhir import jsonio
 from escape_fhir.storage import tables as t
-from escape_fhir.storage.index import tokens_of
+from escape_fhir.storage.index import Token, tokens_of
 
 Json = dict[str, Any]
+#: A resource's type and id.
+Key = tuple[str, str]
 
 
 class VersionConflict(Exception):
@@ -78,6 +81,139 @@ def _stored(row: Any) -> Stored:
     )
 
 
+def _with_meta(resource: Json, version: int, stamp: str) -> Json:
+    """``resource`` with the server's ``meta.versionId`` and ``meta.lastUpdated`` (its other meta kept)."""
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    content = {"resourceType": resource["resourceType"], "id": resource["id"]}
+    content["meta"] = {"versionId": str(version), "lastUpdated": stamp, **meta}
+    content.update({k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")})
+    return content
+
+
+def _version_row(s: Stored) -> dict[str, Any]:
+    return {
+        "resource_type": s.resource_type,
+        "resource_id": s.resource_id,
+        "version_id": s.version_id,
+        "last_updated": s.last_updated,
+        "deleted": s.deleted,
+        "content": jsonio.dumps(s.content).decode("utf-8"),
+    }
+
+
+def _current_row(s: Stored) -> dict[str, Any]:
+    return {
+        "resource_type": s.resource_type,
+        "resource_id": s.resource_id,
+        "version_id": s.version_id,
+        "last_updated": s.last_updated,
+        "deleted": s.deleted,
+    }
+
+
+def _moved_row(s: Stored) -> dict[str, Any]:
+    """Parameters of the update of a current row (``key_*`` name the row: a column's name would be SET)."""
+    return {
+        "key_type": s.resource_type,
+        "key_id": s.resource_id,
+        "version_id": s.version_id,
+        "last_updated": s.last_updated,
+        "deleted": s.deleted,
+    }
+
+
+def _token_row(s: Stored, k: Token) -> dict[str, Any]:
+    return {
+        "resource_type": s.resource_type,
+        "resource_id": s.resource_id,
+        "param": k.param,
+        "system": k.system,
+        "value": k.value,
+    }
+
+
+# Statements built once and executed with bound parameters (lists of them: executemany), so a write costs
+# no statement construction and each statement's compiled form comes from the cache.
+_c, _v, _s = t.resource_current, t.resource_version, t.search_token
+_VERSION_COLUMNS = (
+    _v.c.resource_type,
+    _v.c.resource_id,
+    _v.c.version_id,
+    _v.c.last_updated,
+    _v.c.deleted,
+    _v.c.content,
+)
+#: Keys per statement that reads current rows: a message's resources take one.
+_KEYS_PER_QUERY = 50
+
+
+def _key_params(keys: Sequence[Key]) -> dict[str, str]:
+    params = {}
+    for n, (kind, rid) in enumerate(keys):
+        params[f"t{n}"], params[f"i{n}"] = kind, rid
+    return params
+
+
+@functools.cache
+def _select_current(count: int, *, content: bool, lock: bool) -> Select[Any]:
+    """The current rows of ``count`` keys (bound as t0, i0, t1, i1...), with their content or not.
+
+    Written as ``(type = :t0 AND id = :i0) OR ...`` because SQLite scans the whole table for the row-value
+    form ``(type, id) IN (VALUES ...)``; both databases look each pair up in the primary key. ``lock``
+    (PostgreSQL) locks the rows until the commit, always in key order so two writers cannot deadlock.
+    """
+    match = or_(
+        *(and_(_c.c.resource_type == bindparam(f"t{n}"), _c.c.resource_id == bindparam(f"i{n}")) for n in range(count))
+    )
+    if content:
+        same = and_(
+            _c.c.resource_type == _v.c.resource_type,
+            _c.c.resource_id == _v.c.resource_id,
+            _c.c.version_id == _v.c.version_id,
+        )
+        query = select(*_VERSION_COLUMNS).join(_c, same)
+    else:
+        query = select(_c.c.resource_type, _c.c.resource_id, _c.c.version_id)
+    query = query.where(match).order_by(_c.c.resource_type, _c.c.resource_id)
+    return query.with_for_update(of=_c) if lock else query
+
+
+_SELECT_VERSION = select(*_VERSION_COLUMNS).where(
+    _v.c.resource_type == bindparam("resource_type"),
+    _v.c.resource_id == bindparam("resource_id"),
+    _v.c.version_id == bindparam("version_id"),
+)
+_SELECT_HISTORY = (
+    select(*_VERSION_COLUMNS)
+    .where(_v.c.resource_type == bindparam("resource_type"), _v.c.resource_id == bindparam("resource_id"))
+    .order_by(_v.c.version_id.desc())
+)
+_INSERT_VERSION = insert(_v)
+_INSERT_CURRENT = insert(_c)
+_UPDATE_CURRENT = (
+    update(_c)
+    .where(_c.c.resource_type == bindparam("key_type"), _c.c.resource_id == bindparam("key_id"))
+    .values(version_id=bindparam("version_id"), last_updated=bindparam("last_updated"), deleted=bindparam("deleted"))
+)
+_DELETE_TOKENS = delete(_s).where(_s.c.resource_type == bindparam("key_type"), _s.c.resource_id == bindparam("key_id"))
+_INSERT_TOKENS = insert(_s)
+
+
+_m, _r = t.message, t.message_request
+_REQUEST_SEEN = select(exists().where(_r.c.request_id == bindparam("request_id")))
+_LOGGED = select(
+    exists().where(_r.c.request_id == bindparam("request_id")),
+    exists().where(_m.c.bundle_id == bindparam("bundle_id")),
+)
+_SELECT_MESSAGE = select(
+    _m.c.bundle_id, _m.c.request_id, _m.c.correlation_id, _m.c.reason, _m.c.referral_number, _m.c.response
+).where(_m.c.bundle_id == bindparam("bundle_id"))
+_INSERT_REQUEST = insert(_r)
+_INSERT_MESSAGE = insert(_m)
+_FINISH_MESSAGE = update(_m).where(_m.c.bundle_id == bindparam("key"))
+_INSERT_REFERRAL = insert(t.referral).returning(t.referral.c.number)
+
+
 class Repository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -87,87 +223,73 @@ class Repository:
         return self.session.get_bind().dialect.name
 
     # --- resources ----------------------------------------------------------------------------------
-    def _versions(self) -> Select[Any]:
-        v = t.resource_version
-        return select(v.c.resource_type, v.c.resource_id, v.c.version_id, v.c.last_updated, v.c.deleted, v.c.content)
-
     def current(self, resource_type: str, resource_id: str) -> Stored | None:
         """The current version (a deletion version included: its ``deleted`` is True)."""
-        c, v = t.resource_current, t.resource_version
-        query = self._versions().join(
-            c,
-            and_(
-                c.c.resource_type == v.c.resource_type,
-                c.c.resource_id == v.c.resource_id,
-                c.c.version_id == v.c.version_id,
-            ),
-        )
-        row = self.session.execute(
-            query.where(c.c.resource_type == resource_type, c.c.resource_id == resource_id)
-        ).one_or_none()
-        return _stored(row) if row else None
+        return self.currents([(resource_type, resource_id)]).get((resource_type, resource_id))
+
+    def currents(self, keys: Sequence[Key], *, lock: bool = False) -> dict[Key, Stored]:
+        """The current version of each of ``keys`` held (one query); ``lock`` keeps them until the commit
+        on PostgreSQL (``FOR UPDATE``), so what is read is what a following save replaces."""
+        rows = self._current_rows(keys, content=True, lock=lock and self.dialect == "postgresql")
+        return {(row.resource_type, row.resource_id): _stored(row) for row in rows}
+
+    def _current_rows(self, keys: Sequence[Key], *, content: bool, lock: bool) -> list[Any]:
+        unique = sorted(set(keys))  # one locking order for every writer
+        rows: list[Any] = []
+        for start in range(0, len(unique), _KEYS_PER_QUERY):
+            chunk = unique[start : start + _KEYS_PER_QUERY]
+            query = _select_current(len(chunk), content=content, lock=lock)
+            rows += self.session.execute(query, _key_params(chunk)).all()
+        return rows
 
     def version(self, resource_type: str, resource_id: str, version_id: int) -> Stored | None:
-        v = t.resource_version
-        query = self._versions().where(
-            v.c.resource_type == resource_type, v.c.resource_id == resource_id, v.c.version_id == version_id
-        )
-        row = self.session.execute(query).one_or_none()
+        params = {"resource_type": resource_type, "resource_id": resource_id, "version_id": version_id}
+        row = self.session.execute(_SELECT_VERSION, params).one_or_none()
         return _stored(row) if row else None
 
     def history(self, resource_type: str, resource_id: str) -> list[Stored]:
-        v = t.resource_version
-        query = self._versions().where(v.c.resource_type == resource_type, v.c.resource_id == resource_id)
-        return [_stored(r) for r in self.session.execute(query.order_by(v.c.version_id.desc()))]
-
-    def _current_version(self, resource_type: str, resource_id: str) -> int | None:
-        c = t.resource_current
-        query = select(c.c.version_id).where(c.c.resource_type == resource_type, c.c.resource_id == resource_id)
-        if self.dialect == "postgresql":
-            query = query.with_for_update()
-        return self.session.execute(query).scalar_one_or_none()
+        params = {"resource_type": resource_type, "resource_id": resource_id}
+        return [_stored(r) for r in self.session.execute(_SELECT_HISTORY, params)]
 
     def save(
         self, resource: Json, now: datetime, *, expected_version: int | None = None, deleted: bool = False
     ) -> Stored:
         """Store ``resource`` (its ``id`` set) as a new version; VersionConflict if ``expected_version`` is stale."""
-        kind, rid = resource["resourceType"], resource["id"]
-        current = self._current_version(kind, rid)
-        if expected_version is not None and current != expected_version:
-            raise VersionConflict(current)
-        version = (current or 0) + 1
-        meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
-        content = {"resourceType": kind, "id": rid, "meta": {"versionId": str(version), "lastUpdated": instant(now)}}
-        content["meta"].update(meta)
-        content.update({k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")})
-        text = jsonio.dumps(content).decode("utf-8")
-        self.session.execute(
-            insert(t.resource_version).values(
-                resource_type=kind, resource_id=rid, version_id=version, last_updated=now, deleted=deleted, content=text
-            )
-        )
-        self._move_current(kind, rid, version, now, deleted, first=current is None)
-        self._replace_tokens(kind, rid, [] if deleted else content)
-        return Stored(kind, rid, version, now, deleted, content)
+        return self._write([(resource, expected_version, deleted)], now)[0]
 
-    def _move_current(self, kind: str, rid: str, version: int, now: datetime, deleted: bool, *, first: bool) -> None:
-        c = t.resource_current
-        values = {"version_id": version, "last_updated": now, "deleted": deleted}
-        if first:
-            self.session.execute(insert(c).values(resource_type=kind, resource_id=rid, **values))
-        else:
-            self.session.execute(update(c).where(c.c.resource_type == kind, c.c.resource_id == rid).values(**values))
+    def save_all(self, resources: Sequence[Json], now: datetime) -> list[Stored]:
+        """Store each of ``resources`` as a new version, in order, with a handful of statements whatever their
+        number (the resources of one message); a resource given twice gets two versions."""
+        return self._write([(r, None, False) for r in resources], now)
 
-    def _replace_tokens(self, kind: str, rid: str, content: Json | list[Any]) -> None:
-        s = t.search_token
-        self.session.execute(delete(s).where(s.c.resource_type == kind, s.c.resource_id == rid))
-        tokens = tokens_of(content) if isinstance(content, dict) else []
+    def _write(self, items: Sequence[tuple[Json, int | None, bool]], now: datetime) -> list[Stored]:
+        # One select of the current versions, then one executemany per table: the version rows, the
+        # current rows (inserted or moved on), the old tokens deleted and the new ones inserted.
+        held = self._current_versions([(r["resourceType"], r["id"]) for r, _, _ in items])
+        latest, stamp = dict(held), instant(now)
+        stored: list[Stored] = []
+        for resource, expected, deleted in items:
+            key = (resource["resourceType"], resource["id"])
+            if expected is not None and latest.get(key) != expected:
+                raise VersionConflict(latest.get(key))
+            latest[key] = version = latest.get(key, 0) + 1
+            stored.append(Stored(*key, version, now, deleted, _with_meta(resource, version, stamp)))
+        self.session.execute(_INSERT_VERSION, [_version_row(s) for s in stored])
+        final = {(s.resource_type, s.resource_id): s for s in stored}  # the last version of each
+        if created := [_current_row(s) for key, s in final.items() if key not in held]:
+            self.session.execute(_INSERT_CURRENT, created)
+        if moved := [_moved_row(s) for key, s in final.items() if key in held]:
+            self.session.execute(_UPDATE_CURRENT, moved)
+            self.session.execute(_DELETE_TOKENS, [{"key_type": r["key_type"], "key_id": r["key_id"]} for r in moved])
+        tokens = [_token_row(s, k) for s in final.values() if not s.deleted for k in tokens_of(s.content)]
         if tokens:
-            rows = [
-                {"resource_type": kind, "resource_id": rid, "param": k.param, "system": k.system, "value": k.value}
-                for k in tokens
-            ]
-            self.session.execute(insert(s), rows)
+            self.session.execute(_INSERT_TOKENS, tokens)
+        return stored
+
+    def _current_versions(self, keys: Sequence[Key]) -> dict[Key, int]:
+        """Current version of each key held; on PostgreSQL locked until the commit, in one order always."""
+        rows = self._current_rows(keys, content=False, lock=self.dialect == "postgresql")
+        return {(row.resource_type, row.resource_id): row.version_id for row in rows}
 
     # --- search -------------------------------------------------------------------------------------
     def search(
@@ -206,16 +328,15 @@ class Repository:
 
     # --- the message log ----------------------------------------------------------------------------
     def request_seen(self, request_id: str) -> bool:
-        r = t.message_request
-        return self.session.execute(select(r.c.request_id).where(r.c.request_id == request_id)).first() is not None
+        return bool(self.session.execute(_REQUEST_SEEN, {"request_id": request_id}).scalar_one())
+
+    def logged(self, request_id: str, bundle_id: str) -> tuple[bool, bool]:
+        """Whether the request id is logged and whether the message is (one query)."""
+        row = self.session.execute(_LOGGED, {"request_id": request_id, "bundle_id": bundle_id}).one()
+        return bool(row[0]), bool(row[1])
 
     def message(self, bundle_id: str) -> MessageRecord | None:
-        m = t.message
-        row = self.session.execute(
-            select(
-                m.c.bundle_id, m.c.request_id, m.c.correlation_id, m.c.reason, m.c.referral_number, m.c.response
-            ).where(m.c.bundle_id == bundle_id)
-        ).one_or_none()
+        row = self.session.execute(_SELECT_MESSAGE, {"bundle_id": bundle_id}).one_or_none()
         if row is None:
             return None
         return MessageRecord(
@@ -229,8 +350,7 @@ class Repository:
 
     def record_request(self, request_id: str, bundle_id: str, now: datetime) -> None:
         """Log a request id; a repeated one fails on the primary key (IntegrityError)."""
-        self.session.execute(insert(t.message_request).values(request_id=request_id, bundle_id=bundle_id, received=now))
-        self.session.flush()
+        self.session.execute(_INSERT_REQUEST, {"request_id": request_id, "bundle_id": bundle_id, "received": now})
 
     def claim_message(self, record: MessageRecord, now: datetime, original: bytes, fmt: str) -> None:
         """Log a message before processing it; a Bundle id already logged fails (IntegrityError).
@@ -238,45 +358,37 @@ class Repository:
         On PostgreSQL a second transaction inserting the same id waits here until the first one ends, so
         exactly one of two simultaneous deliveries goes on to process the message.
         """
-        self.session.execute(
-            insert(t.message).values(
-                bundle_id=record.bundle_id,
-                request_id=record.request_id,
-                correlation_id=record.correlation_id,
-                received=now,
-                reason=record.reason,
-                referral_number=record.referral_number,
-                original=original,
-                original_format=fmt,
-                response="{}",
-            )
-        )
-        self.session.flush()
+        row = {
+            "bundle_id": record.bundle_id,
+            "request_id": record.request_id,
+            "correlation_id": record.correlation_id,
+            "received": now,
+            "reason": record.reason,
+            "referral_number": record.referral_number,
+            "original": original,
+            "original_format": fmt,
+            "response": "{}",
+        }
+        self.session.execute(_INSERT_MESSAGE, row)
 
-    def finish_message(self, bundle_id: str, referral_number: int | None, response: Json) -> None:
-        m = t.message
-        text = jsonio.dumps(response).decode("utf-8")
-        self.session.execute(
-            update(m).where(m.c.bundle_id == bundle_id).values(referral_number=referral_number, response=text)
-        )
+    def finish_message(self, bundle_id: str, referral_number: int | None, response: Json) -> bytes:
+        """Keep the response for replay; returns it as written (JSON bytes), to be sent as it is."""
+        data = jsonio.dumps(response)
+        params = {"key": bundle_id, "referral_number": referral_number, "response": data.decode("utf-8")}
+        self.session.execute(_FINISH_MESSAGE, params)
+        return data
 
     # --- referrals ----------------------------------------------------------------------------------
     def add_referral(self, record: ReferralRecord, now: datetime) -> int:
         """A new referral number; a sender identifier already used fails (IntegrityError)."""
-        result = self.session.execute(
-            insert(t.referral)
-            .values(
-                service_request_id=record.service_request_id,
-                task_id=record.task_id,
-                encounter_id=record.encounter_id,
-                sender_identifier=record.sender_identifier,
-                created=now,
-            )
-            .returning(t.referral.c.number)
-        )
-        number = int(result.scalar_one())
-        self.session.flush()
-        return number
+        row = {
+            "service_request_id": record.service_request_id,
+            "task_id": record.task_id,
+            "encounter_id": record.encounter_id,
+            "sender_identifier": record.sender_identifier,
+            "created": now,
+        }
+        return int(self.session.execute(_INSERT_REFERRAL, row).scalar_one())
 
     def referral(
         self, *, number: int | None = None, sender_identifier: str | None = None, service_request_id: str | None = None
