@@ -45,9 +45,11 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from escape_fhir.api.logs import configure
+    from escape_fhir.transport.config import load_client_settings
     from escape_fhir.transport.outbox import ClientTransport, Policy, Runner
 
     settings = _settings(args)
+    client = load_client_settings(args.auth_config)
     configure(settings.log_level)
     policy = Policy(
         max_attempts=args.max_attempts or settings.outbox_max_attempts,
@@ -55,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         backoff_max=settings.outbox_backoff_max_seconds,
         lease=settings.outbox_lease_seconds,
     )
-    transport = ClientTransport()
+    transport = ClientTransport(token_provider=client.token_provider(), timeout=client.timeout)
     runner = Runner(_database(settings), transport, policy, settings.routes)
     try:
         if args.once:
@@ -142,6 +144,12 @@ def add_parser(sub: Any) -> None:
     p = command("run", "deliver queued messages with retries until stopped (SIGTERM/Ctrl-C)")
     p.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
     p.add_argument("--max-attempts", type=int, help="dead-letter after N attempts (ESCAPE_FHIR_OUTBOX_MAX_ATTEMPTS)")
+    p.add_argument(
+        "--auth-config",
+        metavar="FILE",
+        help="client settings JSON (token URL, API key, kid, private key; or a bearer token); "
+        "default: ESCAPE_FHIR_CLIENT_* variables",
+    )
     p.set_defaults(func=cmd_run)
 
     p = command("list", "show each message's state (ids only)")

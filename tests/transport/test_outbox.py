@@ -8,6 +8,7 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from escape_fhir.cli import main
@@ -152,3 +153,43 @@ def test_two_runners_never_claim_the_same_message_postgres(pg_url: str) -> None:
     a, b = claimed_by_two_runners(db)
     db.dispose()
     assert sorted(a + b) == list(range(1, 31))
+
+
+def test_runner_authenticates_with_the_client_settings(
+    sender: Sender,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`outbox run` sends with the ESCAPE_FHIR_CLIENT_* credentials; without them a secured receiver refuses."""
+    from tests.api.conftest import Server
+
+    token = "f3a9c1d27b8e4f60a5d1c3e9b7f2a4d6"
+    receiver = Server(
+        f"sqlite:///{tmp_path / 'receiver.sqlite3'}",
+        tmp_path / "receiver.log",
+        env={"ESCAPE_FHIR_TOKENS": json.dumps({token: ["submit", "read"]})},
+    ).wait()
+    try:
+        refused, _ = referral_message()
+        sender.enqueue(refused, receiver.url)
+        monkeypatch.delenv("ESCAPE_FHIR_CLIENT_BEARER_TOKEN", raising=False)
+        assert main(["outbox", "run", "--once", "--database-url", sender.url]) == 0
+        assert "dead 1" in capsys.readouterr().out
+        assert sender.messages()[0].last_status == 401
+
+        accepted, identifier = referral_message()
+        sender.enqueue(accepted, receiver.url)
+        monkeypatch.setenv("ESCAPE_FHIR_CLIENT_BEARER_TOKEN", token)
+        assert main(["outbox", "run", "--once", "--database-url", sender.url]) == 0
+        assert "delivered 1" in capsys.readouterr().out
+        headers = {"Authorization": f"Bearer {token}"}
+        found = httpx.get(
+            f"{receiver.url}/ServiceRequest",
+            params={"identifier": f"https://w3id.org/escape-fhir/Id/referral|{identifier}"},
+            headers=headers,
+            timeout=10,
+        ).json()
+        assert found["total"] == 1
+    finally:
+        receiver.stop()

@@ -34,6 +34,7 @@ from escape_fhir.fhir.formats import parse
 from escape_fhir.service.common import now
 from escape_fhir.storage import Database
 from escape_fhir.storage.outbox import Outbox, OutboxMessage
+from escape_fhir.transport.auth import TokenProvider
 from escape_fhir.transport.client import Client, Delivery, RetryPolicy
 from escape_fhir.transport.headers import DOS_SERVICE_ID_SYSTEM, ODS_SYSTEM, SenderIdentity
 
@@ -86,9 +87,18 @@ class Transport(Protocol):
 class ClientTransport:
     """:class:`Transport` over the BaRS client: one attempt per call, one shared HTTP session."""
 
-    def __init__(self, session: requests.Session | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        session: requests.Session | None = None,
+        *,
+        timeout: float = 30.0,
+        token_provider: TokenProvider | None = None,
+    ) -> None:
         self.session = session or requests.Session()
         self.timeout = timeout
+        # NHS API platform authentication (signed JWT or a static bearer token), shared by every delivery so
+        # the access token is fetched once and reused until shortly before it expires (nhs-standards 6.1).
+        self.token_provider = token_provider
 
     def send(self, url: str, message: OutboxMessage, bundle: Json) -> Delivery:
         header = _header(bundle)
@@ -96,6 +106,7 @@ class ClientTransport:
             url,
             sender=_sender(bundle, header),
             session=self.session,
+            token_provider=self.token_provider,
             retry=RetryPolicy(max_attempts=1),
             fmt=message.body_format,
             timeout=self.timeout,
