@@ -21,7 +21,7 @@ router = APIRouter()
 MAX_ID = 200
 
 
-def bars_ids(request: Request) -> tuple[str, str]:
+async def bars_ids(request: Request) -> tuple[str, str]:
     """X-Request-ID and X-Correlation-ID, both required on a message (BaRS: 400 REC_BAD_REQUEST without)."""
     found = []
     for name in ("X-Request-ID", "X-Correlation-ID"):

@@ -98,7 +98,12 @@ async def read_body(request: Request) -> Body:
     return Body(bytes(data), fmt)
 
 
-OutFormat = Annotated[str, Depends(response_format)]
+async def negotiated_format(request: Request) -> str:
+    """:func:`response_format` as a dependency (``async``: no thread hand-over, see ``deps``)."""
+    return response_format(request)
+
+
+OutFormat = Annotated[str, Depends(negotiated_format)]
 InBody = Annotated[Body, Depends(read_body)]
 
 
