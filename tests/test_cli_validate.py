@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -144,10 +143,17 @@ def test_uk_core_package_folder(capsys: pytest.CaptureFixture[str]) -> None:
     assert "is unknown" not in out
 
 
-def test_cold_start_under_a_second() -> None:
-    """DESIGN item 6: one file from a cold start in under 1 s (imports are lazy; nothing heavy at import)."""
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "escape_fhir.cli", "validate", KNEE], capture_output=True, check=False)
-    elapsed = time.perf_counter() - start
-    assert done.returncode == 0, done.stderr
-    assert elapsed < 1.5  # 1 s on the development machine; slack for loaded CI runners
+def test_validate_in_a_fresh_process_loads_nothing_heavy() -> None:
+    """Cold start stays well under 1 s (bench/validate.py measures it) because ``validate`` imports neither
+    the web stack, the database layer, the R4B models nor the FHIRPath engine for an example that needs none:
+    checked by what is imported, not by a clock."""
+    heavy = ("fastapi", "uvicorn", "sqlalchemy", "fhir.resources", "fhirpathpy", "requests")
+    script = (
+        "import sys\n"
+        "from escape_fhir.cli import main\n"
+        f"code = main(['validate', {KNEE!r}])\n"
+        f"loaded = sorted(m for m in sys.modules if m.startswith({heavy!r}))\n"
+        "print('LOADED', loaded, 'EXIT', code, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, check=False, text=True)
+    assert "LOADED [] EXIT 0" in done.stderr, done.stderr

@@ -10,16 +10,21 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from escape_fhir.cli import EXIT_OK, _read, _Usage, _write_json
-from escape_fhir.settings import Settings
-from escape_fhir.storage import Database
-from escape_fhir.storage.outbox import STATES, OutboxMessage
+from escape_fhir.outbox_states import STATES
+
+if TYPE_CHECKING:  # imported where used: SQLAlchemy and the settings cost ~1 s on every command's start
+    from escape_fhir.settings import Settings
+    from escape_fhir.storage import Database
+    from escape_fhir.storage.outbox import OutboxMessage
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     from pydantic import ValidationError
+
+    from escape_fhir.settings import Settings
 
     try:
         return Settings(**({"database_url": args.database_url} if args.database_url else {}))
@@ -28,6 +33,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _database(settings: Settings) -> Database:
+    from escape_fhir.storage import Database
+
     db = Database.from_url(settings.database_url)
     if settings.migrate:
         db.migrate()

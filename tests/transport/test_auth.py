@@ -24,10 +24,22 @@ AUDIENCE = "https://escape.test/FHIR/R4"
 
 
 class Clock:
-    """A settable clock shared by the provider and the token server."""
+    """A clock shared by the provider and the token server: real time plus an offset the tests move.
+
+    It keeps running, so a slow moment of the machine between building the fixtures and a request (RSA key
+    generation on a loaded CI runner) cannot put the provider's real clock ahead of a frozen server clock.
+    """
 
     def __init__(self) -> None:
-        self.now = time.time()
+        self.offset = 0.0
+
+    @property
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self.offset = value - time.time()
 
     def __call__(self) -> float:
         return self.now

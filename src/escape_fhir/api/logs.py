@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 from contextvars import ContextVar
 
@@ -29,9 +30,18 @@ class CorrelationFilter(logging.Filter):
         return True
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is logged, not the stream it was when configured
+    (a caller that swaps stderr, as a test harness or an embedding program does, keeps getting the logs)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure(level: str) -> None:
-    """Log to stderr with the correlation id on every line (the ``serve`` command calls this)."""
-    handler = logging.StreamHandler()
+    """Log to stderr with the correlation id on every line (the ``serve`` and ``outbox run`` commands call this)."""
+    handler = _Stderr()
     handler.addFilter(CorrelationFilter())
     handler.setFormatter(logging.Formatter(FORMAT))
     root = logging.getLogger("escape_fhir")

@@ -22,10 +22,9 @@ from typing import Any
 from sqlalchemy import CursorResult, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from escape_fhir.outbox_states import DEAD, DELIVERED, PENDING, SENDING, STATES  # noqa: F401
 from escape_fhir.storage import tables as t
 
-PENDING, SENDING, DELIVERED, DEAD = "pending", "sending", "delivered", "dead"
-STATES = (PENDING, SENDING, DELIVERED, DEAD)
 #: What a message carries: a referral we send, or an asynchronous response to a referral we received.
 REQUEST, RESPONSE = "request", "response"
 
