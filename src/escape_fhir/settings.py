@@ -80,6 +80,17 @@ class JwtIssuer(BaseModel):
         return value
 
 
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (``127.0.0.0/8``, ``::1``, with or without brackets)."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ESCAPE_FHIR_", extra="forbid")
 
@@ -144,13 +155,7 @@ class Settings(BaseSettings):
 
     @property
     def loopback(self) -> bool:
-        host = self.host.strip("[]")
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.host)
 
     def sqlite_path(self) -> Path | None:
         """The SQLite file of ``database_url``, or None for another database or an in-memory one."""

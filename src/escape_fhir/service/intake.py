@@ -113,12 +113,8 @@ def process_message(db: Database, bundle: Json, delivery: Delivery, validator: V
     if responses.is_response(bundle):
         return _process_response(db, bundle, delivery, validator)
     message, warnings = checked(bundle, validator)
-    with db.read() as repo:
-        seen, processed = repo.logged(delivery.request_id, message.bundle_id)
-    if seen:
-        raise _duplicate_request(delivery.request_id)
-    if processed:
-        return _replay(db, message.bundle_id, delivery)
+    if (earlier := _earlier_answer(db, message, delivery)) is not None:
+        return earlier
     assessment = assessment_of(message, warnings)
     try:
         return _store(db, message, assessment, warnings, delivery)
@@ -192,14 +188,19 @@ def _replay(db: Database, bundle_id: str, delivery: Delivery) -> Result:
     return Result(original.response, replayed=True, referral=referral_reference(number) if number else None)
 
 
-def _after_race(
-    db: Database, message: Message, assessment: Assessment | None, warnings: list[Issue], delivery: Delivery
-) -> Result:
+def _earlier_answer(db: Database, message: Message, delivery: Delivery) -> Result | None:
+    """409 for a repeated X-Request-ID; the stored answer for a Bundle id already processed; else None."""
     with db.read() as repo:
         seen, processed = repo.logged(delivery.request_id, message.bundle_id)
     if seen:
         raise _duplicate_request(delivery.request_id)
-    if processed:
-        return _replay(db, message.bundle_id, delivery)
+    return _replay(db, message.bundle_id, delivery) if processed else None
+
+
+def _after_race(
+    db: Database, message: Message, assessment: Assessment | None, warnings: list[Issue], delivery: Delivery
+) -> Result:
+    if (earlier := _earlier_answer(db, message, delivery)) is not None:
+        return earlier
     # Another message created the same referral first: storing again now answers 409 (store_new).
     return _store(db, message, assessment, warnings, delivery)

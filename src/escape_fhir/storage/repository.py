@@ -91,14 +91,7 @@ def _with_meta(resource: Json, version: int, stamp: str) -> Json:
 
 
 def _version_row(s: Stored) -> dict[str, Any]:
-    return {
-        "resource_type": s.resource_type,
-        "resource_id": s.resource_id,
-        "version_id": s.version_id,
-        "last_updated": s.last_updated,
-        "deleted": s.deleted,
-        "content": jsonio.dumps(s.content).decode("utf-8"),
-    }
+    return _current_row(s) | {"content": jsonio.dumps(s.content).decode("utf-8")}
 
 
 def _current_row(s: Stored) -> dict[str, Any]:

@@ -23,7 +23,6 @@ content, and never the password or shared key.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -37,7 +36,7 @@ import requests
 
 from escape_fhir.errors import MeshError
 from escape_fhir.fhir.formats import MIME, dump
-from escape_fhir.settings import Settings, SettingsError
+from escape_fhir.settings import Settings, SettingsError, is_loopback
 
 __all__ = ["Disposition", "Handled", "InboundMessage", "MeshTransport", "Received"]
 
@@ -252,20 +251,11 @@ def _required(settings: Settings) -> tuple[str, str]:
     if not url or not mailbox or not settings.mesh_password.get_secret_value():
         raise SettingsError("MESH needs ESCAPE_FHIR_MESH_URL, ESCAPE_FHIR_MESH_MAILBOX and ESCAPE_FHIR_MESH_PASSWORD")
     parsed = urlparse(url)
-    if parsed.scheme == "http" and not _loopback(parsed.hostname or ""):
+    if parsed.scheme == "http" and not is_loopback(parsed.hostname or ""):
         raise SettingsError(f"refusing plain http to MESH at {parsed.hostname}: use https (mutual TLS)")
     if parsed.scheme not in ("http", "https"):
         raise SettingsError("ESCAPE_FHIR_MESH_URL must be an https:// URL")
     return url, mailbox
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _cert(settings: Settings) -> tuple[str, str] | None:
