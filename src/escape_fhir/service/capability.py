@@ -68,7 +68,8 @@ def capability_statement(base: str, secured: bool) -> Json:
     rest: Json = {"mode": "server"}
     if secured:
         rest["security"] = {
-            "description": "Bearer tokens with scopes submit, triage, read, validate; /metadata is open",
+            "description": "Bearer tokens (configured static tokens, or RS256/RS384/RS512-signed JWT access "
+            "tokens of configured OAuth2 issuers) with scopes submit, triage, read, validate; /metadata is open",
         }
     rest["resource"] = resources
     rest["interaction"] = [
