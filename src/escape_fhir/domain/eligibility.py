@@ -27,6 +27,7 @@ from escape_fhir.domain.referral import (
     KNEE_HIP_SITES,
     NON_SPECIFIC_LOW_BACK_PAIN_CODES,
     OSTEOARTHRITIS_CODES,
+    OSTEOARTHRITIS_JOINTS,
     Pathway,
     Referral,
     Site,
@@ -156,9 +157,22 @@ def _diagnosis(ref: Referral, answer: bool | None, codes: dict[str, str], what: 
     if answer is False:
         return _c("diagnosis", Outcome.NOT_MET, f"no clinical diagnosis of {what}")
     coded = [d for d in ref.diagnoses if d.code in codes]
+    # An osteoarthritis code counts only for a joint of its kind that is affected (a hip code says nothing
+    # about a knee referral); codes without a joint (low back pain) always count.
+    fitting = [
+        d for d in coded if OSTEOARTHRITIS_JOINTS.get(d.code, frozenset(ref.affected_sites)) & set(ref.affected_sites)
+    ]
+    if fitting:
+        d = fitting[0]
+        return _c("diagnosis", Outcome.MET, f"diagnosis {d.code} {codes[d.code]}")
     if coded:
         d = coded[0]
-        return _c("diagnosis", Outcome.MET, f"diagnosis {d.code} {codes[d.code]}")
+        sites = ", ".join(s.value.replace("-", " ") for s in ref.affected_sites)
+        return _c(
+            "diagnosis",
+            Outcome.UNKNOWN,
+            f"diagnosis {d.code} {codes[d.code]} is not about the affected joint ({sites})",
+        )
     return _c("diagnosis", Outcome.UNKNOWN, f"no diagnosis of {what} recorded")
 
 

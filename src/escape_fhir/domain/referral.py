@@ -55,6 +55,11 @@ class Site(StrEnum):
 
 
 KNEE_HIP_SITES = frozenset({Site.LEFT_KNEE, Site.RIGHT_KNEE, Site.LEFT_HIP, Site.RIGHT_HIP})
+#: The joints each osteoarthritis code is about: a code counts only for an affected joint of its kind.
+OSTEOARTHRITIS_JOINTS = {
+    "239873007": frozenset({Site.LEFT_KNEE, Site.RIGHT_KNEE}),
+    "239872002": frozenset({Site.LEFT_HIP, Site.RIGHT_HIP}),
+}
 
 #: SNOMED CT codes the rules recognise (nhs-standards.md section 5).
 OSTEOARTHRITIS_CODES = {"239873007": "Osteoarthritis of knee", "239872002": "Osteoarthritis of hip"}
