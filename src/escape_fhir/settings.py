@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     #: FHIR packages the validator loads besides the project's own and the package cache: folders or .tgz
     #: files (e.g. UK Core), or ``name#version`` in ``~/.fhir/packages``. JSON list in the environment.
     packages: list[str] = Field(default_factory=list)
+    #: The BaRS endpoints (``system|value``, e.g. ``https://fhir.nhs.uk/Id/dos-service-id|2000093114``) this
+    #: service answers to. A receiver checks that a message is addressed to it (nhs-standards.md 1.4, receiver
+    #: step 1): with endpoints set, a referral whose MessageHeader names none of them is refused (422).
+    #: Empty: any destination is accepted. JSON list in the environment.
+    endpoints: list[str] = Field(default_factory=list)
     #: The outbox (README "Sending referrals and the outbox"): a message is dead after this many attempts;
     #: retries wait ``outbox_backoff_seconds`` doubling up to ``outbox_backoff_max_seconds`` unless the
     #: receiver's Retry-After says otherwise (nhs-standards.md 1.2); a runner holds a message for

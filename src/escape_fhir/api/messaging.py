@@ -15,7 +15,7 @@ from escape_fhir.fhir.formats import parse
 from escape_fhir.service import intake
 from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.service.transaction import process as process_transaction
-from escape_fhir.settings import Scope
+from escape_fhir.settings import Scope, Settings
 
 router = APIRouter()
 MAX_ID = 200
@@ -37,9 +37,13 @@ Ids = Annotated[tuple[str, str], Depends(bars_ids)]
 
 
 @router.post("/$process-message", dependencies=[require(Scope.SUBMIT)])
-def process_message(ids: Ids, fmt: OutFormat, body: InBody, db: Db, base: Base, validator: Val) -> Response:
+def process_message(
+    request: Request, ids: Ids, fmt: OutFormat, body: InBody, db: Db, base: Base, validator: Val
+) -> Response:
     bundle = parse(body.data, body.fmt)
-    delivery = intake.Delivery(ids[0], ids[1], body.data, body.fmt, base)
+    settings: Settings = request.app.state.settings
+    own = frozenset(settings.endpoints)
+    delivery = intake.Delivery(ids[0], ids[1], body.data, body.fmt, base, own)
     result = intake.process_message(db, bundle, delivery, validator)
     return fhir_response(result.body, fmt, data=result.data)
 

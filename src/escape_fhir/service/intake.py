@@ -45,6 +45,8 @@ class Delivery:
     original: bytes
     fmt: str
     base: str
+    #: Our own BaRS endpoints (``system|value``); empty: a message may be addressed to anyone.
+    own_endpoints: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -113,6 +115,7 @@ def process_message(db: Database, bundle: Json, delivery: Delivery, validator: V
     if responses.is_response(bundle):
         return _process_response(db, bundle, delivery, validator)
     message, warnings = checked(bundle, validator)
+    check_destination(message, delivery.own_endpoints)
     if (earlier := _earlier_answer(db, message, delivery)) is not None:
         return earlier
     assessment = assessment_of(message, warnings)
@@ -186,6 +189,18 @@ def _replay(db: Database, bundle_id: str, delivery: Delivery) -> Result:
     assert original is not None
     number = original.referral_number
     return Result(original.response, replayed=True, referral=referral_reference(number) if number else None)
+
+
+def check_destination(message: Message, own: frozenset[str]) -> None:
+    """BaRS receiver step 1 (nhs-standards.md 1.4): the message must be addressed to one of our endpoints."""
+    if not own:
+        return
+    header = message.resource(0)
+    named = [str(d.get("endpoint", "")) for d in header.get("destination") or [] if isinstance(d, dict)]
+    if own.isdisjoint(named):
+        text = f"this message is addressed to {', '.join(named) or 'no destination'}, not to this service"
+        location = "Bundle.entry[0].resource.destination"
+        raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "not-supported", text, location)])
 
 
 def _earlier_answer(db: Database, message: Message, delivery: Delivery) -> Result | None:
