@@ -17,7 +17,7 @@ otherwise ``eligible``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -257,8 +257,25 @@ def _back(ref: Referral) -> list[Criterion]:
 RULES: dict[Pathway, Callable[[Referral], list[Criterion]]] = {Pathway.KNEE_HIP: _knee_hip, Pathway.BACK: _back}
 
 
-def assess(ref: Referral) -> EligibilityResult:
-    criteria = tuple(RULES[ref.pathway](ref))
+@dataclass(frozen=True)
+class ReviewFlag:
+    """A criterion a clinician must look at: the fact behind it is missing, unclear or contradictory."""
+
+    criterion: str  # a code of CRITERIA
+    reason: str
+
+
+def _flagged(criterion: Criterion, flags: Sequence[ReviewFlag]) -> Criterion:
+    reasons = [f.reason for f in flags if f.criterion == criterion.code]
+    if not reasons:
+        return criterion
+    outcome = Outcome.NOT_MET if criterion.outcome is Outcome.NOT_MET else Outcome.UNKNOWN
+    return Criterion(criterion.code, criterion.title, outcome, "; ".join([*reasons, criterion.reason]))
+
+
+def assess(ref: Referral, flags: Sequence[ReviewFlag] = ()) -> EligibilityResult:
+    """The decision; a flagged criterion is never met (met becomes unknown, with the flag's reason first)."""
+    criteria = tuple(_flagged(c, flags) for c in RULES[ref.pathway](ref))
     outcomes = {c.outcome for c in criteria}
     if Outcome.NOT_MET in outcomes:
         decision = Decision.NOT_ELIGIBLE

@@ -52,13 +52,16 @@ class Site(StrEnum):
     LEFT_HIP = "left-hip"
     RIGHT_HIP = "right-hip"
     LOWER_BACK = "lower-back"
+    # A sender may name the joint without its side (a knee osteoarthritis code, "knee region structure").
+    KNEE = "knee"
+    HIP = "hip"
 
 
-KNEE_HIP_SITES = frozenset({Site.LEFT_KNEE, Site.RIGHT_KNEE, Site.LEFT_HIP, Site.RIGHT_HIP})
+KNEE_HIP_SITES = frozenset({Site.LEFT_KNEE, Site.RIGHT_KNEE, Site.LEFT_HIP, Site.RIGHT_HIP, Site.KNEE, Site.HIP})
 #: The joints each osteoarthritis code is about: a code counts only for an affected joint of its kind.
 OSTEOARTHRITIS_JOINTS = {
-    "239873007": frozenset({Site.LEFT_KNEE, Site.RIGHT_KNEE}),
-    "239872002": frozenset({Site.LEFT_HIP, Site.RIGHT_HIP}),
+    "239873007": frozenset({Site.LEFT_KNEE, Site.RIGHT_KNEE, Site.KNEE}),
+    "239872002": frozenset({Site.LEFT_HIP, Site.RIGHT_HIP, Site.HIP}),
 }
 
 #: SNOMED CT codes the rules recognise (nhs-standards.md section 5).
@@ -245,8 +248,9 @@ class Referral(_Model):
     patient: Patient
     referrer: Referrer | None = Field(default=None, description="Required unless source is self-referral")
     receiver: Organisation | None = Field(default=None, description="The ESCAPE-pain site referred to")
-    affected_sites: list[Site] = Field(min_length=1)
+    affected_sites: list[Site] = Field(default_factory=list)
     symptom_duration_months: StrictInt | None = Field(default=None, ge=0, le=1200)
+    symptom_onset_date: IsoDate | None = Field(default=None, description="When the symptoms began")
     diagnoses: list[Diagnosis] = Field(default_factory=list)
     eligibility: EligibilityAnswers = Field(default_factory=EligibilityAnswers)
     start_back: dict[str, Any] | None = Field(

@@ -157,6 +157,8 @@ SITE_DISPLAY: Final[Mapping[Site, str]] = {
     Site.LEFT_HIP: "Left hip",
     Site.RIGHT_HIP: "Right hip",
     Site.LOWER_BACK: "Lower back",
+    Site.KNEE: "Knee (side not stated)",
+    Site.HIP: "Hip (side not stated)",
 }
 
 #: The question asked for each EligibilityAnswers field; the linkId is the field name in kebab-case.
@@ -229,7 +231,7 @@ def _eligibility_form(pathway: Pathway, sites: Sequence[Site], site_text: str) -
 
 KNEE_HIP_FORM: Final = _eligibility_form(
     Pathway.KNEE_HIP,
-    (Site.LEFT_KNEE, Site.RIGHT_KNEE, Site.LEFT_HIP, Site.RIGHT_HIP),
+    (Site.LEFT_KNEE, Site.RIGHT_KNEE, Site.LEFT_HIP, Site.RIGHT_HIP, Site.KNEE, Site.HIP),
     "Which knees or hips are affected?",
 )
 BACK_FORM: Final = _eligibility_form(Pathway.BACK, (Site.LOWER_BACK,), "Affected site")

@@ -1,417 +1,486 @@
-"""FHIR Bundle -> referral: the way back, for our own Bundles and for an integration engine's.
+"""FHIR Bundle -> referral: the way back, for our own Bundles and for every sender's shape (issue 8).
 
 Accepted: ``message`` (the MessageHeader's focus is the ServiceRequest), ``transaction`` and ``collection``
-Bundles (the one ServiceRequest they hold). An engine's BaRS-shaped Bundle need not come from this project:
-the pathway may be told only by its Questionnaire or diagnosis codes, and the STarT Back result may arrive
-only as LOINC-coded Observations or as a QuestionnaireResponse whose linkIds are the LOINC item codes.
+Bundles, JSON or XML. Each fact is looked for in the places :data:`~escape_fhir.fhir.sender_places.PLACES`
+lists for it, best first; every value read is recorded with its FHIRPath location (:class:`Provenance`), so
+that a clinician can see why the adapter believes what it does (``escape-fhir referral --explain``, the
+triage Task).
 
-Everything that cannot be mapped is reported at once as a MappingError whose issues say where (FHIRPath
-with indices, e.g. ``Bundle.entry[3].resource.birthDate``) and why.
+Refusal (MappingError, 422 at the endpoint) is only for what is not a referral or not ours to read: no
+ServiceRequest, no patient, nothing that makes it an ESCAPE-pain referral, dates that cannot be true.
+Clinical detail that is missing, unclear or contradictory never refuses a referral: it becomes a
+:class:`~escape_fhir.domain.eligibility.ReviewFlag` on the criterion it concerns (the criterion is then
+``unknown`` and the decision ``needs-review``), with a reason saying what was looked for and where. Nothing
+present is dropped silently: what is not understood is a warning (in the acknowledgement) and a note.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from escape_fhir.domain import Referral, load_referral
-from escape_fhir.domain.referral import LOW_BACK_PAIN_CODES, OSTEOARTHRITIS_CODES, SCIATICA_CODE
+from escape_fhir.domain.eligibility import ReviewFlag
+from escape_fhir.domain.referral import Site
 from escape_fhir.errors import Issue, MappingError, ReferralInputError
 from escape_fhir.fhir import codes
-from escape_fhir.fhir.questionnaires import read_eligibility_response, read_startback_response
-from escape_fhir.fhir.reader_parts import (
-    BundleIndex,
-    at,
-    date_part,
-    find_identifier,
-    official_name,
-    programme_code,
-    read_address,
-    read_name,
-    read_role,
-    read_telecom,
-    referral_source,
-)
-from escape_fhir.fhir.resources import Json
+from escape_fhir.fhir.bundle_index import Json, Node, objects
+from escape_fhir.fhir.qr_read import read_eligibility_response
+from escape_fhir.fhir.sender_context import Context, EligibilityRead, Found
+from escape_fhir.fhir.sender_people import find_identifier, read_patient, read_receiver, read_requester
+from escape_fhir.fhir.sender_places import PLACES, programme_named
+from escape_fhir.fhir.sender_startback import find_startback, score_of
 
-SUPPORTED_TYPES = ("message", "transaction", "collection")
-REGISTRATION_BODIES = {system: body for body, system in codes.REGISTRATION_SYSTEMS.items()}
-ROLE_SOURCES = {
-    "gp": "gp",
-    "physiotherapist": "physiotherapy",
-    "msk-practitioner": "msk-triage",
-    "orthopaedic-surgeon": "orthopaedic-surgeon",
+#: The criterion a referral field bears on: a field that cannot be used flags it for review.
+CRITERION_OF_FIELD: Final = {
+    "patient.birthDate": "age",
+    "affectedSites": "site",
+    "symptomDurationMonths": "duration",
+    "symptomOnsetDate": "duration",
+    "diagnoses": "diagnosis",
+    "startBack": "startback",
+    "startBackResult": "startback",
+    "eligibility.independentlyMobile": "mobility",
+    "eligibility.contraindicationsToExercise": "contraindications",
+    "eligibility.clinicalDiagnosisOfOsteoarthritis": "diagnosis",
+    "eligibility.nonSpecificLowBackPain": "diagnosis",
+    "eligibility.needsSupervisedExercise": "supervised-exercise",
+    "eligibility.recurrentEpisodes": "duration",
+    "eligibility.radicularPain": "diagnosis",
+    "eligibility.ableToJoinGroup": "group",
+    "eligibility.wouldBenefitFromGroup": "benefit",
+    "eligibility.wishesToTakePart": "startback",
 }
-STARTBACK_LOINC = {
-    codes.STARTBACK_TOTAL[0]: "total",
-    codes.STARTBACK_SUBSCORE[0]: "psychosocial",
-    codes.STARTBACK_RISK[0]: "risk",
-}
-RISK_BY_LOINC = {code: risk for risk, (code, _) in codes.STARTBACK_RISK_ANSWERS.items()}
+#: Fields whose error refuses the referral: identity and dates that cannot be true are not clinical detail.
+FATAL_FIELDS: Final = ("referralDate", "pathway", "patient.nhsNumber", "patient.birthDate", "source", "referral", "")
+SITE_WORDS: Final = {s: s.value.replace("-", " ") for s in Site}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """One fact read, shown as a clinician would say it, and where in the Bundle it came from."""
+
+    field: str
+    value: str
+    location: str
+    place: str = ""
+
+    def line(self) -> str:
+        via = f" ({self.place})" if self.place else ""
+        return f"{self.field}: {self.value} <- {self.location}{via}"
 
 
 @dataclass
 class ReadResult:
     referral: Referral
     warnings: list[Issue] = field(default_factory=list)
+    provenance: list[Provenance] = field(default_factory=list)
+    #: Criteria a clinician must look at, and why (missing, unclear, contradictory or not understood).
+    flags: list[ReviewFlag] = field(default_factory=list)
+
+    def where(self) -> dict[str, str]:
+        """Referral field path -> FHIR location (first found), for reasons that name where a fact came from."""
+        out: dict[str, str] = {}
+        for p in self.provenance:
+            out.setdefault(p.field, p.location)
+        return out
 
 
-class _Reader:
-    def __init__(self, bundle: Json) -> None:
-        self.index = BundleIndex.of(bundle)
-        self.errors: list[Issue] = []
-        self.warnings: list[Issue] = []
-        self.where: dict[str, str] = {}  # referral field path -> FHIR location, for error messages
+class _Reading:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.out: Json = {}
+        self.provenance: list[Provenance] = []
+        self.flags: list[ReviewFlag] = []
 
-    def error(self, location: str, message: str, code: str = "invalid") -> None:
-        self.errors.append(Issue("error", code, message, location))
+    def record(self, field_path: str, value: Any, location: str, place: str = "") -> None:
+        self.provenance.append(Provenance(field_path, _shown(value), location, place))
 
-    # --- the ServiceRequest -------------------------------------------------------------------------
-    def service_request(self, bundle: Json) -> int | None:
-        kind = bundle.get("type")
-        if kind not in SUPPORTED_TYPES:
-            self.error(
-                "Bundle.type", f"Bundle type {kind!r} is not one of {', '.join(SUPPORTED_TYPES)}", "not-supported"
+    def flag(self, criterion: str, reason: str) -> None:
+        if all(f.reason != reason for f in self.flags):
+            self.flags.append(ReviewFlag(criterion, reason))
+
+    def run(self) -> None:
+        ctx, out = self.ctx, self.out
+        self._identity()
+        ctx.eligibility = _eligibility(ctx, self)
+        self._startback()
+        self._diagnoses()
+        sites = self._collect("affectedSites")
+        self._pathway()
+        self._sites(sites)
+        self._duration()
+        patient = read_patient(ctx, self.record)
+        out["patient"] = patient
+        kind, referrer = read_requester(ctx, self.record)
+        ctx.found["requester"] = [Found(kind, ctx.sr.at("requester"))]
+        roles = [p for p in self.provenance if p.field == "referrer.role"]
+        ctx.found["referrer.role"] = [Found(referrer["role"], roles[-1].location)] if referrer and roles else []
+        self._source(kind, referrer)
+        if (receiver := read_receiver(ctx, self.record)) is not None:
+            out["receiver"] = receiver
+        notes = [str(n["text"]) for _k, n in ctx.sr.items("note") if isinstance(n.get("text"), str) and n["text"]]
+        if notes:
+            out["notes"] = "\n".join(notes)
+        self._answers()
+        self._not_understood()
+
+    # --- one fact each -----------------------------------------------------------------------------------
+    def _collect(self, fact: str) -> list[Found]:
+        found: list[Found] = []
+        for place in PLACES[fact]:
+            found += [Found(f.value, f.location, place.label) for f in place.find(self.ctx)]
+        self.ctx.found[fact] = found
+        return found
+
+    def _identity(self) -> None:
+        sr, out = self.ctx.sr, self.out
+        ident = find_identifier(sr.resource, codes.ID_REFERRAL)
+        if ident is None:
+            # Another sender's own referral number (an e-RS UBRN, an engine's id) when it can be a FHIR id.
+            ident = next(
+                (
+                    (k, i["value"])
+                    for k, i in sr.items("identifier")
+                    if isinstance(i.get("value"), str) and re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", i["value"])
+                ),
+                None,
             )
-            return None
-        if kind == "message":
-            return self._message_focus()
-        found = self.index.of_type("ServiceRequest")
-        if len(found) != 1:
-            self.error("Bundle.entry", f"expected exactly one ServiceRequest, found {len(found)}", "required")
-            return None
-        return found[0]
+        if ident is not None:
+            out["id"] = ident[1]
+            self.record("id", ident[1], sr.at(f"identifier[{ident[0]}].value"))
+        for location, value in (
+            (sr.at("authoredOn"), sr.get("authoredOn")),
+            ("Bundle.timestamp", self.ctx.bundle.get("timestamp")),
+            (sr.at("meta.lastUpdated"), (sr.get("meta") or {}).get("lastUpdated")),
+        ):
+            if isinstance(value, str) and re.match(r"\d{4}-\d{2}-\d{2}", value):
+                out["referralDate"] = value[:10]
+                self.record("referralDate", value[:10], location)
+                if location != sr.at("authoredOn"):
+                    self.ctx.warn(sr.at("authoredOn"), f"no authoredOn: the referral is dated from {location}")
+                return
 
-    def _message_focus(self) -> int | None:
-        if not self.index.entries or self.index.resource(0).get("resourceType") != "MessageHeader":
-            self.error("Bundle.entry[0]", "a message Bundle must start with its MessageHeader", "structure")
-            return None
-        for j, focus in enumerate(self.index.resource(0).get("focus", [])):
-            i = self.index.resolve(focus)
-            if i is not None and self.index.resource(i).get("resourceType") == "ServiceRequest":
-                return i
-            if i is None:
-                self.error(at(0, f"focus[{j}]"), "focus does not resolve to an entry of the Bundle", "not-found")
-        if not self.errors:
-            self.error(at(0, "focus"), "the MessageHeader's focus must be a ServiceRequest", "required")
-        return None
+    def _startback(self) -> None:
+        got = find_startback(self.ctx)
+        for problem in got.problems:
+            self.flag("startback", problem[0].upper() + problem[1:])
+        if not got.readings:
+            return
+        chosen = got.readings[0]
+        self.ctx.startback_location = chosen.location
+        key = "startBack" if "answers" in chosen.value else "startBackResult"
+        self.out[key] = chosen.value.get("answers") or chosen.value.get("result")
+        risk, total, sub = score_of(chosen)
+        self.record("startBack", f"{risk} risk (total {total}, psychosocial {sub})", chosen.location, chosen.place)
+        for other in got.readings[1:]:
+            if score_of(other)[0] != risk:
+                self.flag(
+                    "startback",
+                    f"STarT Back disagrees: {risk} risk at {chosen.location}, {score_of(other)[0]} risk at "
+                    f"{other.location}",
+                )
 
-    # --- one part of the referral each ------------------------------------------------------------
-    def patient(self, sr_at: int, sr: Json) -> tuple[int, Json] | None:
-        i = self.index.resolve(sr.get("subject"))
-        if i is None or self.index.resource(i).get("resourceType") != "Patient":
-            self.error(at(sr_at, "subject"), "subject must reference a Patient in the Bundle", "not-found")
-            return None
-        res = self.index.resource(i)
-        out: Json = {}
-        self.where["patient"] = at(i)
-        for k, ident in enumerate(res.get("identifier", [])):
-            if ident.get("system") == codes.NHS_NUMBER:
-                out["nhsNumber"] = ident.get("value")
-                self.where["patient.nhsNumber"] = at(i, f"identifier[{k}].value")
-                status = self._verification(ident, at(i, f"identifier[{k}]"))
-                if status:
-                    out["nhsNumberVerificationStatus"] = status
-        name_at, name = official_name(res.get("name", []))
-        if name is not None:
-            out["name"] = read_name(name)
-            self.where["patient.name"] = at(i, f"name[{name_at}]")
-        for key, element in (("birthDate", "birthDate"), ("sex", "gender")):
-            if element in res:
-                out[key] = res[element]
-            self.where[f"patient.{key}"] = at(i, element)
-        out.update(read_telecom(res.get("telecom", [])))
-        addresses = res.get("address", [])
-        if addresses:
-            out["address"] = read_address(addresses[0])
-            self.where["patient.address"] = at(i, "address[0]")
-        return i, out
+    def _diagnoses(self) -> None:
+        seen: dict[str, Found] = {}
+        for found in self._collect("diagnoses"):
+            seen.setdefault(found.value["code"], found)
+        if seen:
+            self.out["diagnoses"] = [f.value for f in seen.values()]
+            for i, f in enumerate(seen.values()):
+                self.record(f"diagnoses[{i}]", f"{f.value['code']} {f.value.get('display', '')}".strip(), f.location)
 
-    def _verification(self, ident: Json, location: str) -> str | None:
-        for e, ext in enumerate(ident.get("extension", [])):
-            if ext.get("url") != codes.EXT_NHS_NUMBER_VERIFICATION:
-                continue
-            for c, coding in enumerate((ext.get("valueCodeableConcept") or {}).get("coding", [])):
-                system, code = coding.get("system"), coding.get("code")
-                where = f"{location}.extension[{e}].valueCodeableConcept.coding[{c}]"
-                if system == codes.CS_NHS_NUMBER_VERIFICATION_ENGLAND and code in codes.NHS_NUMBER_VERIFICATION_DISPLAY:
-                    return str(code)
-                if system == codes.CS_NHS_NUMBER_VERIFICATION_RETIRED and code in codes.NHS_NUMBER_VERIFICATION_RETIRED:
-                    # BaRS senders still use the retired UK Core codes (nhs-standards.md 1.8): accept, and say so.
-                    mapped = codes.NHS_NUMBER_VERIFICATION_RETIRED[code]
-                    message = f"retired NHS number verification code {code!r} read as {mapped}"
-                    self.warnings.append(Issue("warning", "code-invalid", message, where))
-                    return mapped
-                self.error(where, f"unknown NHS number verification status {system}|{code}", "code-invalid")
-        return None
-
-    def requester(self, sr_at: int, sr: Json, patient_at: int | None) -> tuple[Json | None, str | None]:
-        """The referrer and the role code, or (None, "self") when the patient refers themself."""
-        if "requester" not in sr:
-            return None, None
-        i = self.index.resolve(sr["requester"])
-        if i is None:
-            self.error(at(sr_at, "requester"), "requester does not resolve to an entry of the Bundle", "not-found")
-            return None, None
-        kind = self.index.resource(i).get("resourceType")
-        if kind == "Patient" and i == patient_at:
-            return None, "self"
-        if kind == "PractitionerRole":
-            return self._practitioner_role(i)
-        if kind == "Practitioner":
-            return self._practitioner(i, None, None), "other"
-        self.error(at(sr_at, "requester"), f"a {kind} requester cannot be mapped to a referrer", "not-supported")
-        return None, None
-
-    def _practitioner_role(self, i: int) -> tuple[Json | None, str]:
-        role_res = self.index.resource(i)
-        role = read_role(role_res)
-        org_at = self.index.resolve(role_res.get("organization"))
-        prac_at = self.index.resolve(role_res.get("practitioner"))
-        if prac_at is None:
-            self.error(at(i, "practitioner"), "the PractitionerRole's practitioner is not in the Bundle", "not-found")
-            return None, role
-        return self._practitioner(prac_at, org_at, role), role
-
-    def _practitioner(self, i: int, org_at: int | None, role: str | None) -> Json:
-        res = self.index.resource(i)
-        out: Json = {"role": role or "other"}
-        self.where["referrer"] = at(i)
-        name_at, name = official_name(res.get("name", []))
-        if name is not None:
-            out["name"] = read_name(name)
-            self.where["referrer.name"] = at(i, f"name[{name_at}]")
-        for ident in res.get("identifier", []):
-            body = REGISTRATION_BODIES.get(ident.get("system"))
-            if body and ident.get("value"):
-                out["registration"] = {"body": body, "number": ident["value"]}
-                break
-        out.update(read_telecom(res.get("telecom", [])))
-        if org_at is not None:
-            out["organisation"] = self.organisation(org_at, "referrer.organisation")
-        return out
-
-    def organisation(self, i: int, field_path: str, service_id: str | None = None) -> Json:
-        res = self.index.resource(i)
-        self.where[field_path] = at(i)
-        out: Json = {}
-        for k, ident in enumerate(res.get("identifier", [])):
-            if ident.get("system") == codes.ODS_ORGANIZATION:
-                out["odsCode"] = ident.get("value")
-                self.where[f"{field_path}.odsCode"] = at(i, f"identifier[{k}].value")
-                break
-        if res.get("name"):
-            out["name"] = res["name"]
-        if service_id:
-            out["serviceId"] = service_id
-        return out
-
-    def receiver(self, sr: Json) -> Json | None:
-        """The receiving site: the performer (a HealthcareService or Organization), else the message destination."""
-        service_id, receiver_at = None, None
-        for performer in sr.get("performer", []):
-            i = self.index.resolve(performer)
-            kind = self.index.resource(i).get("resourceType") if i is not None else None
-            if kind == "HealthcareService" and i is not None:
-                service = self.index.resource(i)
-                service_id = find_identifier(service, codes.DOS_SERVICE_ID)
-                receiver_at = self.index.resolve(service.get("providedBy"))
-            elif kind == "Organization":
-                receiver_at = i
-            if receiver_at is not None:
-                break
-        header = self.index.resource(0) if self.index.entries else {}
-        for dest in header.get("destination", []) if header.get("resourceType") == "MessageHeader" else []:
-            system, _, value = str(dest.get("endpoint", "")).partition("|")
-            if system == codes.DOS_SERVICE_ID and value:
-                service_id = service_id or value
-            receiver_at = self.index.resolve(dest.get("receiver")) if receiver_at is None else receiver_at
-        if receiver_at is None or self.index.resource(receiver_at).get("resourceType") != "Organization":
-            return None
-        return self.organisation(receiver_at, "receiver", service_id)
-
-    def diagnoses(self, sr: Json) -> list[Json]:
-        found = [self.index.resolve(r) for r in sr.get("reasonReference", [])]
-        conditions = [i for i in found if i is not None and self.index.resource(i).get("resourceType") == "Condition"]
-        if not sr.get("reasonReference"):
-            conditions = self.index.of_type("Condition")
-        out = []
-        for i in conditions:
-            for coding in (self.index.resource(i).get("code") or {}).get("coding", []):
-                if coding.get("system") == codes.SNOMED and coding.get("code"):
-                    out.append(
-                        {"code": coding["code"], **({"display": coding["display"]} if "display" in coding else {})}
+    def _pathway(self) -> None:
+        found = self._collect("pathway")
+        if not found:
+            named = list(programme_named(self.ctx))
+            where = f"; ESCAPE-pain is named at {named[0].location} but" if named else ";"
+            raise MappingError(
+                [
+                    Issue(
+                        "error",
+                        "not-supported",
+                        "not an ESCAPE-pain referral"
+                        + where
+                        + " no programme code, eligibility questionnaire, STarT Back screening, knee/hip "
+                        "osteoarthritis or low back pain diagnosis, affected site or programme name tells the "
+                        "pathway (knees/hips or backs)",
+                        self.ctx.sr.at("code"),
                     )
-                    break
-        return out
+                ]
+            )
+        chosen = found[0]
+        self.out["pathway"] = chosen.value
+        self.record("pathway", chosen.value, chosen.location, chosen.place)
+        strong = [f for f in found if f.place in {p.label for p in PLACES["pathway"][:4]}]
+        others = [f for f in (strong if chosen in strong else found) if f.value != chosen.value]
+        if others:
+            self.flag(
+                "site",
+                f"the referral is read as {chosen.value} ({chosen.place}, {chosen.location}) but "
+                f"{others[0].place} at {others[0].location} says {others[0].value}: check which programme",
+            )
+
+    def _sites(self, found: list[Found]) -> None:
+        pathway = self.out["pathway"]
+        coded = [f for f in found if f.place != "free text"] or found
+        kept: list[Found] = []
+        for f in coded:
+            on = [s for s in f.value if (s is Site.LOWER_BACK) == (pathway == "back")]
+            off = [s for s in f.value if s not in on]
+            if off:
+                what = ", ".join(SITE_WORDS[s] for s in off)
+                self.flag("site", f"{f.place} at {f.location} names the {what}, not on the {pathway} pathway")
+            if on:
+                kept.append(Found(on, f.location, f.place))
+        for a, b in ((a, b) for i, a in enumerate(kept) for b in kept[i + 1 :]):
+            if not _overlap(a.value, b.value):
+                self.flag(
+                    "site",
+                    f"the sources disagree on the affected site: {_words(a.value)} ({a.place}, {a.location}) "
+                    f"but {_words(b.value)} ({b.place}, {b.location}); both kept",
+                )
+        sites: list[Site] = []
+        for f in kept:
+            for s in f.value:
+                if s not in sites:
+                    sites.append(s)
+                    self.record("affectedSites", SITE_WORDS[s], f.location, f.place)
+        sided = {s.value.split("-")[-1] for s in sites if "-" in s.value and s is not Site.LOWER_BACK}
+        sites = [s for s in sites if s.value not in sided]
+        if not sites and pathway == "back":
+            sites = [Site.LOWER_BACK]  # a back referral concerns the lower back by definition
+            self.record("affectedSites", "lower back", self.ctx.sr.at("code"), "the back pathway itself")
+        if sites:
+            self.out["affectedSites"] = [s.value for s in sites]
+        else:
+            looked = ", ".join(p.label for p in PLACES["affectedSites"])
+            self.flag("site", f"no knee or hip found; looked in {looked}")
+
+    def _duration(self) -> None:
+        months = self._collect("symptomDurationMonths")
+        onsets = self._collect("symptomOnsetDate")
+        if months:
+            self.out["symptomDurationMonths"] = months[0].value
+            self.record("symptomDurationMonths", f"{months[0].value} months", months[0].location, months[0].place)
+        if onsets:
+            latest = max(onsets, key=lambda f: str(f.value))
+            self.out["symptomOnsetDate"] = latest.value
+            self.record("symptomOnsetDate", latest.value, latest.location, latest.place)
+            if len({f.value for f in onsets}) > 1:
+                shown = ", ".join(f"{f.value} ({f.location})" for f in onsets)
+                self.flag("duration", f"the onset dates disagree: {shown}; the latest is used")
+
+    def _source(self, kind: str, referrer: Json | None) -> None:
+        found = self._collect("source")
+        chosen = found[0] if found else None
+        self.out["source"] = chosen.value if chosen else ("self-referral" if kind == "self" else "other")
+        if chosen:
+            self.record("source", chosen.value, chosen.location, chosen.place)
+        if referrer is not None and self.out["source"] != "self-referral":
+            self.out["referrer"] = referrer
+        elif self.out["source"] != "self-referral":
+            self.out["referrer"] = {"role": "other"}
+            self.ctx.warn(self.ctx.sr.at("requester"), "the referral names no referrer")
+
+    def _answers(self) -> None:
+        read = self.ctx.eligibility
+        if read is None:
+            return
+        if read.pathway != self.out["pathway"]:
+            self.flag(
+                "site",
+                f"the eligibility answers at {read.location} are for {read.pathway}, the referral for "
+                f"{self.out['pathway']}: the answers are not used",
+            )
+            return
+        self.out["eligibility"] = read.answers
+        for key, value in read.answers.items():
+            self.record(f"eligibility.{key}", "yes" if value else "no", read.answer_locations[key])
+
+    def _not_understood(self) -> None:
+        """Every QuestionnaireResponse, Observation and Questionnaire that no fact was read from."""
+        ctx = self.ctx
+        for node in ctx.responses + ctx.observations + ctx.questionnaires:
+            if node.location in ctx.used or _ours(node):
+                continue
+            what = _describe(node)
+            ctx.warn(node.location, f"{what} was not understood: not used")
+            if node.type == "QuestionnaireResponse" or "STarT" in what:
+                criterion = "startback" if self.out["pathway"] == "back" else "diagnosis"
+                self.flag(criterion, f"{what} at {node.location} was not understood")
 
 
-def _referral_id(sr: Json) -> str | None:
-    return find_identifier(sr, codes.ID_REFERRAL)
+def _ours(node: Node) -> bool:
+    """Our own eligibility assessment Observation: recomputed here, never read back."""
+    return any(c.get("system") == codes.CS_OBSERVATION for c in objects((node.get("code") or {}).get("coding")))
 
 
-class _Answers:
-    """The QuestionnaireResponses and STarT Back Observations that travel with the ServiceRequest."""
+def _describe(node: Node) -> str:
+    if node.type == "QuestionnaireResponse":
+        return f"a QuestionnaireResponse to {node.get('questionnaire') or 'an unnamed Questionnaire'}"
+    concept = node.get("code") if isinstance(node.get("code"), dict) else {}
+    coding = next(iter(objects(concept.get("coding"))), {})
+    label = concept.get("text") or coding.get("display") or coding.get("code") or "no code"
+    return f"a {node.type} ({label})"
 
-    def __init__(self, reader: _Reader, sr: Json) -> None:
-        self.reader = reader
-        index = reader.index
-        linked = [index.resolve(r) for r in sr.get("supportingInfo", [])]
-        candidates = [i for i in linked if i is not None] or list(range(len(index.entries)))
-        self.responses = [i for i in candidates if index.resource(i).get("resourceType") == "QuestionnaireResponse"]
-        self.observations = [i for i in candidates if index.resource(i).get("resourceType") == "Observation"]
 
-    def read(self, out: Json) -> None:
-        for i in self.responses:
-            qr = self.reader.index.resource(i)
-            canonical = str(qr.get("questionnaire", "")).split("|")[0]
-            try:
-                if canonical in (codes.Q_KNEE_HIP, codes.Q_BACK):
-                    self._eligibility(i, qr, out)
-                elif canonical == codes.Q_STARTBACK or _has_startback_items(qr):
-                    self._startback(i, qr, out)
-            except MappingError as exc:
-                self.reader.errors.extend(exc.issues)
-        if "startBack" not in out:
-            result = self._observations()
-            if result:
-                out["startBackResult"] = result
+def _overlap(a: list[Site], b: list[Site]) -> bool:
+    """Two places agree when some joint of one is a joint of the other (a side not stated matches either)."""
 
-    def _eligibility(self, i: int, qr: Json, out: Json) -> None:
-        got = read_eligibility_response(qr, base=at(i))
-        out["pathway"] = out.get("pathway") or got.pathway.value
-        out["affectedSites"] = [s.value for s in got.affected_sites]
-        if got.symptom_duration_months is not None:
-            out["symptomDurationMonths"] = got.symptom_duration_months
-        out["eligibility"] = got.answers.model_dump(mode="json", by_alias=True, exclude_none=True)
-        self.reader.where["eligibility"] = at(i)
-        self.reader.where["affectedSites"] = at(i)
+    def parts(s: Site) -> tuple[str, str | None]:
+        side, _, joint = s.value.partition("-")
+        return (joint, side) if joint and s is not Site.LOWER_BACK else (s.value, None)
 
-    def _startback(self, i: int, qr: Json, out: Json) -> None:
-        got = read_startback_response(qr, base=at(i))
-        self.reader.where["startBack"] = at(i)
-        if got.answers is not None:
-            out["startBack"] = got.answers
-        elif got.result is not None:
-            out["startBackResult"] = got.result.model_dump(mode="json", exclude_none=True)
+    return any(
+        ja == jb and (sa is None or sb is None or sa == sb) for ja, sa in map(parts, a) for jb, sb in map(parts, b)
+    )
 
-    def _observations(self) -> Json:
-        result: Json = {}
-        for i in self.observations:
-            obs = self.reader.index.resource(i)
-            for coding in (obs.get("code") or {}).get("coding", []):
-                name = STARTBACK_LOINC.get(coding.get("code", "")) if coding.get("system") == codes.LOINC else None
-                if name is None:
-                    continue
-                self.reader.where["startBackResult"] = at(i)
-                value = self._observation_value(i, obs, name)
-                if value is not None:
-                    result[name] = value
-        return result
 
-    def _observation_value(self, i: int, obs: Json, name: str) -> Any:
-        if name != "risk":
-            value = obs.get("valueInteger", (obs.get("valueQuantity") or {}).get("value"))
-            if value is None:
-                self.reader.error(at(i, "value[x]"), f"STarT Back {name} Observation has no integer value", "required")
-            return int(value) if value is not None else None
-        concept = obs.get("valueCodeableConcept") or {}
-        for coding in concept.get("coding", []):
-            if coding.get("code") in RISK_BY_LOINC:
-                return RISK_BY_LOINC[coding["code"]]
-            if str(coding.get("display", "")).lower() in ("low", "medium", "high"):
-                return str(coding["display"]).lower()
-        text = str(concept.get("text", obs.get("valueString", ""))).lower()
-        if text in ("low", "medium", "high"):
-            return text
-        self.reader.error(
-            at(i, "valueCodeableConcept"), "STarT Back risk is not LA9194-7, LA8982-6 or LA9193-9", "code-invalid"
+def _words(sites: list[Site]) -> str:
+    return ", ".join(SITE_WORDS[s] for s in sites)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
+def _eligibility(ctx: Context, reading: _Reading) -> EligibilityRead | None:
+    """Our eligibility QuestionnaireResponse (the first one), read strictly; one that cannot be read is
+    reported and flags the criteria it would have answered."""
+    for node in ctx.responses:
+        canonical = str(node.get("questionnaire") or "").split("|")[0]
+        if canonical not in (codes.Q_KNEE_HIP, codes.Q_BACK):
+            continue
+        ctx.used.add(node.location)
+        if node.get("status") not in ("completed", "amended"):
+            reason = f"the eligibility answers at {node.location} are {node.get('status')!r}, not completed: not used"
+            for criterion in ("mobility", "contraindications"):
+                reading.flag(criterion, reason)
+            ctx.warn(node.at("status"), reason)
+            return None
+        try:
+            got = read_eligibility_response(node.resource, base=node.location)
+        except MappingError as exc:
+            reason = f"the eligibility answers at {node.location} could not be read: {exc.issues[0].message}"
+            for issue in exc.issues:
+                ctx.warn(issue.location, f"eligibility answer not read: {issue.message}", issue.code)
+            for criterion in ("mobility", "contraindications", "diagnosis"):
+                reading.flag(criterion, reason)
+            return None
+        for warning in got.warnings:
+            ctx.warn(warning.location, warning.message, warning.code)
+        locations = _item_locations(node)
+        answers = got.answers.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return EligibilityRead(
+            pathway=got.pathway.value,
+            location=node.location,
+            sites=list(got.affected_sites),
+            sites_location=locations.get("affected-sites", node.location),
+            months=got.symptom_duration_months,
+            months_location=locations.get("symptom-duration-months", node.location),
+            answers=answers,
+            answer_locations={k: locations.get(_kebab(k), node.location) for k in answers},
         )
-        return None
-
-
-def _has_startback_items(qr: Json) -> bool:
-    from escape_fhir.domain.startback import ITEM_CODES
-
-    stack = list(qr.get("item", []))
-    while stack:
-        item = stack.pop()
-        if str(item.get("linkId", "")).split("/")[-1] in ITEM_CODES:
-            return True
-        stack.extend(item.get("item", []))
-        for answer in item.get("answer", []):
-            stack.extend(answer.get("item", []))
-    return False
-
-
-def _pathway_from_codes(out: Json) -> str | None:
-    diagnosis_codes = {d["code"] for d in out.get("diagnoses", [])}
-    if "startBack" in out or "startBackResult" in out or diagnosis_codes & (set(LOW_BACK_PAIN_CODES) | {SCIATICA_CODE}):
-        return "back"
-    if diagnosis_codes & set(OSTEOARTHRITIS_CODES):
-        return "knee-hip"
     return None
 
 
+def _kebab(name: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "-" + m.group(1).lower(), name)
+
+
+def _item_locations(node: Node) -> dict[str, str]:
+    return {str(item.get("linkId")): node.at(f"item[{k}]") for k, item in node.items("item")}
+
+
+# --- from the facts to the referral ---------------------------------------------------------------------
+
+
 def read_referral(bundle: Json) -> ReadResult:
-    """Map a Bundle (FHIR JSON dict) to a referral; MappingError lists everything that cannot be mapped."""
-    if bundle.get("resourceType") != "Bundle":
-        raise MappingError([Issue("error", "structure", "expected a Bundle", str(bundle.get("resourceType", "")))])
-    reader = _Reader(bundle)
-    sr_at = reader.service_request(bundle)
-    if sr_at is None:
-        raise MappingError(reader.errors)
-    sr = reader.index.resource(sr_at)
-    out: Json = {}
-    if rid := _referral_id(sr):
-        out["id"] = rid
-    out["referralDate"] = date_part(sr.get("authoredOn"))
-    reader.where["referralDate"] = at(sr_at, "authoredOn")
-    reader.where["source"] = at(sr_at, "extension")
-    if programme := programme_code(sr):
-        out["pathway"] = programme
-    reader.where["pathway"] = at(sr_at, "code")
-    patient = reader.patient(sr_at, sr)
-    if patient:
-        out["patient"] = patient[1]
-    referrer, role = reader.requester(sr_at, sr, patient[0] if patient else None)
-    if referrer is not None:
-        out["referrer"] = referrer
-    out["source"] = referral_source(sr) or (
-        "self-referral" if role == "self" else ROLE_SOURCES.get(role or "", "other")
-    )
-    if (receiver := reader.receiver(sr)) is not None:
-        out["receiver"] = receiver
-    if diagnoses := reader.diagnoses(sr):
-        out["diagnoses"] = diagnoses
-    _Answers(reader, sr).read(out)
-    out["pathway"] = out.get("pathway") or _pathway_from_codes(out)
-    if out["pathway"] is None:
-        reader.error(
-            at(sr_at, "code"),
-            "not an ESCAPE-pain referral: no ESCAPE-pain programme code, eligibility questionnaire, "
-            "STarT Back result or knee/hip osteoarthritis or low back pain diagnosis tells the pathway",
-            "not-supported",
-        )
-    if out["pathway"] == "back" and "affectedSites" not in out:
-        out["affectedSites"] = ["lower-back"]  # a back referral concerns the lower back by definition
-    if sr.get("note"):
-        out["notes"] = "\n".join(str(n.get("text", "")) for n in sr["note"] if n.get("text")) or None
-    if reader.errors:
-        raise MappingError(reader.errors)
+    """Map a Bundle (FHIR JSON dict) to a referral; MappingError only for what is not a referral (module doc)."""
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        kind = bundle.get("resourceType", "") if isinstance(bundle, dict) else ""
+        raise MappingError([Issue("error", "structure", "expected a Bundle", str(kind))])
+    ctx = Context.of(bundle)
+    reading = _Reading(ctx)
+    reading.run()
     try:
-        referral = load_referral({k: v for k, v in out.items() if v is not None})
-    except ReferralInputError as exc:
-        raise MappingError([_located(reader.where, e.location, e.message, sr_at) for e in exc.errors]) from None
-    return ReadResult(referral, reader.warnings)
+        referral = _load(reading)
+    except MappingError as exc:
+        raise MappingError([*ctx.errors, *exc.issues]) from None
+    if ctx.errors:
+        raise MappingError(ctx.errors)
+    return ReadResult(referral, ctx.warnings, reading.provenance, reading.flags)
 
 
-def _located(where: dict[str, str], field_path: str, message: str, sr_at: int) -> Issue:
-    """An input-format error restated at the FHIR element it came from (longest known prefix)."""
+def _load(reading: _Reading) -> Referral:
+    """The referral; a field the input format refuses is left out (a warning, and a flag on its criterion),
+    except the fields whose error refuses the referral (FATAL_FIELDS)."""
+    out = reading.out
+    where = {p.field: p.location for p in reversed(reading.provenance)}
+    for _attempt in range(50):
+        try:
+            return load_referral({k: v for k, v in out.items() if v is not None})
+        except ReferralInputError as exc:
+            fatal = [e for e in exc.errors if _fatal(e.location)]
+            if fatal:
+                raise MappingError(
+                    [_located(where, e.location, e.message, reading.ctx.sr.at()) for e in fatal]
+                ) from None
+            for e in exc.errors:
+                location = _nearest(where, e.location) or reading.ctx.sr.location
+                reading.ctx.warn(location, f"{e.location}: {e.message}; left out", "value")
+                criterion = next((c for f, c in CRITERION_OF_FIELD.items() if e.location.startswith(f)), None)
+                if criterion is not None:
+                    reading.flag(criterion, f"{e.location} at {location} could not be used: {e.message}")
+                _drop(out, e.location)
+    raise MappingError([Issue("error", "value", "the referral could not be read", reading.ctx.sr.location)])
+
+
+def _fatal(location: str) -> bool:
+    return any(location == f or location.startswith(f + ".") for f in FATAL_FIELDS if f) or location in ("", "referral")
+
+
+def _drop(data: Json, path: str) -> None:
+    """Remove the element at an input-format path (``patient.address.postcode``, ``diagnoses[1].code``): the
+    innermost part, so that a retry reports its container if that is now incomplete."""
+    parts = re.findall(r"[^.\[\]]+|\[\d+\]", path)
+    target: Any = data
+    for part in parts[:-1]:
+        key: Any = int(part[1:-1]) if part.startswith("[") else part
+        if (isinstance(target, dict) and key in target) or (
+            isinstance(target, list) and isinstance(key, int) and key < len(target)
+        ):
+            target = target[key]
+        else:
+            return
+    last = parts[-1] if parts else ""
+    if last.startswith("[") and isinstance(target, list):
+        index = int(last[1:-1])
+        if index < len(target):
+            del target[index]
+    elif isinstance(target, dict):
+        if last in target:
+            del target[last]
+        elif target is not data:
+            target.clear()  # a key the model names but we did not set: drop the container's content
+
+
+def _nearest(where: dict[str, str], field_path: str) -> str | None:
     key = field_path
-    while key and key not in where:
-        key = key.rpartition(".")[0] if "." in key else ""
-    location = where.get(key, at(sr_at))
+    while key:
+        if key in where:
+            return where[key]
+        key = re.sub(r"(\.[^.]*|\[\d+\])$", "", key) if re.search(r"(\.[^.]*|\[\d+\])$", key) else ""
+    return None
+
+
+def _located(where: dict[str, str], field_path: str, message: str, fallback: str) -> Issue:
+    """An input-format error restated at the FHIR element it came from (longest known prefix)."""
+    location = _nearest(where, field_path) or fallback
     missing = "Field required" in message or message == "required"
     text = f"{field_path}: {'missing' if missing else message}" if field_path else message
     return Issue("error", "required" if missing else "value", f"cannot map {text}", location)

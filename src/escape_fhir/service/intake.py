@@ -104,11 +104,17 @@ def assess_bundle(bundle: Json, warnings: list[Issue]) -> Assessment:
         raise OutcomeError(Problem.UNPROCESSABLE, exc.issues) from None
     known = {i.location for i in warnings}
     warnings += [w for w in read.warnings if not w.location.startswith(tuple(known) or ("\0",))]
-    result = assess(read.referral)
+    result = assess(read.referral, read.flags)
     open_points = [f"{c.title}: {c.reason}" for c in result.criteria if c.outcome is not Outcome.MET]
     summary = "; ".join(open_points) if open_points else "every criterion met"
     start_back = read.referral.effective_start_back()
-    return Assessment(result.decision.value, summary, start_back.risk if start_back else None)
+    return Assessment(
+        result.decision.value,
+        summary,
+        start_back.risk if start_back else None,
+        sources=tuple(p.line() for p in read.provenance),
+        not_understood=tuple(f"{w.location}: {w.message}" for w in read.warnings),
+    )
 
 
 def process_message(db: Database, bundle: Json, delivery: Delivery, validator: Validator) -> Result:

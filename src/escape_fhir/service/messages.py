@@ -14,7 +14,7 @@ from typing import Any
 
 from escape_fhir.errors import Issue
 from escape_fhir.fhir import codes
-from escape_fhir.fhir.reader_parts import resolve_reference
+from escape_fhir.fhir.bundle_index import resolve_reference
 from escape_fhir.service.outcomes import OutcomeError, Problem
 
 Json = dict[str, Any]

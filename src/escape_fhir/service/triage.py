@@ -57,6 +57,10 @@ class Assessment:
     decision: str
     summary: str
     risk: str | None
+    #: Where each fact was read in the sender's message, one line each (issue 8, provenance).
+    sources: tuple[str, ...] = ()
+    #: What was present in the message but not understood, one line each.
+    not_understood: tuple[str, ...] = ()
 
 
 def task_inputs(assessment: Assessment) -> list[Json]:
@@ -76,6 +80,11 @@ def task_inputs(assessment: Assessment) -> list[Json]:
                 "valueCodeableConcept": {"coding": [{"system": codes.LOINC, "code": code, "display": display}]},
             }
         )
+    for kind, lines in (("fact-source", assessment.sources), ("not-understood", assessment.not_understood)):
+        inputs += [
+            {"type": {"coding": [{"system": codes.CS_OBSERVATION, "code": kind}]}, "valueString": line}
+            for line in lines
+        ]
     return inputs
 
 

@@ -154,6 +154,8 @@ def _site() -> Terms:
         "left-hip": "Pain in the left hip joint.",
         "right-hip": "Pain in the right hip joint.",
         "lower-back": "Pain in the lower back, with or without pain spreading to the legs.",
+        "knee": "Pain in a knee joint; the referral does not say which side.",
+        "hip": "Pain in a hip joint; the referral does not say which side.",
     }
     concepts = _concepts((s.value for s in Site), display, definition)
     return Terms(codes.CS_SITE, "Affected site", "The joints or region an ESCAPE-pain referral is for.", concepts)
@@ -203,10 +205,18 @@ def _startback_answer() -> Terms:
 
 
 def _observation() -> Terms:
-    display = {"eligibility-assessment": "ESCAPE-pain eligibility assessment"}
+    display = {
+        "eligibility-assessment": "ESCAPE-pain eligibility assessment",
+        "fact-source": "Where a fact of the referral was read",
+        "not-understood": "Part of the referral that was not understood",
+    }
     definition = {
         "eligibility-assessment": "The eligibility decision for an ESCAPE-pain referral, with each criterion's "
-        "outcome and reason as a component."
+        "outcome and reason as a component.",
+        "fact-source": "One fact the adapter read from the sender's message (such as the affected site) and the "
+        "FHIRPath location in that message it was read from.",
+        "not-understood": "A resource or element of the sender's message that was present but not understood, "
+        "so a clinician knows to look at the original message.",
     }
     concepts = _concepts(display, display, definition)
     description = "Observations the project records that no LOINC or SNOMED CT code covers."

@@ -1,0 +1,158 @@
+"""Finding resources in a sender's Bundle: every kind of reference real senders write.
+
+A referral Bundle's references come in several forms (FHIR R4 references.html, bundle.html "Resolving
+references in Bundles", http.html#trules for conditional references):
+
+* a ``fullUrl`` (``urn:uuid:...`` or an absolute URL), or ``Type/id`` of an entry, possibly versioned;
+* ``#id``: a resource contained in the resource that holds the reference;
+* a conditional reference ``Type?identifier=system|value`` (integration engines, transactions);
+* a logical reference: ``Reference.identifier`` (with ``type``) and no ``reference`` at all.
+
+Each resource found is a :class:`Node`: the resource and its FHIRPath location, so that every fact read
+from it can say where it came from (``Bundle.entry[3].resource.contained[0]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Node:
+    """A resource of the Bundle (an entry's or a contained one) and where it is."""
+
+    resource: Json
+    location: str
+    entry: int  # the entry it is, or is contained in
+
+    @property
+    def type(self) -> str:
+        return str(self.resource.get("resourceType", ""))
+
+    def at(self, path: str = "") -> str:
+        return f"{self.location}.{path}" if path else self.location
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.resource.get(key, default)
+
+    def items(self, key: str) -> Iterator[tuple[int, Json]]:
+        """The object elements of a repeating element, with their index (non-objects skipped)."""
+        value = self.resource.get(key)
+        for k, element in enumerate(value if isinstance(value, list) else []):
+            if isinstance(element, dict):
+                yield k, element
+
+
+def objects(value: Any) -> list[Json]:
+    """A repeating element's objects (anything else dropped): senders' JSON is not always well typed."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+@dataclass
+class BundleIndex:
+    """The Bundle's resources, found by fullUrl, ``Type/id``, identifier and containment."""
+
+    nodes: list[Node]
+    keys: dict[str, Node] = field(default_factory=dict)
+    contained: dict[tuple[int, str], Node] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, bundle: Json) -> BundleIndex:
+        entries = bundle.get("entry")
+        index = cls([])
+        for i, entry in enumerate(entries if isinstance(entries, list) else []):
+            if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
+                continue
+            res = entry["resource"]
+            node = Node(res, f"Bundle.entry[{i}].resource", i)
+            index.nodes.append(node)
+            if isinstance(entry.get("fullUrl"), str):
+                index.keys.setdefault(entry["fullUrl"], node)
+            if isinstance(res.get("id"), str):
+                index.keys.setdefault(f"{node.type}/{res['id']}", node)
+            for k, inner in enumerate(objects(res.get("contained"))):
+                inner_node = Node(inner, f"{node.location}.contained[{k}]", i)
+                index.nodes.append(inner_node)
+                if isinstance(inner.get("id"), str):
+                    index.contained[(i, inner["id"])] = inner_node
+        return index
+
+    def entry_node(self, i: int) -> Node | None:
+        return next((n for n in self.nodes if n.entry == i and ".contained[" not in n.location), None)
+
+    def of_type(self, resource_type: str) -> list[Node]:
+        return [n for n in self.nodes if n.type == resource_type]
+
+    def resolve(self, reference: Any, holder: Node | None = None) -> Node | None:
+        """The resource a Reference points at, or None when it is not in the Bundle."""
+        if not isinstance(reference, dict):
+            return None
+        ref = reference.get("reference")
+        if isinstance(ref, str) and ref:
+            return self._by_reference(ref, holder)
+        ident = reference.get("identifier")
+        if isinstance(ident, dict):
+            kind = reference.get("type") if isinstance(reference.get("type"), str) else None
+            return self.by_identifier(kind, ident.get("system"), ident.get("value"))
+        return None
+
+    def _by_reference(self, ref: str, holder: Node | None) -> Node | None:
+        if ref.startswith("#"):
+            return self.contained.get((holder.entry, ref[1:])) if holder is not None else None
+        if ref in self.keys:
+            return self.keys[ref]
+        path, _, query = ref.partition("?")
+        if query:
+            return self._conditional(path.rstrip("/").split("/")[-1], query)
+        parts = path.rstrip("/").split("/")
+        # An absolute or versioned URL: match on its last Type/id (FHIR R4 Bundle, "Resolving references").
+        if "_history" in parts:
+            parts = parts[: parts.index("_history")]
+        return self.keys.get("/".join(parts[-2:])) if len(parts) >= 2 else None
+
+    def _conditional(self, kind: str, query: str) -> Node | None:
+        """``Type?identifier=system|value`` (and ``&``-joined identifiers): the one entry that matches all."""
+        wanted = [v for k, v in parse_qsl(query) if k == "identifier"]
+        if not wanted:
+            return None
+        found = None
+        for value in wanted:
+            system, bar, code = value.partition("|")
+            node = self.by_identifier(kind, system if bar else None, code if bar else system)
+            if node is None or (found is not None and node is not found):
+                return None
+            found = node
+        return found
+
+    def by_identifier(self, kind: str | None, system: Any, value: Any) -> Node | None:
+        """The one resource (of ``kind`` when given) with this identifier; None when none or several."""
+        if not isinstance(value, str) or not value:
+            return None
+        matches = [
+            n
+            for n in self.nodes
+            if (kind is None or n.type == kind)
+            and any(
+                i.get("value") == value and (system is None or i.get("system") == system)
+                for i in objects(n.get("identifier"))
+            )
+        ]
+        return matches[0] if len(matches) == 1 else None
+
+
+def resolve_reference(keys: dict[str, int], reference: Any) -> int | None:
+    """The entry index a Reference points at by fullUrl or ``Type/id`` (the message checks use entry indices)."""
+    ref = reference.get("reference") if isinstance(reference, dict) else None
+    if not isinstance(ref, str):
+        return None
+    if ref in keys:
+        return keys[ref]
+    parts = ref.split("?")[0].rstrip("/").split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    return keys.get("/".join(parts[-2:])) if len(parts) >= 2 else None

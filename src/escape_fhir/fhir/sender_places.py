@@ -1,0 +1,381 @@
+"""Where each fact of a referral may be found in a sender's Bundle: one ordered table, one row per place.
+
+``PLACES[fact]`` lists, best first, the places a sender may have put that fact. Each row has a label (shown
+to a clinician by ``escape-fhir referral --explain`` and on the triage Task) and a small function that
+yields what it finds there, each value with its exact FHIRPath location. Supporting a new sender's shape is
+adding a row (and, for a new code, a row of :mod:`escape_fhir.fhir.sender_terms`).
+
+How the values of the places are combined (first wins, union, conflicts flagged) is the reader's business
+(:mod:`escape_fhir.fhir.readers`), the same for every sender.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Final
+
+from escape_fhir.fhir import codes
+from escape_fhir.fhir import sender_terms as terms
+from escape_fhir.fhir.bundle_index import Node, objects
+from escape_fhir.fhir.sender_context import Context, Found
+
+Finder = Callable[[Context], Iterator[Found]]
+
+
+@dataclass(frozen=True)
+class Place:
+    label: str
+    find: Finder
+
+
+def codings(concept: Any) -> Iterator[tuple[int, Json]]:
+    for k, coding in enumerate(concept.get("coding", []) if isinstance(concept, dict) else []):
+        if isinstance(coding, dict):
+            yield k, coding
+
+
+Json = dict[str, Any]
+
+
+def _snomed(concept: Any) -> Iterator[tuple[int, str, str | None]]:
+    for k, coding in codings(concept):
+        if coding.get("system") == codes.SNOMED and isinstance(coding.get("code"), str):
+            display = coding.get("display")
+            yield k, coding["code"], display if isinstance(display, str) else None
+
+
+def _text(concept: Any) -> str | None:
+    text = concept.get("text") if isinstance(concept, dict) else None
+    return text if isinstance(text, str) and text.strip() else None
+
+
+# --- affected sites ------------------------------------------------------------------------------------
+
+
+def _body_site(concept: Any, location: str) -> Iterator[Found]:
+    """Sites of a bodySite CodeableConcept: a body structure, with laterality as another coding, as a
+    post-coordinated qualifier (``24136001:272741003=7771000``), or in the concept itself."""
+    sides: tuple[str, ...] | None = None
+    for _k, code, _display in _snomed(concept):
+        if code in terms.LATERALITY:
+            sides = terms.LATERALITY[code]
+    for k, code, _display in _snomed(concept):
+        structure, _, qualifier = code.partition(":")
+        if structure not in terms.BODY_STRUCTURES:
+            continue
+        joint, side = terms.BODY_STRUCTURES[structure]
+        side_codes = re.findall(r"=\s*(\d+)", qualifier)
+        named = tuple(s for c in side_codes for s in terms.LATERALITY.get(c, ()))
+        chosen = (side,) if side else (named or sides)
+        yield Found(terms.sites_of(joint, chosen), f"{location}.coding[{k}]")
+
+
+def sites_in_eligibility_answers(ctx: Context) -> Iterator[Found]:
+    answers = ctx.eligibility
+    if answers is not None and answers.sites:
+        yield Found(answers.sites, answers.sites_location)
+
+
+def sites_in_condition_body_site(ctx: Context) -> Iterator[Found]:
+    for node in ctx.conditions:
+        for k, concept in node.items("bodySite"):
+            yield from _body_site(concept, node.at(f"bodySite[{k}]"))
+
+
+def sites_in_request_body_site(ctx: Context) -> Iterator[Found]:
+    for k, concept in ctx.sr.items("bodySite"):
+        yield from _body_site(concept, ctx.sr.at(f"bodySite[{k}]"))
+
+
+def _diagnosis_concepts(ctx: Context) -> Iterator[tuple[Node, str, Json]]:
+    """Every diagnosis concept of the referral: each Condition.code, then each ServiceRequest.reasonCode."""
+    for node in ctx.conditions:
+        if isinstance(node.get("code"), dict):
+            yield node, node.at("code"), node.get("code")
+    for k, concept in ctx.sr.items("reasonCode"):
+        yield ctx.sr, ctx.sr.at(f"reasonCode[{k}]"), concept
+
+
+def sites_in_diagnosis_code(ctx: Context) -> Iterator[Found]:
+    for _node, location, concept in _diagnosis_concepts(ctx):
+        for k, code, display in _snomed(concept):
+            joint = terms.DIAGNOSIS_JOINTS.get(code)
+            if joint is None:
+                continue
+            # "Osteoarthritis of right knee" as a display of the generic code still tells the side.
+            named = [s for s in terms.sites_in_text(display or "") if s.value.endswith(joint)]
+            yield Found(named or terms.sites_of(joint, None), f"{location}.coding[{k}]")
+
+
+def _texts(ctx: Context) -> Iterator[tuple[str, str]]:
+    """The referral's free texts that may name a site, with their locations."""
+    for node in ctx.conditions:
+        for key in ("code",):
+            if (text := _text(node.get(key))) is not None:
+                yield node.at(f"{key}.text"), text
+        for k, concept in node.items("bodySite"):
+            if (text := _text(concept)) is not None:
+                yield node.at(f"bodySite[{k}].text"), text
+    for key in ("reasonCode", "bodySite"):
+        for k, concept in ctx.sr.items(key):
+            if (text := _text(concept)) is not None:
+                yield ctx.sr.at(f"{key}[{k}].text"), text
+    if (text := _text(ctx.sr.get("code"))) is not None:
+        yield ctx.sr.at("code.text"), text
+    for k, note in ctx.sr.items("note"):
+        if isinstance(note.get("text"), str):
+            yield ctx.sr.at(f"note[{k}].text"), note["text"]
+
+
+def sites_in_text(ctx: Context) -> Iterator[Found]:
+    for location, text in _texts(ctx):
+        found = terms.sites_in_text(text)
+        if found:
+            yield Found(found, location)
+
+
+# --- diagnoses ----------------------------------------------------------------------------------------------
+
+
+def diagnoses_coded(ctx: Context) -> Iterator[Found]:
+    for _node, location, concept in _diagnosis_concepts(ctx):
+        for k, code, display in _snomed(concept):
+            if re.fullmatch(r"[1-9][0-9]{5,17}", code):
+                yield Found({"code": code, **({"display": display} if display else {})}, f"{location}.coding[{k}]")
+
+
+# --- pathway ----------------------------------------------------------------------------------------------------
+
+
+def pathway_from_programme_code(ctx: Context) -> Iterator[Found]:
+    for k, coding in codings(ctx.sr.get("code")):
+        if coding.get("system") == codes.CS_PROGRAMME and coding.get("code") in codes.PROGRAMME_DISPLAY:
+            yield Found(coding["code"], ctx.sr.at(f"code.coding[{k}]"))
+
+
+def pathway_from_eligibility_answers(ctx: Context) -> Iterator[Found]:
+    if ctx.eligibility is not None:
+        yield Found(ctx.eligibility.pathway, ctx.eligibility.location)
+
+
+def pathway_from_startback(ctx: Context) -> Iterator[Found]:
+    if ctx.startback_location is not None:
+        yield Found("back", ctx.startback_location)
+
+
+def _programme_texts(ctx: Context) -> Iterator[tuple[str, str]]:
+    """Texts that may name the programme: the request's code and category, the service it is sent to."""
+    concept = ctx.sr.get("code")
+    if (text := _text(concept)) is not None:
+        yield ctx.sr.at("code.text"), text
+    for k, coding in codings(concept):
+        if isinstance(coding.get("display"), str):
+            yield ctx.sr.at(f"code.coding[{k}].display"), coding["display"]
+    for k, concept in ctx.sr.items("category"):
+        if (text := _text(concept)) is not None:
+            yield ctx.sr.at(f"category[{k}].text"), text
+    for k, performer in ctx.sr.items("performer"):
+        node = ctx.resolve(performer)
+        if node is not None and isinstance(node.get("name"), str):
+            yield node.at("name"), node.get("name")
+        elif isinstance(performer.get("display"), str):
+            yield ctx.sr.at(f"performer[{k}].display"), performer["display"]
+    for k, note in ctx.sr.items("note"):
+        if isinstance(note.get("text"), str):
+            yield ctx.sr.at(f"note[{k}].text"), note["text"]
+    if ctx.header is not None:
+        for k, dest in ctx.header.items("destination"):
+            if isinstance(dest.get("name"), str):
+                yield ctx.header.at(f"destination[{k}].name"), dest["name"]
+
+
+def programme_named(ctx: Context) -> Iterator[Found]:
+    """Places that name ESCAPE-pain (by code or in words): they make a Bundle an ESCAPE-pain referral."""
+    yield from pathway_from_programme_code(ctx)
+    for location, text in _programme_texts(ctx):
+        if terms.PROGRAMME_WORDS.search(text):
+            yield Found(text, location)
+
+
+def pathway_from_programme_text(ctx: Context) -> Iterator[Found]:
+    for location, text in _programme_texts(ctx):
+        match = terms.PROGRAMME_WORDS.search(text)
+        if match is None:
+            continue
+        pathways = terms.pathways_in_text(text[match.end() :]) or terms.pathways_in_text(text)
+        if len(pathways) == 1:
+            yield Found(next(iter(pathways)), location)
+
+
+def pathway_from_diagnoses(ctx: Context) -> Iterator[Found]:
+    for found in ctx.found.get("diagnoses", []):
+        pathway = terms.PATHWAY_OF_DIAGNOSIS.get(found.value["code"])
+        if pathway is not None:
+            yield Found(pathway, found.location)
+
+
+def pathway_from_sites(ctx: Context) -> Iterator[Found]:
+    for found in ctx.found.get("affectedSites", []):
+        kinds = {"back" if s.value == "lower-back" else "knee-hip" for s in found.value}
+        if len(kinds) == 1:
+            yield Found(next(iter(kinds)), found.location)
+
+
+# --- symptom duration ----------------------------------------------------------------------------------------
+
+
+def months_in_eligibility_answers(ctx: Context) -> Iterator[Found]:
+    answers = ctx.eligibility
+    if answers is not None and answers.months is not None:
+        yield Found(answers.months, answers.months_location)
+
+
+def _main_conditions(ctx: Context) -> list[Node]:
+    """The Conditions the referral is for: its reasons and the programme's diagnoses (not a comorbidity)."""
+    reasons = {id(n) for r in objects(ctx.sr.get("reasonReference")) if (n := ctx.resolve(r)) is not None}
+    main = [
+        n
+        for n in ctx.conditions
+        if id(n) in reasons or any(code in terms.PATHWAY_OF_DIAGNOSIS for _k, code, _d in _snomed(n.get("code")))
+    ]
+    return main or (ctx.conditions if len(ctx.conditions) == 1 else [])
+
+
+_PERIOD_WORDS: Final = {"day": 1 / 30.4375, "week": 7 / 30.4375, "month": 1.0, "year": 12.0}
+_UCUM_AGE: Final = {"a": 12.0, "mo": 1.0, "wk": 7 / 30.4375, "d": 1 / 30.4375}
+
+
+def _latest_day(partial: str) -> date | None:
+    """The last day a partial FHIR date may mean ("2025-03" -> 2025-03-31): the shortest duration."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", partial[:10]):
+            return date.fromisoformat(partial[:10])
+        if re.fullmatch(r"\d{4}-\d{2}", partial[:7]):
+            first = date(int(partial[:4]), int(partial[5:7]), 1)
+            return (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        if re.fullmatch(r"\d{4}", partial[:4]):
+            return date(int(partial[:4]), 12, 31)
+    except ValueError:
+        return None
+    return None
+
+
+def onset_dates(ctx: Context) -> Iterator[Found]:
+    """Condition.onsetDateTime, onsetPeriod.start, and onsetAge on the patient's birth date."""
+    birth = ctx.patient.get("birthDate") if ctx.patient is not None else None
+    for node in _main_conditions(ctx):
+        period = node.get("onsetPeriod")
+        text = node.get("onsetString")
+        for element, value in (
+            ("onsetDateTime", node.get("onsetDateTime")),
+            ("onsetPeriod.start", period.get("start") if isinstance(period, dict) else None),
+            # A date written as text ("2025-03"); words go to months_in_onset_text.
+            ("onsetString", text if isinstance(text, str) and re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", text) else None),
+        ):
+            if isinstance(value, str) and (day := _latest_day(value)) is not None:
+                yield Found(day.isoformat(), node.at(element))
+        age = node.get("onsetAge")
+        born = _latest_day(birth) if isinstance(birth, str) else None
+        if isinstance(age, dict) and born is not None and (day := _onset_from_age(age, born)) is not None:
+            yield Found(day.isoformat(), node.at("onsetAge"))
+
+
+def _onset_from_age(age: Json, born: date) -> date | None:
+    """Onset at an age: the latest day the person was that age (an age in years spans a whole year)."""
+    value, unit = age.get("value"), age.get("code") or age.get("unit")
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 150:
+        return None
+    months = _UCUM_AGE.get(str(unit))
+    if months is None:
+        return None
+    span = months if months >= 1 else 0  # the age "60 years" lasts until the 61st birthday
+    days = int((value * months + span) * 30.4375) - 1
+    try:
+        return born + timedelta(days=max(days, 0))
+    except OverflowError:
+        return None
+
+
+def months_in_onset_text(ctx: Context) -> Iterator[Found]:
+    """Condition.onsetString such as "6 months", "over 2 years", "for 10 weeks": whole months."""
+    for node in _main_conditions(ctx):
+        text = node.get("onsetString")
+        if not isinstance(text, str):
+            continue
+        match = re.search(r"(\d{1,3})\s*(day|week|month|year)s?", text.lower())
+        if match:
+            yield Found(int(int(match.group(1)) * _PERIOD_WORDS[match.group(2)]), node.at("onsetString"))
+
+
+# --- source of referral -------------------------------------------------------------------------------------
+
+
+def source_from_our_extension(ctx: Context) -> Iterator[Found]:
+    for k, ext in ctx.sr.items("extension"):
+        if ext.get("url") == codes.EXT_REFERRAL_SOURCE and isinstance(ext.get("valueCoding"), dict):
+            yield Found(ext["valueCoding"].get("code"), ctx.sr.at(f"extension[{k}].valueCoding"))
+
+
+UKCORE_SOURCE_EXTENSION: Final = f"{codes.UKCORE}/Extension-UKCore-SourceOfServiceRequest"
+
+
+def source_from_ukcore_extension(ctx: Context) -> Iterator[Found]:
+    for k, ext in ctx.sr.items("extension"):
+        if ext.get("url") != UKCORE_SOURCE_EXTENSION:
+            continue
+        concept = ext.get("valueCodeableConcept")
+        for c, code, display in _snomed(concept):
+            source = terms.source_of(code, display)
+            if source is not None:
+                yield Found(source, ctx.sr.at(f"extension[{k}].valueCodeableConcept.coding[{c}]"))
+        text = _text(concept)
+        if text and terms.source_of(None, text):
+            yield Found(terms.source_of(None, text), ctx.sr.at(f"extension[{k}].valueCodeableConcept.text"))
+
+
+def source_from_requester(ctx: Context) -> Iterator[Found]:
+    """Self-referral when the requester is the patient; else the source the referrer's role implies."""
+    requester = ctx.found.get("requester")
+    if not requester:
+        return
+    kind, location = requester[0].value, requester[0].location
+    if kind == "self":
+        yield Found("self-referral", location)
+        return
+    for found in ctx.found.get("referrer.role", []):
+        if found.value in terms.SOURCE_OF_ROLE:
+            yield Found(terms.SOURCE_OF_ROLE[found.value], found.location)
+
+
+#: Each fact, the places it may be found, best first.
+PLACES: Final[dict[str, tuple[Place, ...]]] = {
+    "diagnoses": (Place("a SNOMED CT code of a Condition or of ServiceRequest.reasonCode", diagnoses_coded),),
+    "affectedSites": (
+        Place("the eligibility answers", sites_in_eligibility_answers),
+        Place("Condition.bodySite", sites_in_condition_body_site),
+        Place("ServiceRequest.bodySite", sites_in_request_body_site),
+        Place("the diagnosis code", sites_in_diagnosis_code),
+        Place("free text", sites_in_text),
+    ),
+    "pathway": (
+        Place("the ESCAPE-pain programme code", pathway_from_programme_code),
+        Place("the eligibility questionnaire answered", pathway_from_eligibility_answers),
+        Place("STarT Back screening (backs only)", pathway_from_startback),
+        Place("the programme named in text", pathway_from_programme_text),
+        Place("the diagnosis code", pathway_from_diagnoses),
+        Place("the affected site", pathway_from_sites),
+    ),
+    "symptomDurationMonths": (
+        Place("the eligibility answers", months_in_eligibility_answers),
+        Place("Condition.onsetString", months_in_onset_text),
+    ),
+    "symptomOnsetDate": (Place("Condition.onset[x]", onset_dates),),
+    "source": (
+        Place("the ESCAPE-pain referral-source extension", source_from_our_extension),
+        Place("UK Core source of service request", source_from_ukcore_extension),
+        Place("the requester", source_from_requester),
+    ),
+}
