@@ -113,8 +113,28 @@ def cmd_referral(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     for warning in result.warnings:
         print(f"warning: {warning.location}: {warning.message}", file=sys.stderr)
-    _write_json(result.referral.to_json_dict())
+    if args.explain:
+        _explain(result)
+    else:
+        _write_json(result.referral.to_json_dict())
     return EXIT_OK
+
+
+def _explain(result: Any) -> None:
+    """Each fact beside where it was read; the criteria flagged for review; the decision (issue 8)."""
+    from escape_fhir.fhir.readers import assess_read
+
+    width = max((len(p.field) for p in result.provenance), default=10) + 2
+    value_width = min(max((len(p.value) for p in result.provenance), default=10), 40) + 2
+    for p in result.provenance:
+        via = f"  ({p.place})" if p.place else ""
+        print(f"{p.field:<{width}}{p.value:<{value_width}}{p.location}{via}")
+    for flag in result.flags:
+        print(f"review {flag.criterion}: {flag.reason}")
+    decision = assess_read(result)
+    print(f"decision: {decision.decision.value}")
+    for c in decision.criteria:
+        print(f"  {c.outcome.value:<8} {c.title}: {c.reason}")
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -257,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("referral", help="read a referral back from a FHIR Bundle (JSON or XML)")
     p.add_argument("file", help="Bundle file, or - for stdin")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="print each fact read beside the FHIR location it came from, what needs a clinician's review, "
+        "and the eligibility decision, instead of the referral JSON",
+    )
     p.set_defaults(func=cmd_referral)
 
     p = sub.add_parser("validate", help="validate FHIR resources (JSON/XML) against R4, UK Core and our profiles")

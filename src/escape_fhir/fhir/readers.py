@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from escape_fhir.domain import Referral, load_referral
-from escape_fhir.domain.eligibility import ReviewFlag
+from escape_fhir.domain.eligibility import Criterion, EligibilityResult, Outcome, ReviewFlag, assess
 from escape_fhir.domain.referral import Site
 from escape_fhir.errors import Issue, MappingError, ReferralInputError
 from escape_fhir.fhir import codes
@@ -85,6 +85,58 @@ class ReadResult:
         for p in self.provenance:
             out.setdefault(p.field, p.location)
         return out
+
+
+_ANSWERS: Final = "the eligibility answers (a QuestionnaireResponse to an ESCAPE-pain eligibility questionnaire)"
+#: For a criterion left unknown because its facts were not found: the facts, and where they were looked for.
+LOOKED_FOR: Final[dict[str, tuple[tuple[str, ...], str]]] = {
+    "age": (("patient.birthDate",), "Patient.birthDate"),
+    "site": (("affectedSites",), ", ".join(p.label for p in PLACES["affectedSites"])),
+    "duration": (
+        ("symptomDurationMonths", "symptomOnsetDate", "eligibility.recurrentEpisodes"),
+        f"{_ANSWERS}, and Condition.onset[x] (dateTime, Period, Age or string) of the referral's Conditions",
+    ),
+    "diagnosis": (
+        ("diagnoses", "eligibility.clinicalDiagnosisOfOsteoarthritis", "eligibility.nonSpecificLowBackPain"),
+        f"SNOMED CT codes of every Condition and of ServiceRequest.reasonCode, and {_ANSWERS}",
+    ),
+    "startback": (
+        ("startBack", "startBackResult"),
+        "QuestionnaireResponses (LOINC item codes as linkIds or on the Questionnaire's item.code), a STarT Back "
+        "panel Observation (91349-1), score Observations (91351-7, 91350-9, 91352-5)",
+    ),
+    **{
+        criterion: ((f"eligibility.{answer}",), _ANSWERS)
+        for criterion, answer in (
+            ("mobility", "independentlyMobile"),
+            ("contraindications", "contraindicationsToExercise"),
+            ("supervised-exercise", "needsSupervisedExercise"),
+            ("group", "ableToJoinGroup"),
+            ("benefit", "wouldBenefitFromGroup"),
+        )
+    },
+}
+
+
+def assess_read(read: ReadResult) -> EligibilityResult:
+    """The eligibility of a referral read from a Bundle: its flags applied, and each criterion left unknown
+    for want of a fact saying where that fact was looked for (issue 8)."""
+    result = assess(read.referral, read.flags)
+    data = read.referral.to_json_dict()
+    criteria = []
+    for c in result.criteria:
+        facts, places = LOOKED_FOR.get(c.code, ((), ""))
+        if c.outcome is Outcome.UNKNOWN and facts and not any(_has(data, f) for f in facts):
+            c = Criterion(c.code, c.title, c.outcome, f"{c.reason} (looked in {places})")
+        criteria.append(c)
+    return EligibilityResult(result.pathway, result.decision, tuple(criteria))
+
+
+def _has(data: Json, path: str) -> bool:
+    value: Any = data
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value not in (None, [], {})
 
 
 class _Reading:

@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from escape_fhir.domain import Outcome, assess
+from escape_fhir.domain import Outcome
 from escape_fhir.errors import Issue, MappingError
-from escape_fhir.fhir.readers import read_referral
+from escape_fhir.fhir.readers import assess_read, read_referral
 from escape_fhir.service import responses
 from escape_fhir.service.common import now, referral_reference
 from escape_fhir.service.messages import Message, read_message, retired_verification_codes
@@ -104,7 +104,7 @@ def assess_bundle(bundle: Json, warnings: list[Issue]) -> Assessment:
         raise OutcomeError(Problem.UNPROCESSABLE, exc.issues) from None
     known = {i.location for i in warnings}
     warnings += [w for w in read.warnings if not w.location.startswith(tuple(known) or ("\0",))]
-    result = assess(read.referral, read.flags)
+    result = assess_read(read)
     open_points = [f"{c.title}: {c.reason}" for c in result.criteria if c.outcome is not Outcome.MET]
     summary = "; ".join(open_points) if open_points else "every criterion met"
     start_back = read.referral.effective_start_back()

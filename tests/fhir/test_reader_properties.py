@@ -1,0 +1,359 @@
+"""Property tests of the sender reader (issue 8): each fact moved among the places senders put it, in
+generated Bundles of every type and reference style, is still found, and recorded where it was put."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from escape_fhir.fhir.readers import ReadResult, assess_read, read_referral
+
+Json = dict[str, Any]
+NHS = "9990000018"
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+KNEE_OA = ("239873007", "Osteoarthritis of knee")
+LBP = ("278860009", "Chronic low back pain")
+RIGHT_KNEE = ("6757004", "Right knee region structure")
+KNEE = ("72696002", "Knee region structure")
+RIGHT = ("24028007", "Right")
+
+
+@dataclass
+class Shape:
+    """A Bundle under construction: entries by name, and where each fact was put."""
+
+    bundle_type: str
+    ref_style: str
+    entries: dict[str, Json] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+    placed: dict[str, str] = field(default_factory=dict)  # fact -> the path (after Bundle.entry[i]) it is at
+
+    def add(self, name: str, resource: Json) -> None:
+        self.ids[name] = str(uuid.uuid4())
+        resource["id"] = self.ids[name]
+        self.entries[name] = resource
+
+    def ref(self, name: str) -> Json:
+        """A reference to an entry, in this Bundle's reference style."""
+        res = self.entries[name]
+        kind = res["resourceType"]
+        if self.ref_style == "conditional" and kind in ("Patient", "Practitioner"):
+            ident = res["identifier"][0]
+            return {"reference": f"{kind}?identifier={ident['system']}|{ident['value']}"}
+        if self.ref_style == "identifier" and kind in ("Patient", "Practitioner"):
+            return {"type": kind, "identifier": dict(res["identifier"][0])}
+        if self.ref_style == "relative":
+            return {"reference": f"{kind}/{self.ids[name]}"}
+        if self.ref_style == "absolute":
+            return {"reference": f"https://ehr.example.org/fhir/{kind}/{self.ids[name]}"}
+        return {"reference": f"urn:uuid:{self.ids[name]}"}
+
+    def full_url(self, name: str) -> str:
+        res = self.entries[name]
+        if self.ref_style in ("relative", "absolute"):
+            return f"https://ehr.example.org/fhir/{res['resourceType']}/{self.ids[name]}"
+        return f"urn:uuid:{self.ids[name]}"
+
+    def build(self, order: list[str]) -> tuple[Json, dict[str, int]]:
+        names = [n for n in order if n in self.entries]
+        if self.bundle_type == "message":
+            names = ["header", *[n for n in names if n != "header"]]
+        else:
+            names = [n for n in names if n != "header"]
+        entries = []
+        for name in names:
+            entry: Json = {"fullUrl": self.full_url(name), "resource": self.entries[name]}
+            if self.bundle_type == "transaction":
+                entry["request"] = {"method": "POST", "url": self.entries[name]["resourceType"]}
+            entries.append(entry)
+        bundle = {"resourceType": "Bundle", "type": self.bundle_type, "timestamp": "2026-11-20T09:00:00Z"}
+        return bundle | {"entry": entries}, {name: i for i, name in enumerate(names)}
+
+
+def coding(system: str, code_display: tuple[str, str]) -> Json:
+    return {"system": system, "code": code_display[0], "display": code_display[1]}
+
+
+def base(bundle_type: str, ref_style: str, pathway: str) -> Shape:
+    shape = Shape(bundle_type, ref_style)
+    shape.add(
+        "patient",
+        {
+            "resourceType": "Patient",
+            "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS}],
+            "name": [{"family": "Okafor", "given": ["Grace"]}],
+            "gender": "female",
+            "birthDate": "1956-02-11",
+        },
+    )
+    shape.add(
+        "gp",
+        {
+            "resourceType": "Practitioner",
+            "identifier": [{"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "555123456789"}],
+            "name": [{"family": "Shah", "given": ["Priya"], "prefix": ["Dr"]}],
+        },
+    )
+    text = "Referral to ESCAPE-pain " + ("for knees and hips" if pathway == "knee-hip" else "for backs")
+    shape.add(
+        "sr",
+        {
+            "resourceType": "ServiceRequest",
+            "status": "active",
+            "intent": "order",
+            "code": {"coding": [{"system": SNOMED, "code": "306170007"}], "text": text},
+            "subject": shape.ref("patient"),
+            "requester": shape.ref("gp"),
+            "authoredOn": "2026-11-20",
+        },
+    )
+    return shape
+
+
+def place_diagnosis(shape: Shape, where: str, diagnosis: tuple[str, str], site: Json | None) -> None:
+    """Put the diagnosis (and a bodySite, if any) in a Condition entry, a contained Condition, or reasonCode."""
+    sr = shape.entries["sr"]
+    condition: Json = {
+        "resourceType": "Condition",
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        },
+        "code": {"coding": [coding(SNOMED, diagnosis)]},
+        "subject": shape.ref("patient"),
+    }
+    if site is not None:
+        condition["bodySite"] = [site]
+    if where == "reasonCode":
+        sr["reasonCode"] = [{"coding": [coding(SNOMED, diagnosis)]}]
+        shape.placed["diagnosis"] = "resource.reasonCode[0].coding[0]"
+        if site is not None:
+            sr["bodySite"] = [site]
+            shape.placed["site"] = "resource.bodySite[0]"
+        return
+    if where == "contained":
+        condition["id"] = "dx1"
+        condition["subject"] = {"reference": "urn:uuid:" + shape.ids["patient"]} | shape.ref("patient")
+        sr["contained"] = [condition]
+        sr["reasonReference"] = [{"reference": "#dx1"}]
+        shape.placed["diagnosis"] = "resource.contained[0].code.coding[0]"
+        if site is not None:
+            shape.placed["site"] = "resource.contained[0].bodySite[0]"
+        return
+    shape.add("condition", condition)
+    if where == "reasonReference":
+        sr["reasonReference"] = [shape.ref("condition")]
+    shape.placed["diagnosis"] = "condition:resource.code.coding[0]"
+    if site is not None:
+        shape.placed["site"] = "condition:resource.bodySite[0]"
+
+
+def location(placed: str, index: dict[str, int], default: str = "sr") -> str:
+    name, _, path = placed.rpartition(":")
+    return f"Bundle.entry[{index[name or default]}].{path}"
+
+
+def header(shape: Shape) -> None:
+    shape.add(
+        "header",
+        {
+            "resourceType": "MessageHeader",
+            "eventCoding": {"system": "https://fhir.nhs.uk/CodeSystem/message-events-bars", "code": "servicerequest-request"},
+            "source": {"endpoint": "https://ehr.example.org"},
+            "focus": [shape.ref("sr")],
+        },
+    )
+
+
+BUNDLE_TYPES = st.sampled_from(["message", "transaction", "collection"])
+REF_STYLES = st.sampled_from(["urn", "relative", "absolute", "conditional", "identifier"])
+SITES = st.sampled_from(["precoordinated", "laterality-coding", "postcoordinated", "diagnosis-display", "none"])
+DIAGNOSIS_PLACES = st.sampled_from(["reasonReference", "contained", "reasonCode", "unreferenced"])
+
+
+def knee_site(kind: str) -> tuple[Json | None, str | None]:
+    """A bodySite for the right knee written one way, and whether the side is then known."""
+    if kind == "precoordinated":
+        return {"coding": [coding(SNOMED, RIGHT_KNEE)]}, "right-knee"
+    if kind == "laterality-coding":
+        return {"coding": [coding(SNOMED, KNEE), coding(SNOMED, RIGHT)]}, "right-knee"
+    if kind == "postcoordinated":
+        return {"coding": [{"system": SNOMED, "code": f"{KNEE[0]}:272741003={RIGHT[0]}"}]}, "right-knee"
+    return None, None
+
+
+def read(bundle: Json) -> ReadResult:
+    return read_referral(copy.deepcopy(bundle))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(BUNDLE_TYPES, REF_STYLES, SITES, DIAGNOSIS_PLACES, st.randoms(use_true_random=False))
+def test_knee_facts_are_found_wherever_placed(
+    bundle_type: str, ref_style: str, site_kind: str, diagnosis_place: str, rnd: Any
+) -> None:
+    shape = base(bundle_type, ref_style, "knee-hip")
+    site, expected_site = knee_site(site_kind)
+    diagnosis = KNEE_OA
+    if site_kind == "diagnosis-display":
+        diagnosis, expected_site = (KNEE_OA[0], "Osteoarthritis of right knee"), "right-knee"
+    place_diagnosis(shape, diagnosis_place, diagnosis, site)
+    header(shape)
+    order = list(shape.entries)
+    rnd.shuffle(order)
+    bundle, index = shape.build(order)
+    result = read(bundle)
+    r = result.referral
+    assert r.pathway.value == "knee-hip"
+    assert [d.code for d in r.diagnoses] == [KNEE_OA[0]]
+    assert r.patient.nhs_number == NHS
+    assert [s.value for s in r.affected_sites] == [expected_site or "knee"]
+    where = result.where()
+    assert where["diagnoses[0]"] == location(shape.placed["diagnosis"], index)
+    if site is not None:
+        assert where["affectedSites"].startswith(location(shape.placed["site"], index))
+    else:
+        assert where["affectedSites"] == location(shape.placed["diagnosis"], index)
+    assert where["patient.nhsNumber"] == f"Bundle.entry[{index['patient']}].resource.identifier[0].value"
+    # The site criterion is met wherever the site was written; nothing here is contradictory.
+    criteria = {c.code: c for c in assess_read(result).criteria}
+    assert criteria["site"].outcome.value == "met"
+    assert not result.flags
+
+
+ITEM_CODES = ["91340-0", "91341-8", "91342-6", "91343-4", "91344-2", "91345-9", "91346-7", "91347-5", "91348-3"]
+ANSWERS = st.lists(st.booleans(), min_size=8, max_size=8).flatmap(
+    lambda agree: st.sampled_from(["Not at all", "Slightly", "Moderately", "Very much", "Extremely"]).map(
+        lambda bother: (agree, bother)
+    )
+)
+STARTBACK_PLACES = st.sampled_from(["panel", "scores", "qr-questionnaire-entry", "qr-contained-questionnaire"])
+
+
+def expected_risk(agree: list[bool], bother: str) -> tuple[int, int, str]:
+    item9 = bother in ("Very much", "Extremely")
+    total = sum(agree) + item9
+    psychosocial = sum(agree[4:]) + item9
+    return total, psychosocial, "low" if total <= 3 else "high" if psychosocial >= 4 else "medium"
+
+
+def place_startback(shape: Shape, where: str, agree: list[bool], bother: str) -> None:
+    words = ["Agree" if a else "Disagree" for a in agree] + [bother]
+    subject = shape.ref("patient")
+    if where == "panel":
+        components = [
+            {"code": {"coding": [{"system": LOINC, "code": code}]}, "valueString": word}
+            for code, word in zip(ITEM_CODES, words, strict=True)
+        ]
+        shape.add(
+            "startback",
+            {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": LOINC, "code": "91349-1"}]}}
+            | {"subject": subject, "component": components},
+        )
+        shape.placed["startback"] = "startback:resource.component"
+        return
+    if where == "scores":
+        total, psychosocial, risk = expected_risk(agree, bother)
+        risk_code = {"low": "LA9194-7", "medium": "LA8982-6", "high": "LA9193-9"}[risk]
+        for name, code, value in (
+            ("total", "91351-7", {"valueInteger": total}),
+            ("sub", "91350-9", {"valueQuantity": {"value": psychosocial, "unit": "score"}}),
+            ("risk", "91352-5", {"valueCodeableConcept": {"coding": [{"system": LOINC, "code": risk_code}]}}),
+        ):
+            shape.add(
+                name,
+                {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": LOINC, "code": code}]}}
+                | {"subject": subject}
+                | value,
+            )
+        shape.placed["startback"] = "total:resource"
+        return
+    questionnaire = {
+        "resourceType": "Questionnaire",
+        "url": "https://forms.example.org/Questionnaire/back-screen",
+        "status": "active",
+        "item": [
+            {"linkId": f"q{k + 1}", "code": [{"system": LOINC, "code": code}], "type": "choice", "text": f"Item {k + 1}"}
+            for k, code in enumerate(ITEM_CODES)
+        ],
+    }
+    response: Json = {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "subject": subject,
+        "item": [{"linkId": f"q{k + 1}", "answer": [{"valueString": w}]} for k, w in enumerate(words)],
+    }
+    if where == "qr-contained-questionnaire":
+        questionnaire["id"] = "q"
+        response["contained"] = [questionnaire]
+        response["questionnaire"] = "#q"
+    else:
+        shape.add("questionnaire", questionnaire)
+        response["questionnaire"] = questionnaire["url"]
+    shape.add("startback", response)
+    shape.placed["startback"] = "startback:resource"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(BUNDLE_TYPES, REF_STYLES, STARTBACK_PLACES, ANSWERS, DIAGNOSIS_PLACES, st.randoms(use_true_random=False))
+def test_startback_is_found_wherever_placed(
+    bundle_type: str, ref_style: str, where: str, answers: tuple[list[bool], str], diagnosis_place: str, rnd: Any
+) -> None:
+    agree, bother = answers
+    shape = base(bundle_type, ref_style, "back")
+    place_diagnosis(shape, diagnosis_place, LBP, None)
+    place_startback(shape, where, agree, bother)
+    header(shape)
+    order = list(shape.entries)
+    rnd.shuffle(order)
+    bundle, index = shape.build(order)
+    result = read(bundle)
+    r = result.referral
+    assert r.pathway.value == "back"
+    got = r.effective_start_back()
+    assert got is not None
+    total, psychosocial, risk = expected_risk(agree, bother)
+    assert (got.total, got.psychosocial, got.risk) == (total, psychosocial, risk)
+    assert result.where()["startBack"] == location(shape.placed["startback"], index)
+    assert not [w for w in result.warnings if "not understood" in w.message], result.warnings
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(["onsetDateTime", "onsetPeriod", "onsetString-date", "onsetString-words", "onsetAge"]),
+    st.integers(min_value=1, max_value=30),
+)
+def test_onset_is_found_and_never_overstates_the_duration(form: str, months_before: int) -> None:
+    shape = base("collection", "urn", "knee-hip")
+    place_diagnosis(shape, "reasonReference", KNEE_OA, None)
+    condition = shape.entries["condition"]
+    year, month = divmod(2026 * 12 + 10 - months_before, 12)
+    onset = f"{year:04d}-{month + 1:02d}-20"
+    if form == "onsetDateTime":
+        condition["onsetDateTime"] = onset
+    elif form == "onsetPeriod":
+        condition["onsetPeriod"] = {"start": onset}
+    elif form == "onsetString-date":
+        condition["onsetString"] = onset[:7]
+    elif form == "onsetString-words":
+        condition["onsetString"] = f"about {months_before} months"
+    else:
+        condition["onsetAge"] = {"value": 70, "unit": "years", "system": "http://unitsofmeasure.org", "code": "a"}
+    bundle, index = shape.build(list(shape.entries))
+    result = read(bundle)
+    r = result.referral
+    element = {"onsetPeriod": "onsetPeriod.start", "onsetString-date": "onsetString", "onsetString-words": "onsetString"}
+    path = f"Bundle.entry[{index['condition']}].resource.{element.get(form, form)}"
+    where = result.where()
+    if form == "onsetString-words":
+        assert r.symptom_duration_months == months_before
+        assert where["symptomDurationMonths"] == path
+    else:
+        assert r.symptom_onset_date is not None
+        assert where["symptomOnsetDate"] == path
+        # A partial or age-based onset is read as its latest possible day: the duration is never overstated.
+        assert r.symptom_onset_date.isoformat() >= (onset if form != "onsetString-date" else onset[:7] + "-01")
