@@ -21,8 +21,28 @@ BASES: dict[str, dict[str, Any]] = TABLE["bases"]
 CASES: list[dict[str, Any]] = TABLE["cases"]
 
 CRITERIA = {
-    "knee-hip": ["age", "site", "duration", "diagnosis", "supervised-exercise", "mobility", "contraindications"],
-    "back": ["age", "site", "duration", "diagnosis", "startback", "mobility", "group", "contraindications", "benefit"],
+    "knee-hip": [
+        "age",
+        "site",
+        "duration",
+        "diagnosis",
+        "red-flags",
+        "supervised-exercise",
+        "mobility",
+        "contraindications",
+    ],
+    "back": [
+        "age",
+        "site",
+        "duration",
+        "diagnosis",
+        "red-flags",
+        "startback",
+        "mobility",
+        "group",
+        "contraindications",
+        "benefit",
+    ],
 }
 
 
@@ -57,10 +77,11 @@ def test_table_covers_both_sides_of_every_criterion(pathway: str) -> None:
         if case["base"] == pathway:
             for code, (outcome, _) in case["expect"].items():
                 seen[code].add(outcome)
-    # "site" is only ever met here: load_referral refuses a referral whose sites do not fit its pathway.
-    # A wrong site, or a birth date after the referral date, is refused when the referral is loaded, so
-    # "site" can only be met and "age" never unknown.
-    only = {"site": {"met"}, "age": {"met", "not-met"}}
+    # A site that does not fit the pathway is refused when the referral is loaded, so "site" is never
+    # not-met here (only met, or unknown when no site is stated).
+    # "red-flags" is never unknown from the rules (a coded red flag is not met; no code, met with words that
+    # say so); only a reader's review flag makes it unknown (test_review_flags.py).
+    only = {"site": {"met", "unknown"}, "red-flags": {"met", "not-met"}}
     wanted = {code: only.get(code, {"met", "not-met", "unknown"}) for code in CRITERIA[pathway]}
     assert seen == wanted
 
@@ -95,7 +116,7 @@ def test_as_dict_shape() -> None:
     assert as_dict["pathway"] == "back"
     assert as_dict["decision"] == "needs-review"
     assert [c["code"] for c in as_dict["criteria"]] == CRITERIA["back"]
-    assert as_dict["criteria"][4] == {
+    assert as_dict["criteria"][5] == {
         "code": "startback",
         "title": "STarT Back risk",
         "outcome": "unknown",

@@ -3,7 +3,9 @@
 Pure Python with no FHIR and no I/O. Nothing here imports from the rest of the package.
 """
 
+from escape_fhir.domain.criteria import PATHWAY_CRITERIA, ReviewFlag
 from escape_fhir.domain.eligibility import Criterion, Decision, EligibilityResult, Outcome, assess
+from escape_fhir.domain.red_flags import RED_FLAGS, RedFlag, RedFlagInputError, with_site_flags
 from escape_fhir.domain.referral import (
     Address,
     Diagnosis,
@@ -28,10 +30,13 @@ from escape_fhir.domain.startback import (
     StartBackScore,
     parse_answers,
     score,
+    startback_problems,
 )
 
 __all__ = [
     "ITEM_CODES",
+    "PATHWAY_CRITERIA",
+    "RED_FLAGS",
     "Address",
     "Criterion",
     "Decision",
@@ -43,10 +48,13 @@ __all__ = [
     "Outcome",
     "Pathway",
     "Patient",
+    "RedFlag",
+    "RedFlagInputError",
     "Referral",
     "ReferralSource",
     "Referrer",
     "Registration",
+    "ReviewFlag",
     "Risk",
     "Site",
     "StartBackAnswers",
@@ -57,4 +65,6 @@ __all__ = [
     "parse_answers",
     "referral_json_schema",
     "score",
+    "startback_problems",
+    "with_site_flags",
 ]

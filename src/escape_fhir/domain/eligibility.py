@@ -10,101 +10,110 @@ The table in DESIGN.md ("The programme and the people who use this software"):
   a group exercise programme with minimal supervision; no contraindications; would benefit from a group
   rehabilitation programme.
 
-Every criterion is reported as met / not-met / unknown with a reason a triage clinician can read.
+Both: no red flag or exclusion among the coded diagnoses (:mod:`escape_fhir.domain.red_flags`).
+
+Every criterion is reported as met / not-met / unknown with a reason a triage clinician can read. Where a
+rule cannot settle a criterion from what it is given (a conflict between an answer and a code, whole months
+at the boundary, a declined wish to take part) it says ``unknown`` with both sides, never a guess. Each
+rule, its source and its test are in docs/clinical-safety.md.
 The decision: any criterion not met -> ``not-eligible``; otherwise any unknown -> ``needs-review``;
 otherwise ``eligible``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
-from enum import StrEnum
-from typing import Any
 
+from escape_fhir.domain.criteria import (
+    CRITERIA,
+    PATHWAY_CRITERIA,
+    Criterion,
+    Decision,
+    EligibilityResult,
+    Outcome,
+    ReviewFlag,
+)
+from escape_fhir.domain.red_flags import RED_FLAGS, RedFlag
 from escape_fhir.domain.referral import (
     KNEE_HIP_SITES,
+    LOW_BACK_PAIN_CODES,
     NON_SPECIFIC_LOW_BACK_PAIN_CODES,
     OSTEOARTHRITIS_CODES,
     OSTEOARTHRITIS_JOINTS,
+    Diagnosis,
     Pathway,
     Referral,
     Site,
+    age_on,
 )
 from escape_fhir.domain.startback import Risk
+
+__all__ = [
+    "BACK_MIN_AGE",
+    "CRITERIA",
+    "KNEE_HIP_MIN_AGE",
+    "MIN_DURATION_MONTHS",
+    "PATHWAY_CRITERIA",
+    "Criterion",
+    "Decision",
+    "EligibilityResult",
+    "Outcome",
+    "ReviewFlag",
+    "age_on",
+    "assess",
+    "calendar_months",
+]
 
 KNEE_HIP_MIN_AGE = 45
 BACK_MIN_AGE = 18
 MIN_DURATION_MONTHS = 3
-
-
-class Outcome(StrEnum):
-    MET = "met"
-    NOT_MET = "not-met"
-    UNKNOWN = "unknown"
-
-
-class Decision(StrEnum):
-    ELIGIBLE = "eligible"
-    NOT_ELIGIBLE = "not-eligible"
-    NEEDS_REVIEW = "needs-review"
+#: Said after a red-flag reason that found nothing: codes can show a red flag, never its absence.
+SCREEN_AT_TRIAGE = "red flags are still screened at triage"
 
 
 @dataclass(frozen=True)
-class Criterion:
-    code: str  # a code of the project's eligibility-criterion CodeSystem
-    title: str
-    outcome: Outcome
-    reason: str
+class _Facts:
+    """What the rules read: the referral, the red-flag table, and where each fact was found."""
 
-    def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "title": self.title, "outcome": self.outcome.value, "reason": self.reason}
+    ref: Referral
+    red_flags: Mapping[str, RedFlag]
+    where: Mapping[str, str] = field(default_factory=dict)
 
+    def diagnosis(self, i: int, d: Diagnosis, names: Mapping[str, str]) -> str:
+        """``239873007 Osteoarthritis of knee (found at Bundle.entry[3].resource.code)``."""
+        display = names.get(d.code) or d.display or "no display"
+        return f"{d.code} {display} (found at {self.where.get(f'diagnoses[{i}]', f'diagnoses[{i}]')})"
 
-@dataclass(frozen=True)
-class EligibilityResult:
-    pathway: Pathway
-    decision: Decision
-    criteria: tuple[Criterion, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "pathway": self.pathway.value,
-            "decision": self.decision.value,
-            "criteria": [c.as_dict() for c in self.criteria],
-        }
-
-
-#: Title of every criterion, by code. The codes are the project's CodeSystem eligibility-criterion.
-CRITERIA: dict[str, str] = {
-    "age": "Age",
-    "site": "Affected site",
-    "duration": "Symptom duration",
-    "diagnosis": "Diagnosis",
-    "supervised-exercise": "Needs a supervised exercise programme",
-    "mobility": "Independently mobile",
-    "contraindications": "No contraindications to exercise",
-    "group": "Able to join a group with minimal supervision",
-    "benefit": "Would benefit from a group rehabilitation programme",
-    "startback": "STarT Back risk",
-}
-
-
-def age_on(birth: date, on: date) -> int:
-    years = on.year - birth.year
-    return years - 1 if (on.month, on.day) < (birth.month, birth.day) else years
+    def sites(self) -> str:
+        sites = self.ref.affected_sites
+        return ", ".join(s.value.replace("-", " ") for s in sites) if sites else "affected site not stated"
 
 
 def _c(code: str, outcome: Outcome, reason: str) -> Criterion:
     return Criterion(code, CRITERIA[code], outcome, reason)
 
 
-def _age(ref: Referral, minimum: int) -> Criterion:
-    age = age_on(ref.patient.birth_date, ref.referral_date)
+def _age(f: _Facts, minimum: int) -> Criterion:
+    birth = f.ref.patient.birth_date
+    if birth is None:
+        return _c("age", Outcome.UNKNOWN, "birth date not stated")
+    age = age_on(birth, f.ref.referral_date)
     if age >= minimum:
         return _c("age", Outcome.MET, f"age {age} is {minimum} or over")
     return _c("age", Outcome.NOT_MET, f"age {age} is under {minimum}")
+
+
+def _site(f: _Facts, wanted: frozenset[Site], missing: str) -> Criterion:
+    if not f.ref.affected_sites:
+        return _c("site", Outcome.UNKNOWN, "affected site not stated")
+    sites = [s for s in f.ref.affected_sites if s in wanted]
+    if not sites:
+        return _c("site", Outcome.NOT_MET, missing)
+    if f.ref.pathway is Pathway.BACK:
+        return _c("site", Outcome.MET, "low back pain")
+    return _c("site", Outcome.MET, "pain in " + ", ".join(s.value.replace("-", " ") for s in sites))
 
 
 def _yes_no(code: str, answer: bool | None, wanted: bool, yes: str, no: str, unanswered: str) -> Criterion:
@@ -113,10 +122,10 @@ def _yes_no(code: str, answer: bool | None, wanted: bool, yes: str, no: str, una
     return _c(code, Outcome.MET, yes) if answer is wanted else _c(code, Outcome.NOT_MET, no)
 
 
-def _mobility(ref: Referral) -> Criterion:
+def _mobility(f: _Facts) -> Criterion:
     return _yes_no(
         "mobility",
-        ref.eligibility.independently_mobile,
+        f.ref.eligibility.independently_mobile,
         True,
         "independently mobile",
         "not independently mobile",
@@ -124,10 +133,10 @@ def _mobility(ref: Referral) -> Criterion:
     )
 
 
-def _contraindications(ref: Referral) -> Criterion:
+def _contraindications(f: _Facts) -> Criterion:
     return _yes_no(
         "contraindications",
-        ref.eligibility.contraindications_to_exercise,
+        f.ref.eligibility.contraindications_to_exercise,
         False,
         "no contraindications to exercise",
         "has contraindications to exercise",
@@ -135,59 +144,177 @@ def _contraindications(ref: Referral) -> Criterion:
     )
 
 
-def _duration(ref: Referral, *, strictly_more: bool, recurrent: bool | None) -> Criterion:
-    months = ref.symptom_duration_months
-    bound = f"{'more than' if strictly_more else 'at least'} {MIN_DURATION_MONTHS}"
-    if months is not None and (months > MIN_DURATION_MONTHS if strictly_more else months >= MIN_DURATION_MONTHS):
-        return _c("duration", Outcome.MET, f"symptoms for {months} months ({bound})")
-    if recurrent:
-        return _c("duration", Outcome.MET, "recurrent episodes of low back pain")
-    said = f"symptoms for {months} months (needs {bound})" if months is not None else "symptom duration not stated"
-    if ref.pathway is Pathway.BACK:
+# --- duration ---------------------------------------------------------------------------------------------
+
+
+def calendar_months(start: date, end: date) -> tuple[int, int]:
+    """Whole calendar months from ``start`` to ``end``, and the days left over.
+
+    A month is complete on the same day of a later month, or on its last day when that month is shorter
+    (31 January + 1 month = 28 or 29 February).
+    """
+    months = (end.year - start.year) * 12 + end.month - start.month
+    if months > 0 and _plus_months(start, months) > end:
+        months -= 1
+    return max(months, 0), (end - _plus_months(start, max(months, 0))).days
+
+
+def _plus_months(start: date, months: int) -> date:
+    year, month = divmod(start.month - 1 + months, 12)
+    year, month = start.year + year, month + 1
+    next_month = date(year + month // 12, month % 12 + 1, 1)
+    last_day = (next_month - date(year, month, 1)).days
+    return date(year, month, min(start.day, last_day))
+
+
+def _enough(months: int, days: int, strictly_more: bool) -> bool:
+    if strictly_more:
+        return months > MIN_DURATION_MONTHS or (months == MIN_DURATION_MONTHS and days > 0)
+    return months >= MIN_DURATION_MONTHS
+
+
+def _duration_said(f: _Facts, strictly_more: bool) -> tuple[Outcome, str]:
+    """The duration as far as the referral settles it: met, not met, or unknown with why."""
+    ref, bound = f.ref, f"{'more than' if strictly_more else 'at least'} {MIN_DURATION_MONTHS}"
+    stated, onset = ref.symptom_duration_months, ref.symptom_onset_date
+    if onset is not None:
+        months, days = calendar_months(onset, ref.referral_date)
+        span = f"symptoms since {onset}: {months} months" + (f" and {days} day{'s' if days > 1 else ''}" if days else "")
+        # A person rounds "3 months and 20 days" to 4: a stated figure agrees with the completed months or,
+        # when part of a month has passed, the next one.
+        if stated is not None and stated not in {months, months + (1 if days else 0)}:
+            return Outcome.UNKNOWN, (
+                f"{span} to the referral date, but the duration is given as {stated} months: check which is right"
+            )
+        if _enough(months, days, strictly_more):
+            return Outcome.MET, f"{span} ({bound} months)"
+        return Outcome.NOT_MET, f"{span} (needs {bound})"
+    if stated is None:
+        return Outcome.UNKNOWN, "symptom duration not stated"
+    if strictly_more and stated == MIN_DURATION_MONTHS:
+        # Whole months cannot say whether 3 is more than 3 (issue 9): the onset date would.
+        return Outcome.UNKNOWN, (
+            f"symptoms for {stated} whole months (needs {bound}: whole months cannot tell, an onset date would)"
+        )
+    if _enough(stated, 0, strictly_more):
+        return Outcome.MET, f"symptoms for {stated} months ({bound})"
+    return Outcome.NOT_MET, f"symptoms for {stated} months (needs {bound})"
+
+
+def _duration(f: _Facts, *, strictly_more: bool, recurrent: bool | None) -> Criterion:
+    outcome, said = _duration_said(f, strictly_more)
+    if outcome is Outcome.MET:
+        return _c("duration", outcome, said)
+    if f.ref.pathway is Pathway.BACK:
         # Backs: more than 3 months OR recurrent episodes; an unanswered recurrence question leaves it open.
+        if recurrent:
+            return _c("duration", Outcome.MET, "recurrent episodes of low back pain")
         if recurrent is None:
             return _c("duration", Outcome.UNKNOWN, f"{said} and recurrent episodes not stated")
         said += " and episodes not recurrent"
-    return _c("duration", Outcome.UNKNOWN if months is None else Outcome.NOT_MET, said)
+    return _c("duration", outcome, said)
 
 
-def _diagnosis(ref: Referral, answer: bool | None, codes: dict[str, str], what: str) -> Criterion:
-    if answer is True:
-        return _c("diagnosis", Outcome.MET, f"clinical diagnosis of {what}")
-    if answer is False:
-        return _c("diagnosis", Outcome.NOT_MET, f"no clinical diagnosis of {what}")
-    coded = [d for d in ref.diagnoses if d.code in codes]
+# --- diagnosis -----------------------------------------------------------------------------------------------
+
+
+def _oa_diagnosis(f: _Facts) -> Criterion:
+    answer, what = f.ref.eligibility.clinical_diagnosis_of_osteoarthritis, "knee or hip osteoarthritis"
+    coded = [(i, d) for i, d in enumerate(f.ref.diagnoses) if d.code in OSTEOARTHRITIS_CODES]
     # An osteoarthritis code counts only for a joint of its kind that is affected (a hip code says nothing
-    # about a knee referral); codes without a joint (low back pain) always count.
-    fitting = [
-        d for d in coded if OSTEOARTHRITIS_JOINTS.get(d.code, frozenset(ref.affected_sites)) & set(ref.affected_sites)
-    ]
-    if fitting:
-        d = fitting[0]
-        return _c("diagnosis", Outcome.MET, f"diagnosis {d.code} {codes[d.code]}")
-    if coded:
-        d = coded[0]
-        sites = ", ".join(s.value.replace("-", " ") for s in ref.affected_sites)
+    # about a knee referral).
+    affected = set(f.ref.affected_sites)
+    fitting = [(i, d) for i, d in coded if OSTEOARTHRITIS_JOINTS[d.code] & affected]
+    sites = f.sites()
+    if answer is False and fitting:
+        said = f.diagnosis(*fitting[0], OSTEOARTHRITIS_CODES)
         return _c(
             "diagnosis",
             Outcome.UNKNOWN,
-            f"diagnosis {d.code} {codes[d.code]} is not about the affected joint ({sites})",
+            f"answer says no clinical diagnosis of {what}, but {said} is coded "
+            f"for an affected joint ({sites}): check which is right",
+        )
+    if answer is False:
+        return _c("diagnosis", Outcome.NOT_MET, f"no clinical diagnosis of {what}")
+    if coded and not fitting:
+        said = f.diagnosis(*coded[0], OSTEOARTHRITIS_CODES)
+        if answer is True:
+            return _c(
+                "diagnosis",
+                Outcome.UNKNOWN,
+                f"answer says clinical diagnosis of {what}, but the "
+                f"osteoarthritis code {said} is not about the affected joint ({sites}): check which joint",
+            )
+        return _c("diagnosis", Outcome.UNKNOWN, f"diagnosis {said} is not about the affected joint ({sites})")
+    if answer is True:
+        return _c("diagnosis", Outcome.MET, f"clinical diagnosis of {what}")
+    if fitting:
+        return _c("diagnosis", Outcome.MET, f"diagnosis {f.diagnosis(*fitting[0], OSTEOARTHRITIS_CODES)}")
+    return _c("diagnosis", Outcome.UNKNOWN, f"no diagnosis of {what} recorded")
+
+
+def _back_diagnosis(f: _Facts) -> Criterion:
+    answer, what = f.ref.eligibility.non_specific_low_back_pain, "non-specific low back pain"
+    diagnoses = list(enumerate(f.ref.diagnoses))
+    if answer is True:
+        names = {code: flag.display for code, flag in f.red_flags.items()}
+        specific = [(i, d) for i, d in diagnoses if d.code in names and Pathway.BACK in f.red_flags[d.code].pathways]
+        if specific:
+            said = f.diagnosis(*specific[0], names)
+            return _c(
+                "diagnosis",
+                Outcome.UNKNOWN,
+                f"answer says {what}, but {said} is a specific cause: check which is right",
+            )
+        return _c("diagnosis", Outcome.MET, f"clinical diagnosis of {what}")
+    if answer is False:
+        return _c("diagnosis", Outcome.NOT_MET, f"no clinical diagnosis of {what}")
+    stating = [(i, d) for i, d in diagnoses if d.code in NON_SPECIFIC_LOW_BACK_PAIN_CODES]
+    if stating:
+        return _c("diagnosis", Outcome.MET, f"diagnosis {f.diagnosis(*stating[0], NON_SPECIFIC_LOW_BACK_PAIN_CODES)}")
+    generic = [(i, d) for i, d in diagnoses if d.code in LOW_BACK_PAIN_CODES]
+    if generic:
+        # Issue 9: "low back pain" and "chronic low back pain" do not say that specific causes were excluded.
+        said = f.diagnosis(*generic[0], LOW_BACK_PAIN_CODES)
+        return _c(
+            "diagnosis",
+            Outcome.UNKNOWN,
+            f"diagnosis {said} does not say that specific causes were excluded: {what} not confirmed",
         )
     return _c("diagnosis", Outcome.UNKNOWN, f"no diagnosis of {what} recorded")
 
 
-def _knee_hip(ref: Referral) -> list[Criterion]:
-    sites = [s for s in ref.affected_sites if s in KNEE_HIP_SITES]
-    answers = ref.eligibility
+def _red_flags(f: _Facts) -> Criterion:
+    pathway = f.ref.pathway
+    flags = {code: flag for code, flag in f.red_flags.items() if pathway in flag.pathways}
+    names = {code: flag.display for code, flag in flags.items()}
+    found = [(i, d) for i, d in enumerate(f.ref.diagnoses) if d.code in flags]
+    if found:
+        said = "; ".join(f"{f.diagnosis(i, d, names)}, {flags[d.code].source}" for i, d in found)
+        return _c("red-flags", Outcome.NOT_MET, f"red flag or exclusion: {said}")
+    count = len(f.ref.diagnoses)
+    if count == 0:
+        # Met, not unknown: most referrals carry no red-flag code at all, and the triage clinician screens
+        # red flags on every referral; the words say that nothing coded was there to check
+        # (docs/clinical-safety.md, H-01).
+        return _c("red-flags", Outcome.MET, f"no coded diagnosis to check for red flags; {SCREEN_AT_TRIAGE}")
+    plural = "diagnosis" if count == 1 else "diagnoses"
+    return _c(
+        "red-flags", Outcome.MET, f"no red flag or exclusion among the {count} coded {plural}; {SCREEN_AT_TRIAGE}"
+    )
+
+
+# --- the pathways --------------------------------------------------------------------------------------------
+
+
+def _knee_hip(f: _Facts) -> list[Criterion]:
+    answers = f.ref.eligibility
     return [
-        _age(ref, KNEE_HIP_MIN_AGE),
-        _c("site", Outcome.MET, "pain in " + ", ".join(s.value.replace("-", " ") for s in sites))
-        if sites
-        else _c("site", Outcome.NOT_MET, "no knee or hip affected"),
-        _duration(ref, strictly_more=False, recurrent=None),
-        _diagnosis(
-            ref, answers.clinical_diagnosis_of_osteoarthritis, OSTEOARTHRITIS_CODES, "knee or hip osteoarthritis"
-        ),
+        _age(f, KNEE_HIP_MIN_AGE),
+        _site(f, KNEE_HIP_SITES, "no knee or hip affected"),
+        _duration(f, strictly_more=False, recurrent=None),
+        _oa_diagnosis(f),
+        _red_flags(f),
         _yes_no(
             "supervised-exercise",
             answers.needs_supervised_exercise,
@@ -196,44 +323,56 @@ def _knee_hip(ref: Referral) -> list[Criterion]:
             "does not need a supervised exercise programme",
             "need for a supervised exercise programme not stated",
         ),
-        _mobility(ref),
-        _contraindications(ref),
+        _mobility(f),
+        _contraindications(f),
     ]
 
 
-def _startback(ref: Referral) -> Criterion:
-    result = ref.effective_start_back()
+#: The next step the STarT Back approach gives a high-risk person: psychologically informed physiotherapy
+#: (Keele's stratified care, Hill et al., Lancet 2011; NICE NG59 1.1.2-1.1.3 risk stratification).
+HIGH_RISK_NEXT_STEP = (
+    "not this programme; next step: psychologically informed physiotherapy "
+    "(STarT Back stratified care for high risk, NICE NG59 1.1.2)"
+)
+
+
+def _startback(f: _Facts) -> Criterion:
+    result = f.ref.effective_start_back()
     if result is None:
         return _c("startback", Outcome.UNKNOWN, "no STarT Back screening")
     risk = Risk(result.risk)
     known = (("total", result.total), ("psychosocial", result.psychosocial))
     figures = ", ".join(f"{name} {value}" for name, value in known if value is not None) or "score not given"
-    if risk is Risk.MEDIUM:
-        return _c("startback", Outcome.MET, f"medium risk ({figures})")
-    if risk is Risk.HIGH:
-        return _c("startback", Outcome.NOT_MET, f"high risk ({figures}): medium risk expected")
-    # Low risk may be accepted when the person would benefit and wishes to take part, but only after a
-    # clinician's review: never a silent pass or fail (DESIGN.md; issue: "gives needs-review").
+    answers = f.ref.eligibility
     wishes = {True: "wishes to take part", False: "does not wish to take part", None: "wish to take part not stated"}
+    if risk is Risk.HIGH:
+        return _c("startback", Outcome.NOT_MET, f"high risk ({figures}): {HIGH_RISK_NEXT_STEP}")
+    if risk is Risk.MEDIUM:
+        if answers.wishes_to_take_part is False:
+            # A declined wish to take part is never a pass, at any risk (issue 9).
+            return _c(
+                "startback",
+                Outcome.UNKNOWN,
+                f"medium risk ({figures}), but does not wish to take part: talk it through with the person",
+            )
+        return _c("startback", Outcome.MET, f"medium risk ({figures})")
+    # Low risk may be accepted when the person would benefit and wishes to take part, but only after a
+    # clinician's review: never a silent pass or fail (DESIGN.md, "The programme").
     benefit = {True: "would benefit", False: "would not benefit", None: "benefit not stated"}
-    answers = ref.eligibility
     said = f"{wishes[answers.wishes_to_take_part]}, {benefit[answers.would_benefit_from_group]}"
     return _c("startback", Outcome.UNKNOWN, f"low risk ({figures}), {said}: clinician review needed")
 
 
-def _back(ref: Referral) -> list[Criterion]:
-    answers = ref.eligibility
+def _back(f: _Facts) -> list[Criterion]:
+    answers = f.ref.eligibility
     return [
-        _age(ref, BACK_MIN_AGE),
-        _c("site", Outcome.MET, "low back pain")
-        if Site.LOWER_BACK in ref.affected_sites
-        else _c("site", Outcome.NOT_MET, "lower back not affected"),
-        _duration(ref, strictly_more=True, recurrent=answers.recurrent_episodes),
-        _diagnosis(
-            ref, answers.non_specific_low_back_pain, NON_SPECIFIC_LOW_BACK_PAIN_CODES, "non-specific low back pain"
-        ),
-        _startback(ref),
-        _mobility(ref),
+        _age(f, BACK_MIN_AGE),
+        _site(f, frozenset({Site.LOWER_BACK}), "lower back not affected"),
+        _duration(f, strictly_more=True, recurrent=answers.recurrent_episodes),
+        _back_diagnosis(f),
+        _red_flags(f),
+        _startback(f),
+        _mobility(f),
         _yes_no(
             "group",
             answers.able_to_join_group,
@@ -242,7 +381,7 @@ def _back(ref: Referral) -> list[Criterion]:
             "not able to join a group with minimal supervision",
             "ability to join a group not stated",
         ),
-        _contraindications(ref),
+        _contraindications(f),
         _yes_no(
             "benefit",
             answers.would_benefit_from_group,
@@ -254,28 +393,41 @@ def _back(ref: Referral) -> list[Criterion]:
     ]
 
 
-RULES: dict[Pathway, Callable[[Referral], list[Criterion]]] = {Pathway.KNEE_HIP: _knee_hip, Pathway.BACK: _back}
-
-
-@dataclass(frozen=True)
-class ReviewFlag:
-    """A criterion a clinician must look at: the fact behind it is missing, unclear or contradictory."""
-
-    criterion: str  # a code of CRITERIA
-    reason: str
+RULES: dict[Pathway, Callable[[_Facts], list[Criterion]]] = {Pathway.KNEE_HIP: _knee_hip, Pathway.BACK: _back}
 
 
 def _flagged(criterion: Criterion, flags: Sequence[ReviewFlag]) -> Criterion:
-    reasons = [f.reason for f in flags if f.criterion == criterion.code]
+    """A flagged criterion is never met: met becomes unknown, the flags' reasons first; a not-met stays
+    not-met (the flags cannot make it pass) with their reasons added after the rule's own."""
+    reasons = [flag.reason for flag in flags if flag.criterion == criterion.code]
     if not reasons:
         return criterion
-    outcome = Outcome.NOT_MET if criterion.outcome is Outcome.NOT_MET else Outcome.UNKNOWN
-    return Criterion(criterion.code, criterion.title, outcome, "; ".join([*reasons, criterion.reason]))
+    if criterion.outcome is Outcome.NOT_MET:
+        return _c(criterion.code, Outcome.NOT_MET, "; ".join([criterion.reason, *reasons]))
+    return _c(criterion.code, Outcome.UNKNOWN, "; ".join([*reasons, criterion.reason]))
 
 
-def assess(ref: Referral, flags: Sequence[ReviewFlag] = ()) -> EligibilityResult:
-    """The decision; a flagged criterion is never met (met becomes unknown, with the flag's reason first)."""
-    criteria = tuple(_flagged(c, flags) for c in RULES[ref.pathway](ref))
+def assess(
+    ref: Referral,
+    flags: Sequence[ReviewFlag] = (),
+    *,
+    red_flags: Mapping[str, RedFlag] | None = None,
+    where: Mapping[str, str] | None = None,
+) -> EligibilityResult:
+    """Assess a referral against its pathway's criteria (:data:`PATHWAY_CRITERIA`).
+
+    ``flags`` are doubts the reader raised about the facts behind a criterion; each must name a criterion
+    of the referral's pathway (ValueError otherwise: a flag is never dropped unseen). ``red_flags`` is the
+    red-flag table (None: the built-in :data:`escape_fhir.domain.red_flags.RED_FLAGS`). ``where`` maps
+    referral field paths (``diagnoses[2]``) to where the fact was found (``Bundle.entry[3].resource.code``),
+    for the reasons.
+    """
+    assessed = PATHWAY_CRITERIA[ref.pathway]
+    stray = sorted({flag.criterion for flag in flags} - set(assessed))
+    if stray:
+        raise ValueError(f"review flags for {', '.join(stray)}, not assessed on the {ref.pathway.value} pathway")
+    facts = _Facts(ref, RED_FLAGS if red_flags is None else red_flags, where or {})
+    criteria = tuple(_flagged(c, flags) for c in RULES[ref.pathway](facts))
     outcomes = {c.outcome for c in criteria}
     if Outcome.NOT_MET in outcomes:
         decision = Decision.NOT_ELIGIBLE

@@ -8,7 +8,7 @@ Field names are camelCase on the wire.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -23,12 +23,13 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
-from escape_fhir.domain.startback import parse_answers, score
+from escape_fhir.domain.startback import parse_answers, score, startback_field_problems
 from escape_fhir.errors import FieldError, ReferralInputError, ScoringInputError
 
 
@@ -73,10 +74,12 @@ LOW_BACK_PAIN_CODES = {
     "134407002": "Chronic back pain",
     "279040009": "Mechanical low back pain",
 }
-#: The codes that establish non-specific low back pain for the rules. Backache (161891005) and chronic back
-#: pain (134407002) do not say the pain is low back pain, and 279040009 is unconfirmed (nhs-standards.md 5),
-#: so those leave the criterion for the clinician.
-NON_SPECIFIC_LOW_BACK_PAIN_CODES = {k: LOW_BACK_PAIN_CODES[k] for k in ("279039007", "278860009")}
+#: The codes that establish non-specific low back pain for the rules: none. "Low back pain" (279039007) and
+#: "chronic low back pain" (278860009) do not say that specific causes were excluded, and no SNOMED CT concept
+#: for non-specific low back pain could be confirmed (nhs-standards.md 5 and 9.4; issue 9), so only the
+#: answer ``nonSpecificLowBackPain`` settles the criterion. A concept that states it may be added here once
+#: it can be cited.
+NON_SPECIFIC_LOW_BACK_PAIN_CODES: dict[str, str] = {}
 SCIATICA_CODE = "23056005"
 
 ODS_CODE = re.compile(r"^[A-Z0-9]{1,9}$")
@@ -138,9 +141,11 @@ class Patient(_Model):
         default="02",
         description="UK Core NHS number verification status (England): 01 verified, 02 present but not traced, ...",
     )
-    name: HumanName
-    birth_date: IsoDate
-    sex: Literal["female", "male", "other", "unknown"]
+    # Name, birth date and sex may be missing from a received referral (the reader maps what it finds); the
+    # rules then leave age for the clinician, and the FHIR builders leave the element out.
+    name: HumanName | None = None
+    birth_date: IsoDate | None = None
+    sex: Literal["female", "male", "other", "unknown"] | None = None
     address: Address | None = None
     phone: NonEmpty | None = None
     email: NonEmpty | None = None
@@ -159,7 +164,7 @@ class Patient(_Model):
 
 
 class Organisation(_Model):
-    ods_code: str = Field(description="ODS organisation code, 1-9 letters or digits")
+    ods_code: str | None = Field(default=None, description="ODS organisation code, 1-9 letters or digits")
     name: NonEmpty | None = None
     service_id: NonEmpty | None = Field(
         default=None, description="Directory of Services id of the receiving service (BaRS routing)"
@@ -167,11 +172,20 @@ class Organisation(_Model):
 
     @field_validator("ods_code")
     @classmethod
-    def _ods(cls, value: str) -> str:
+    def _ods(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         code = value.strip().upper()
         if not ODS_CODE.match(code):
             raise ValueError(f"{value!r} is not an ODS code (1-9 letters or digits)")
         return code
+
+    @model_validator(mode="after")
+    def _named(self) -> Organisation:
+        # FHIR Organization org-1: a name or an identifier; a received organisation may lack its ODS code.
+        if self.ods_code is None and self.name is None:
+            raise ValueError("an organisation needs an odsCode or a name")
+        return self
 
 
 class Registration(_Model):
@@ -180,9 +194,9 @@ class Registration(_Model):
 
 
 class Referrer(_Model):
-    name: HumanName
+    name: HumanName | None = None
     role: Literal["gp", "physiotherapist", "msk-practitioner", "orthopaedic-surgeon", "nurse", "other"]
-    organisation: Organisation
+    organisation: Organisation | None = None
     registration: Registration | None = None
     phone: NonEmpty | None = None
     email: NonEmpty | None = None
@@ -233,11 +247,22 @@ BACK_ONLY = (
 
 
 class StartBackResult(_Model):
-    """A STarT Back result received without its item answers (e.g. only LOINC-coded Observations)."""
+    """A STarT Back result received without its item answers (e.g. only LOINC-coded Observations).
+
+    The scores must be in range and the risk must follow from them by Keele's rule (startback.risk_for): a
+    result that contradicts itself is refused, naming the fields (issue 9).
+    """
 
     total: StrictInt | None = Field(default=None, ge=0, le=9)
     psychosocial: StrictInt | None = Field(default=None, ge=0, le=5)
     risk: Literal["low", "medium", "high"]
+
+    @model_validator(mode="after")
+    def _keele(self) -> StartBackResult:
+        problems = startback_field_problems(self.total, self.psychosocial, self.risk)
+        if problems:
+            raise ValueError(_join([FieldError(name, message) for name, message in problems]))
+        return self
 
 
 class Referral(_Model):
@@ -248,9 +273,15 @@ class Referral(_Model):
     patient: Patient
     referrer: Referrer | None = Field(default=None, description="Required unless source is self-referral")
     receiver: Organisation | None = Field(default=None, description="The ESCAPE-pain site referred to")
-    affected_sites: list[Site] = Field(default_factory=list)
+    affected_sites: list[Site] = Field(
+        default_factory=list, description="May be empty when not stated: the site criterion is then left for review"
+    )
     symptom_duration_months: StrictInt | None = Field(default=None, ge=0, le=1200)
-    symptom_onset_date: IsoDate | None = Field(default=None, description="When the symptoms began")
+    symptom_onset_date: IsoDate | None = Field(
+        default=None,
+        description="When the symptoms began (YYYY-MM-DD), if known; the duration rule counts calendar months "
+        "from it to the referral date",
+    )
     diagnoses: list[Diagnosis] = Field(default_factory=list)
     eligibility: EligibilityAnswers = Field(default_factory=EligibilityAnswers)
     start_back: dict[str, Any] | None = Field(
@@ -283,8 +314,9 @@ class Referral(_Model):
             raise ValueError(_join(exc.errors)) from None
 
     @model_validator(mode="after")
-    def _consistent(self) -> Referral:
-        problems = consistency_problems(self.model_dump(mode="json", by_alias=True, exclude_none=True))
+    def _consistent(self, info: ValidationInfo) -> Referral:
+        today = _today(info.context)
+        problems = consistency_problems(self.model_dump(mode="json", by_alias=True, exclude_none=True), today)
         if self.start_back is not None and self.start_back_result is not None:
             computed = score(self.start_back)
             given = self.start_back_result
@@ -343,7 +375,7 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
     return errors
 
 
-def consistency_problems(data: dict[str, Any]) -> list[FieldError]:
+def consistency_problems(data: dict[str, Any], today: date | None = None) -> list[FieldError]:
     """Checks across fields, on the JSON form, so that they run even when some field is invalid."""
     problems: list[FieldError] = []
     pathway, source = data.get("pathway"), data.get("source")
@@ -370,16 +402,75 @@ def consistency_problems(data: dict[str, Any]) -> list[FieldError]:
         for f in misplaced
         if answers and answers.get(to_camel(f)) is not None
     )
-    birth = (data.get("patient") or {}).get("birthDate") if isinstance(data.get("patient"), dict) else None
-    referred = data.get("referralDate")
-    dates = (birth, referred)
-    if all(isinstance(d, str) and ISO_DATE.match(d) for d in dates) and str(birth) > str(referred):
-        problems.append(FieldError("patient.birthDate", f"{birth} is after the referral date {referred}"))
+    problems.extend(date_problems(data, today or date.today()))
     return problems
 
 
-def load_referral(data: bytes | str | dict[str, Any]) -> Referral:
-    """Read a referral from JSON text or a decoded object; every bad field is reported at once."""
+#: Oldest plausible age on the referral date: older is a typing error (issue 9: "a patient aged 136").
+MAX_AGE = 120
+#: Clock skew allowed between the sender and us before a date counts as in the future.
+CLOCK_SKEW = timedelta(days=1)
+
+
+def _date_at(data: dict[str, Any], path: str) -> date | None:
+    value: Any = data
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    if not (isinstance(value, str) and ISO_DATE.match(value)):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def date_problems(data: dict[str, Any], today: date) -> list[FieldError]:
+    """Dates that cannot be true: in the future, out of order, or an age over :data:`MAX_AGE`.
+
+    A referral built on such a date would be assessed on a wrong age or duration, so it is refused at input
+    rather than assessed (issue 9; docs/clinical-safety.md).
+    """
+    birth, referred = _date_at(data, "patient.birthDate"), _date_at(data, "referralDate")
+    onset = _date_at(data, "symptomOnsetDate")
+    latest = today + CLOCK_SKEW
+    problems = [
+        FieldError(path, f"{value} is in the future (today is {today})")
+        for path, value in (("patient.birthDate", birth), ("referralDate", referred), ("symptomOnsetDate", onset))
+        if value is not None and value > latest
+    ]
+    if birth and referred and birth > referred:
+        problems.append(FieldError("patient.birthDate", f"{birth} is after the referral date {referred}"))
+    elif birth and referred and referred <= latest and age_on(birth, referred) > MAX_AGE:
+        age = age_on(birth, referred)
+        problems.append(
+            FieldError(
+                "patient.birthDate", f"{birth} gives an age of {age} on {referred}: over {MAX_AGE} is not plausible"
+            )
+        )
+    if onset and referred and onset > referred:
+        problems.append(FieldError("symptomOnsetDate", f"{onset} is after the referral date {referred}"))
+    if onset and birth and onset < birth:
+        problems.append(FieldError("symptomOnsetDate", f"{onset} is before the birth date {birth}"))
+    return problems
+
+
+def age_on(birth: date, on: date) -> int:
+    """Age in whole years on a date (a 29 February birthday falls on 1 March in a common year)."""
+    years = on.year - birth.year
+    return years - 1 if (on.month, on.day) < (birth.month, birth.day) else years
+
+
+def _today(context: object) -> date:
+    """The date "today" for the date checks: ``load_referral(..., today=)`` (tests, replays) or the clock."""
+    given = context.get("today") if isinstance(context, dict) else None
+    return given if isinstance(given, date) else date.today()
+
+
+def load_referral(data: bytes | str | dict[str, Any], *, today: date | None = None) -> Referral:
+    """Read a referral from JSON text or a decoded object; every bad field is reported at once.
+
+    ``today`` is the date future dates are judged against (default: the clock's date).
+    """
     if not isinstance(data, dict):
         try:
             data = orjson.loads(data)
@@ -389,13 +480,13 @@ def load_referral(data: bytes | str | dict[str, Any]) -> Referral:
         raise ReferralInputError([FieldError("", "a referral must be a JSON object")])
     try:
         # Wire names only (camelCase): snake_case keys are unknown fields, as the published schema says.
-        return Referral.model_validate(data, by_alias=True, by_name=False)
+        return Referral.model_validate(data, by_alias=True, by_name=False, context={"today": today})
     except ValidationError as exc:
         errors = _field_errors(exc)
         if not any(e.location in ("referral", "") for e in errors):
             # The cross-field checks did not run (a field failed first): run them on the raw input.
             known = {(e.location, e.message) for e in errors}
-            errors += [e for e in consistency_problems(data) if (e.location, e.message) not in known]
+            errors += [e for e in consistency_problems(data, today) if (e.location, e.message) not in known]
         raise ReferralInputError(errors) from None
 
 

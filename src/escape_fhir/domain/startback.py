@@ -95,6 +95,59 @@ def risk_for(total: int, psychosocial: int) -> Risk:
     return Risk.HIGH if psychosocial >= 4 else Risk.MEDIUM
 
 
+MAX_TOTAL = len(ITEM_CODES)
+MAX_PSYCHOSOCIAL = len(PSYCHOSOCIAL_CODES)
+
+
+def _possible_risks(total: int | None, psychosocial: int | None) -> set[Risk]:
+    """The risks Keele's rule allows for what is known of the scores (either may be missing)."""
+    totals = range(MAX_TOTAL + 1) if total is None else (total,)
+    subscores = range(MAX_PSYCHOSOCIAL + 1) if psychosocial is None else (psychosocial,)
+    return {risk_for(t, p) for t in totals for p in subscores if p <= t}
+
+
+def startback_field_problems(total: object, psychosocial: object, risk: object) -> list[tuple[str, str]]:
+    """What is wrong with a STarT Back result, as (field, message) pairs; empty when it is consistent.
+
+    Checks (nhs-standards.md 4.2): total 0-9, psychosocial subscore 0-5, the subscore (items 5-9) no more
+    than the total (items 1-9), and a risk that follows from the scores by Keele's rule. With one score
+    missing, the risk must still be one the known score allows (total 2 is always low; subscore 4 always
+    high). Values of the wrong type are reported rather than raised, since they come from a sender.
+    """
+    problems: list[tuple[str, str]] = []
+    scores: dict[str, int | None] = {}
+    for name, value, top in (("total", total, MAX_TOTAL), ("psychosocial", psychosocial, MAX_PSYCHOSOCIAL)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top):
+            problems.append((name, f"{value!r} is not a score from 0 to {top}"))
+            value = None
+        scores[name] = value if isinstance(value, int) else None
+    known_total, known_sub = scores["total"], scores["psychosocial"]
+    if known_total is not None and known_sub is not None and known_sub > known_total:
+        problems.append(("psychosocial", f"subscore {known_sub} is more than the total {known_total}"))
+        return problems
+    if risk not in {r.value for r in Risk}:
+        return [*problems, ("risk", f"{risk!r} is not a STarT Back risk (low, medium or high)")]
+    allowed = _possible_risks(known_total, known_sub)
+    if Risk(str(risk)) not in allowed:
+        figures = " and ".join(
+            f"{name} {value}"
+            for name, value in (("total", known_total), ("psychosocial subscore", known_sub))
+            if value is not None
+        )
+        expected = " or ".join(sorted(r.value for r in allowed))
+        problems.append(("risk", f"{risk} does not follow from {figures}: Keele's rule gives {expected}"))
+    return problems
+
+
+def startback_problems(total: object, psychosocial: object, risk: object) -> list[str]:
+    """The problems of a received STarT Back result in plain words (empty when consistent).
+
+    The FHIR reader calls this on a result read from a sender's Observations: a contradiction there makes
+    the STarT Back criterion ``unknown`` with these words, where the referral input format refuses it.
+    """
+    return [f"STarT Back {field}: {message}" for field, message in startback_field_problems(total, psychosocial, risk)]
+
+
 def score(answers: Mapping[str, str]) -> StartBackScore:
     """Score a complete set of answers (use :func:`parse_answers` first on untrusted input)."""
     checked = parse_answers(answers)

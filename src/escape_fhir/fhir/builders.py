@@ -92,11 +92,15 @@ def patient_resource(patient: Patient) -> Json:
                 "value": patient.nhs_number,
             }
         ]
-    res["name"] = [_name(patient.name)]
+    # Name, sex and birth date may be unknown in a received referral: the element is then left out.
+    if patient.name:
+        res["name"] = [_name(patient.name)]
     if telecom := _telecom(patient.phone, patient.email):
         res["telecom"] = telecom
-    res["gender"] = patient.sex
-    res["birthDate"] = patient.birth_date.isoformat()
+    if patient.sex:
+        res["gender"] = patient.sex
+    if patient.birth_date:
+        res["birthDate"] = patient.birth_date.isoformat()
     if patient.address:
         address: Json = {"use": "home"}
         if patient.address.lines:
@@ -109,10 +113,9 @@ def patient_resource(patient: Patient) -> Json:
 
 
 def organization_resource(org: Organisation) -> Json:
-    res: Json = {
-        "resourceType": "Organization",
-        "identifier": [{"system": codes.ODS_ORGANIZATION, "value": org.ods_code}],
-    }
+    res: Json = {"resourceType": "Organization"}
+    if org.ods_code:
+        res["identifier"] = [{"system": codes.ODS_ORGANIZATION, "value": org.ods_code}]
     if org.name:
         res["name"] = org.name
     return res
@@ -123,20 +126,21 @@ def practitioner_resource(referrer: Referrer) -> Json:
     if referrer.registration:
         system = codes.REGISTRATION_SYSTEMS[referrer.registration.body]
         res["identifier"] = [{"system": system, "value": referrer.registration.number}]
-    res["name"] = [_name(referrer.name)]
+    if referrer.name:
+        res["name"] = [_name(referrer.name)]
     if telecom := _telecom(referrer.phone, referrer.email):
         res["telecom"] = telecom
     return res
 
 
-def practitioner_role_resource(referrer: Referrer, practitioner: str, organization: str) -> Json:
+def practitioner_role_resource(referrer: Referrer, practitioner: str, organization: str | None) -> Json:
     coding = [_coding(codes.CS_REFERRER_ROLE, referrer.role)]
     if referrer.role == "gp":
         coding.append(_coding(codes.SNOMED, *codes.SNOMED_GENERAL_PRACTITIONER))
     return {
         "resourceType": "PractitionerRole",
         "practitioner": {"reference": practitioner},
-        "organization": {"reference": organization},
+        **({"organization": {"reference": organization}} if organization else {}),
         "code": [{"coding": coding}],
     }
 
@@ -268,7 +272,9 @@ def _add_referrer(rs: ResourceSet, referral: Referral) -> str | None:
     if ref is None:
         return rs.ref("patient")
     practitioner = rs.add("practitioner", practitioner_resource(ref))
-    organization = rs.add("referrer-organization", organization_resource(ref.organisation))
+    organization = (
+        rs.add("referrer-organization", organization_resource(ref.organisation)) if ref.organisation else None
+    )
     return rs.add("practitioner-role", practitioner_role_resource(ref, practitioner, organization))
 
 

@@ -90,7 +90,10 @@ def message_bundle(referral: Referral, rs: ResourceSet, reason: MessageReason) -
     receiver_url = rs.ref("receiver") if referral.receiver else None
     # A self-referral arrives through the receiving site's own form: the site is then the sender.
     sender_org = referral.referrer.organisation if referral.referrer else referral.receiver
-    sender_url = rs.ref("referrer-organization") if referral.referrer else receiver_url
+    if referral.referrer:
+        sender_url = rs.ref("referrer-organization") if referral.referrer.organisation else None
+    else:
+        sender_url = receiver_url
     header = message_header(rs, referral, reason, service_request_url, receiver_url, sender_url, sender_org)
     header_url = rs.add("message-header", header)
     header_entry = rs.entries.pop()
@@ -112,11 +115,12 @@ def message_header(
         "resourceType": "MessageHeader",
         "eventCoding": {"system": codes.CS_MESSAGE_EVENTS_BARS, "code": "servicerequest-request"},
     }
-    if referral.receiver is not None and receiver is not None:
-        header["destination"] = [{"endpoint": _endpoint(referral.receiver), "receiver": {"reference": receiver}}]
+    destination = _endpoint(referral.receiver) if referral.receiver is not None else None
+    if destination is not None and receiver is not None:
+        header["destination"] = [{"endpoint": destination, "receiver": {"reference": receiver}}]
     if sender:
         header["sender"] = {"reference": sender}
-    source_endpoint = _endpoint(sender_org) if sender_org is not None else f"urn:escape-fhir:{rs.referral_id}"
+    source_endpoint = (_endpoint(sender_org) if sender_org is not None else None) or f"urn:escape-fhir:{rs.referral_id}"
     header["source"] = {
         "name": "escape-fhir",
         "software": "escape-fhir",
@@ -129,11 +133,12 @@ def message_header(
     return header
 
 
-def _endpoint(org: Organisation) -> str:
-    """BaRS endpoints are written ``system|value``: the DoS service id where known, else the ODS code."""
+def _endpoint(org: Organisation) -> str | None:
+    """BaRS endpoints are written ``system|value``: the DoS service id where known, else the ODS code (None:
+    an organisation known only by name has no endpoint)."""
     if org.service_id:
         return f"{codes.DOS_SERVICE_ID}|{org.service_id}"
-    return f"{codes.ODS_ORGANIZATION}|{org.ods_code}"
+    return f"{codes.ODS_ORGANIZATION}|{org.ods_code}" if org.ods_code else None
 
 
 def transaction_bundle(rs: ResourceSet) -> Json:

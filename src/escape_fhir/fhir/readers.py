@@ -17,11 +17,21 @@ present is dropped silently: what is not understood is a warning (in the acknowl
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from escape_fhir.domain import Referral, load_referral
-from escape_fhir.domain.eligibility import Criterion, EligibilityResult, Outcome, ReviewFlag, assess
+from escape_fhir.domain import (
+    PATHWAY_CRITERIA,
+    Criterion,
+    EligibilityResult,
+    Outcome,
+    RedFlag,
+    Referral,
+    ReviewFlag,
+    assess,
+    load_referral,
+)
 from escape_fhir.domain.referral import Site
 from escape_fhir.errors import Issue, MappingError, ReferralInputError
 from escape_fhir.fhir import codes
@@ -118,10 +128,13 @@ LOOKED_FOR: Final[dict[str, tuple[tuple[str, ...], str]]] = {
 }
 
 
-def assess_read(read: ReadResult) -> EligibilityResult:
-    """The eligibility of a referral read from a Bundle: its flags applied, and each criterion left unknown
-    for want of a fact saying where that fact was looked for (issue 8)."""
-    result = assess(read.referral, read.flags)
+def assess_read(read: ReadResult, red_flags: Mapping[str, RedFlag] | None = None) -> EligibilityResult:
+    """The eligibility of a referral read from a Bundle: its flags applied (those of the other pathway's
+    criteria are left to the warnings), red flags named where they were found, and each criterion left
+    unknown for want of a fact saying where that fact was looked for (issue 8)."""
+    assessed = PATHWAY_CRITERIA[read.referral.pathway]
+    flags = [f for f in read.flags if f.criterion in assessed]
+    result = assess(read.referral, flags, red_flags=red_flags, where=read.where())
     data = read.referral.to_json_dict()
     criteria = []
     for c in result.criteria:

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from escape_fhir.domain.startback import ITEM_CODES, risk_for, score
+from escape_fhir.domain.startback import ITEM_CODES, risk_for, score, startback_problems
 from escape_fhir.errors import MappingError
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.bundle_index import Json, Node, objects
@@ -52,30 +52,6 @@ def loinc_of(concept: Any) -> str | None:
         if coding.get("system") == codes.LOINC and isinstance(coding.get("code"), str):
             return str(coding["code"])
     return None
-
-
-def result_problems(total: int | None, psychosocial: int | None, risk: str) -> list[str]:
-    """Why a STarT Back result cannot be right (ranges, subscore <= total, the Keele rule), or nothing."""
-    problems = []
-    if total is not None and not 0 <= total <= 9:
-        problems.append(f"total {total} is outside 0-9")
-    if psychosocial is not None and not 0 <= psychosocial <= 5:
-        problems.append(f"psychosocial subscore {psychosocial} is outside 0-5")
-    if problems:
-        return problems
-    if total is not None and psychosocial is not None:
-        if psychosocial > total:
-            return [f"psychosocial subscore {psychosocial} is more than the total {total}"]
-        expected = risk_for(total, psychosocial).value
-        if expected != risk:
-            return [f"risk {risk} does not follow from total {total} and subscore {psychosocial} (Keele: {expected})"]
-    elif total is not None and total <= 3 and risk != "low":
-        return [f"risk {risk} does not follow from total {total} (Keele: a total of 3 or less is low)"]
-    elif total is not None and total >= 4 and risk == "low":
-        return [f"risk low does not follow from total {total} (Keele: low needs a total of 3 or less)"]
-    elif psychosocial is not None and psychosocial >= 4 and risk != "high":
-        return [f"risk {risk} does not follow from subscore {psychosocial} (Keele: 4 or more is high)"]
-    return []
 
 
 def find_startback(ctx: Context) -> StartBackFound:
@@ -259,7 +235,7 @@ def _result(ctx: Context, values: dict[str, tuple[str, Json]], location: str, pl
         if "risk" not in result:
             out.problems.append(f"the STarT Back scores at {location} give no risk level")
             return
-    problems = result_problems(result.get("total"), result.get("psychosocial"), result["risk"])
+    problems = startback_problems(result.get("total"), result.get("psychosocial"), result["risk"])
     if problems:
         shown = ", ".join(f"{k} {v}" for k, v in result.items())
         out.problems.append(f"the STarT Back result at {location} ({shown}) cannot be right: {'; '.join(problems)}")
