@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Final
 
 from escape_fhir.domain import (
@@ -32,6 +33,7 @@ from escape_fhir.domain import (
     assess,
     load_referral,
 )
+from escape_fhir.domain.eligibility import MIN_DURATION_MONTHS, calendar_months
 from escape_fhir.domain.referral import Site
 from escape_fhir.errors import Issue, MappingError, ReferralInputError
 from escape_fhir.fhir import codes
@@ -329,13 +331,37 @@ class _Reading:
         if months:
             self.out["symptomDurationMonths"] = months[0].value
             self.record("symptomDurationMonths", f"{months[0].value} months", months[0].location, months[0].place)
-        if onsets:
-            latest = max(onsets, key=lambda f: str(f.value))
-            self.out["symptomOnsetDate"] = latest.value
-            self.record("symptomOnsetDate", latest.value, latest.location, latest.place)
-            if len({f.value for f in onsets}) > 1:
-                shown = ", ".join(f"{f.value} ({f.location})" for f in onsets)
+        chosen = [day for f in onsets if (day := self._onset_day(f)) is not None]
+        if chosen:
+            latest = max(chosen)
+            self.out["symptomOnsetDate"] = latest[0]
+            self.record("symptomOnsetDate", latest[0], latest[1], "Condition.onset[x]")
+            if len({day for day, _ in chosen}) > 1:
+                shown = ", ".join(f"{day} ({where})" for day, where in chosen)
                 self.flag("duration", f"the onset dates disagree: {shown}; the latest is used")
+
+    def _onset_day(self, found: Found) -> tuple[str, str] | None:
+        """One day that stands for an onset given as a range of days (a month, a year, an age), when every
+        day of the range gives the same duration verdict; else None, and the criterion is flagged."""
+        referred = _date(self.out.get("referralDate"))
+        first, last = found.value
+        if referred is None:
+            return first.isoformat(), found.location
+        if first > referred:
+            self.flag("duration", f"the onset at {found.location} ({first}) is after the referral date {referred}")
+            return None
+        last = min(last, referred)
+        strictly_more = self.out["pathway"] == "back"
+        verdicts = {_long_enough(day, referred, strictly_more) for day in (first, last)}
+        if len(verdicts) > 1:
+            self.flag(
+                "duration",
+                f"the onset at {found.location} may be any day from {first} to {last}: "
+                "that range cannot tell whether the symptoms have lasted long enough",
+            )
+            return None
+        # Both ends agree: the latest day when long enough, the earliest when not (either way, the same verdict).
+        return (last if verdicts == {True} else first).isoformat(), found.location
 
     def _source(self, kind: str, referrer: Json | None) -> None:
         found = self._collect("source")
@@ -375,6 +401,21 @@ class _Reading:
             if node.type == "QuestionnaireResponse" or "STarT" in what:
                 criterion = "startback" if self.out["pathway"] == "back" else "diagnosis"
                 self.flag(criterion, f"{what} at {node.location} was not understood")
+
+
+def _date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
+
+
+def _long_enough(onset: date, referred: date, strictly_more: bool) -> bool:
+    """The duration rule of the domain (calendar months from onset to referral) for one onset day."""
+    months, days = calendar_months(onset, referred)
+    if strictly_more:
+        return months > MIN_DURATION_MONTHS or (months == MIN_DURATION_MONTHS and days > 0)
+    return months >= MIN_DURATION_MONTHS
 
 
 def _ours(node: Node) -> bool:

@@ -248,23 +248,25 @@ _PERIOD_WORDS: Final = {"day": 1 / 30.4375, "week": 7 / 30.4375, "month": 1.0, "
 _UCUM_AGE: Final = {"a": 12.0, "mo": 1.0, "wk": 7 / 30.4375, "d": 1 / 30.4375}
 
 
-def _latest_day(partial: str) -> date | None:
-    """The last day a partial FHIR date may mean ("2025-03" -> 2025-03-31): the shortest duration."""
+def day_range(partial: str) -> tuple[date, date] | None:
+    """The first and last day a FHIR date or dateTime may mean ("2025-03" -> 1 to 31 March 2025)."""
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", partial[:10]):
-            return date.fromisoformat(partial[:10])
-        if re.fullmatch(r"\d{4}-\d{2}", partial[:7]):
+            day = date.fromisoformat(partial[:10])
+            return day, day
+        if re.fullmatch(r"\d{4}-\d{2}", partial):
             first = date(int(partial[:4]), int(partial[5:7]), 1)
-            return (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-        if re.fullmatch(r"\d{4}", partial[:4]):
-            return date(int(partial[:4]), 12, 31)
+            return first, (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        if re.fullmatch(r"\d{4}", partial):
+            return date(int(partial), 1, 1), date(int(partial), 12, 31)
     except ValueError:
         return None
     return None
 
 
 def onset_dates(ctx: Context) -> Iterator[Found]:
-    """Condition.onsetDateTime, onsetPeriod.start, and onsetAge on the patient's birth date."""
+    """When the symptoms began, as the range of days it may mean: Condition.onsetDateTime, onsetPeriod.start,
+    a date written in onsetString, and onsetAge on the patient's birth date."""
     birth = ctx.patient.get("birthDate") if ctx.patient is not None else None
     for node in _main_conditions(ctx):
         period = node.get("onsetPeriod")
@@ -275,26 +277,25 @@ def onset_dates(ctx: Context) -> Iterator[Found]:
             # A date written as text ("2025-03"); words go to months_in_onset_text.
             ("onsetString", text if isinstance(text, str) and re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", text) else None),
         ):
-            if isinstance(value, str) and (day := _latest_day(value)) is not None:
-                yield Found(day.isoformat(), node.at(element))
+            if isinstance(value, str) and (days := day_range(value)) is not None:
+                yield Found(days, node.at(element))
         age = node.get("onsetAge")
-        born = _latest_day(birth) if isinstance(birth, str) else None
-        if isinstance(age, dict) and born is not None and (day := _onset_from_age(age, born)) is not None:
-            yield Found(day.isoformat(), node.at("onsetAge"))
+        born = day_range(birth) if isinstance(birth, str) else None
+        if isinstance(age, dict) and born is not None and (days := _onset_from_age(age, born[0])) is not None:
+            yield Found(days, node.at("onsetAge"))
 
 
-def _onset_from_age(age: Json, born: date) -> date | None:
-    """Onset at an age: the latest day the person was that age (an age in years spans a whole year)."""
+def _onset_from_age(age: Json, born: date) -> tuple[date, date] | None:
+    """Onset at an age: from the day the person reached that age to the day before the next (in the unit)."""
     value, unit = age.get("value"), age.get("code") or age.get("unit")
     if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 150:
         return None
     months = _UCUM_AGE.get(str(unit))
     if months is None:
         return None
-    span = months if months >= 1 else 0  # the age "60 years" lasts until the 61st birthday
-    days = int((value * months + span) * 30.4375) - 1
     try:
-        return born + timedelta(days=max(days, 0))
+        start = born + timedelta(days=int(value * months * 30.4375))
+        return start, start + timedelta(days=max(int(months * 30.4375) - 1, 0))
     except OverflowError:
         return None
 
