@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Final
 
 from escape_fhir.domain.referral import Pathway, Site
@@ -125,8 +126,12 @@ class Form:
     copyright: str | None = None
     variables: tuple[tuple[str, str], ...] = ()  # SDC root variables: (name, FHIRPath)
 
+    @cached_property
+    def _by_link(self) -> dict[str, Question]:
+        return {q.link_id: q for q in self.questions}
+
     def question(self, link_id: str) -> Question | None:
-        return next((q for q in self.questions if q.link_id == link_id), None)
+        return self._by_link.get(link_id)
 
     def to_fhir(self) -> dict[str, Any]:
         q: dict[str, Any] = {"resourceType": "Questionnaire", "id": self.id, "meta": {"profile": [Q_PROFILE]}}

@@ -22,13 +22,19 @@ from urllib.parse import parse_qsl
 Json = dict[str, Any]
 
 
-@dataclass(frozen=True)
 class Node:
-    """A resource of the Bundle (an entry's or a contained one) and where it is."""
+    """A resource of the Bundle (an entry's or a contained one) and where it is. Compared by identity: two
+    entries with the same content are still two resources."""
 
-    resource: Json
-    location: str
-    entry: int  # the entry it is, or is contained in
+    __slots__ = ("entry", "location", "resource")
+
+    def __init__(self, resource: Json, location: str, entry: int) -> None:
+        self.resource = resource
+        self.location = location
+        self.entry = entry  # the entry it is, or is contained in
+
+    def __repr__(self) -> str:
+        return f"Node({self.type} at {self.location})"
 
     @property
     def type(self) -> str:

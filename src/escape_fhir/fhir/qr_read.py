@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from escape_fhir.domain.referral import EligibilityAnswers, Pathway, Site, StartBackResult
 from escape_fhir.domain.startback import ITEM_CODES, risk_for, score
@@ -82,8 +82,7 @@ class _Issues:
             raise MappingError(self.errors)
 
 
-@dataclass(frozen=True)
-class _Answered:
+class _Answered(NamedTuple):
     """One recognised item: its question, its location and its answers converted to Python values."""
 
     question: Question
@@ -99,16 +98,21 @@ class _Answered:
 
 
 def _walk(parent: dict[str, Any], location: str, issues: _Issues) -> Iterator[tuple[dict[str, Any], str]]:
-    """Every item below ``parent``, depth first, including items nested under answers."""
-    for index, child in enumerate(_objects(parent, "item", location, issues)):
+    """Every item below ``parent``, depth first, including items nested under answers (no recursion: a
+    deeply nested response cannot exhaust the stack)."""
+    stack = [(item, f"{location}.item[{i}]") for i, item in enumerate(_objects(parent, "item", location, issues))]
+    stack.reverse()
+    while stack:
+        child, here = stack.pop()
         if child is None:
             continue
-        here = f"{location}.item[{index}]"
         yield child, here
-        yield from _walk(child, here, issues)
+        below = [(item, f"{here}.item[{i}]") for i, item in enumerate(_objects(child, "item", here, issues))]
         for k, answer in enumerate(_objects(child, "answer", here, issues)):
             if answer is not None:
-                yield from _walk(answer, f"{here}.answer[{k}]", issues)
+                at = f"{here}.answer[{k}]"
+                below += [(item, f"{at}.item[{i}]") for i, item in enumerate(_objects(answer, "item", at, issues))]
+        stack.extend(reversed(below))
 
 
 def _objects(parent: dict[str, Any], key: str, location: str, issues: _Issues) -> list[dict[str, Any] | None]:
@@ -119,6 +123,8 @@ def _objects(parent: dict[str, Any], key: str, location: str, issues: _Issues) -
     if not isinstance(value, list):
         issues.error("invalid", f"{key} must be a list", f"{location}.{key}")
         return []
+    if all(isinstance(element, dict) for element in value):
+        return value
     out: list[dict[str, Any] | None] = []
     for index, element in enumerate(value):
         if not isinstance(element, dict):
@@ -175,7 +181,10 @@ def _read_answers(question: Question, item: dict[str, Any], location: str, issue
 
 def _value(answer: dict[str, Any]) -> tuple[str, Any] | None:
     """The answer's value[x] as (type name, value), e.g. ("Coding", {...})."""
-    return next(((key[5:], v) for key, v in answer.items() if key.startswith("value") and len(key) > 5), None)
+    for key, v in answer.items():
+        if key.startswith("value") and len(key) > 5:
+            return key[5:], v
+    return None
 
 
 def _convert(question: Question, answer: dict[str, Any], location: str, issues: _Issues) -> Any:
@@ -194,12 +203,22 @@ def _convert(question: Question, answer: dict[str, Any], location: str, issues: 
     return converted
 
 
+_ACCEPTED: dict[int, tuple[str, ...]] = {}
+
+
 def _accepted(question: Question) -> tuple[str, ...]:
+    """The value[x] types an answer to the question may have (kept per question: asked for every answer)."""
+    known = _ACCEPTED.get(id(question))
+    if known is not None:
+        return known
     if question.type != "choice":
-        return (question.type.capitalize(),)
-    # Items 1-8 of STarT Back are agree/disagree; engines often render them as yes/no booleans.
-    agree = {o.code for o in question.options} == {"agree", "disagree"}
-    return ("Coding", "String", "Boolean") if agree else ("Coding", "String")
+        accepted: tuple[str, ...] = (question.type.capitalize(),)
+    else:
+        # Items 1-8 of STarT Back are agree/disagree; engines often render them as yes/no booleans.
+        agree = {o.code for o in question.options} == {"agree", "disagree"}
+        accepted = ("Coding", "String", "Boolean") if agree else ("Coding", "String")
+    _ACCEPTED[id(question)] = accepted  # questions are module-level constants: their ids are stable
+    return accepted
 
 
 def _boolean(question: Question, kind: str, value: Any) -> bool | None:

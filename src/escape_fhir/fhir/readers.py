@@ -20,7 +20,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Final
+from functools import cache
+from typing import Any, Final, NamedTuple
 
 from escape_fhir.domain import (
     PATHWAY_CRITERIA,
@@ -41,7 +42,7 @@ from escape_fhir.fhir.bundle_index import Json, Node, objects
 from escape_fhir.fhir.qr_read import read_eligibility_response
 from escape_fhir.fhir.sender_context import Context, EligibilityRead, Found
 from escape_fhir.fhir.sender_people import find_identifier, read_patient, read_receiver, read_requester
-from escape_fhir.fhir.sender_places import PLACES, programme_named
+from escape_fhir.fhir.sender_places import PLACES, Place, programme_named
 from escape_fhir.fhir.sender_startback import find_startback, score_of
 
 #: The criterion a referral field bears on: a field that cannot be used flags it for review.
@@ -67,16 +68,21 @@ CRITERION_OF_FIELD: Final = {
 #: Fields whose error refuses the referral: identity and dates that cannot be true are not clinical detail.
 FATAL_FIELDS: Final = ("referralDate", "pathway", "patient.nhsNumber", "patient.birthDate", "source", "referral", "")
 SITE_WORDS: Final = {s: s.value.replace("-", " ") for s in Site}
+#: The first places of PLACES["pathway"] state the programme; the others only suggest it.
+STATED_PATHWAY_PLACES: Final = 3
 
 
-@dataclass(frozen=True)
-class Provenance:
+class Provenance(NamedTuple):
     """One fact read, shown as a clinician would say it, and where in the Bundle it came from."""
 
     field: str
-    value: str
+    raw: Any
     location: str
     place: str = ""
+
+    @property
+    def value(self) -> str:
+        return _shown(self.raw)
 
     def line(self) -> str:
         via = f" ({self.place})" if self.place else ""
@@ -162,7 +168,7 @@ class _Reading:
         self.flags: list[ReviewFlag] = []
 
     def record(self, field_path: str, value: Any, location: str, place: str = "") -> None:
-        self.provenance.append(Provenance(field_path, _shown(value), location, place))
+        self.provenance.append(Provenance(field_path, value, location, place))
 
     def flag(self, criterion: str, reason: str) -> None:
         if all(f.reason != reason for f in self.flags):
@@ -174,7 +180,7 @@ class _Reading:
         ctx.eligibility = _eligibility(ctx, self)
         self._startback()
         self._diagnoses()
-        sites = self._collect("affectedSites")
+        sites = self._collect("affectedSites", PLACES["affectedSites"][:-1]) or self._collect("affectedSites")
         self._pathway()
         self._sites(sites)
         self._duration()
@@ -194,9 +200,9 @@ class _Reading:
         self._not_understood()
 
     # --- one fact each -----------------------------------------------------------------------------------
-    def _collect(self, fact: str) -> list[Found]:
+    def _collect(self, fact: str, places: tuple[Place, ...] | None = None) -> list[Found]:
         found: list[Found] = []
-        for place in PLACES[fact]:
+        for place in PLACES[fact] if places is None else places:
             found += [Found(f.value, f.location, place.label) for f in place.find(self.ctx)]
         self.ctx.found[fact] = found
         return found
@@ -259,7 +265,13 @@ class _Reading:
                 self.record(f"diagnoses[{i}]", f"{f.value['code']} {f.value.get('display', '')}".strip(), f.location)
 
     def _pathway(self) -> None:
-        found = self._collect("pathway")
+        # The places that state the programme (its code, its questionnaire, STarT Back) are all read, so that
+        # they can be checked against each other; the places that only suggest it are read until one does.
+        found = self._collect("pathway", PLACES["pathway"][:STATED_PATHWAY_PLACES])
+        for place in PLACES["pathway"][STATED_PATHWAY_PLACES:]:
+            if found:
+                break
+            found = [Found(f.value, f.location, place.label) for f in place.find(self.ctx)]
         if not found:
             named = list(programme_named(self.ctx))
             where = f"; ESCAPE-pain is named at {named[0].location} but" if named else ";"
@@ -280,8 +292,7 @@ class _Reading:
         chosen = found[0]
         self.out["pathway"] = chosen.value
         self.record("pathway", chosen.value, chosen.location, chosen.place)
-        strong = [f for f in found if f.place in {p.label for p in PLACES["pathway"][:4]}]
-        others = [f for f in (strong if chosen in strong else found) if f.value != chosen.value]
+        others = [f for f in found if f.value != chosen.value]
         if others:
             self.flag(
                 "site",
@@ -494,6 +505,7 @@ def _eligibility(ctx: Context, reading: _Reading) -> EligibilityRead | None:
     return None
 
 
+@cache
 def _kebab(name: str) -> str:
     return re.sub(r"([A-Z])", lambda m: "-" + m.group(1).lower(), name)
 
@@ -526,11 +538,11 @@ def _load(reading: _Reading) -> Referral:
     """The referral; a field the input format refuses is left out (a warning, and a flag on its criterion),
     except the fields whose error refuses the referral (FATAL_FIELDS)."""
     out = reading.out
-    where = {p.field: p.location for p in reversed(reading.provenance)}
     for _attempt in range(50):
         try:
             return load_referral({k: v for k, v in out.items() if v is not None})
         except ReferralInputError as exc:
+            where = {p.field: p.location for p in reversed(reading.provenance)}
             fatal = [e for e in exc.errors if _fatal(e.location)]
             if fatal:
                 raise MappingError(

@@ -5,7 +5,7 @@ the resources that may carry the referral's facts (Conditions, answers, Observat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from escape_fhir.errors import Issue, MappingError
 from escape_fhir.fhir import codes
@@ -14,8 +14,7 @@ from escape_fhir.fhir.bundle_index import BundleIndex, Json, Node, objects
 SUPPORTED_TYPES = ("message", "transaction", "collection")
 
 
-@dataclass(frozen=True)
-class Found:
+class Found(NamedTuple):
     """One value of a fact, where it was found, and the place (row of the table) that found it."""
 
     value: Any

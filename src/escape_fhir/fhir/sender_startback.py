@@ -58,10 +58,11 @@ def find_startback(ctx: Context) -> StartBackFound:
     out = StartBackFound()
     for node in ctx.responses:
         _response(ctx, node, out)
-    panels = [n for n in ctx.observations if loinc_of(n.get("code")) == codes.STARTBACK_PANEL[0]]
-    for node in panels:
-        _panel(ctx, node, out)
-    scores = [n for n in ctx.observations if loinc_of(n.get("code")) in SCORE_NAMES]
+    coded = [(loinc_of(n.get("code")), n) for n in ctx.observations]
+    for code, node in coded:
+        if code == codes.STARTBACK_PANEL[0]:
+            _panel(ctx, node, out)
+    scores = [n for code, n in coded if code in SCORE_NAMES]
     if scores:
         _scores(ctx, scores, out)
     return out

@@ -80,6 +80,8 @@ def sites_in_text(text: str) -> list[Site]:
     """Sites named in free text ("right knee", "both hips", "OA L knee"): each joint, with the side words
     just before it."""
     lowered = text.lower()
+    if not any(word in lowered for word in ("knee", "hip", "back", "lumbar", "lumbago")):
+        return []
     found: list[Site] = []
     for pattern, joint, plural_sides in _JOINT_WORDS:
         for match in pattern.finditer(lowered):
