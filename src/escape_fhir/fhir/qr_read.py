@@ -393,7 +393,10 @@ def _result(
     else:
         issues.warn("STarT Back scores without a risk level are ignored", base)
         return None
+    before = len(issues.errors)
     _check_scores(answers, (total, psychosocial, risk), (given_total, given_sub, level), issues)
+    if len(issues.errors) > before:
+        return None  # the scores contradict each other: reported, not built (the result model refuses them)
     return StartBackResult(total=given_total, psychosocial=given_sub, risk=level)
 
 
