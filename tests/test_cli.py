@@ -31,7 +31,7 @@ def test_eligibility_text_names_the_decision_and_every_criterion(capsys: pytest.
     lines = out.splitlines()
     assert code == 0
     assert lines[0] == "needs-review"
-    assert len(lines) == 1 + 9  # nine back criteria
+    assert len(lines) == 1 + 10  # ten back criteria
     assert any(line.split()[0] == "unknown" and "STarT Back risk" in line and "low risk" in line for line in lines)
 
 
@@ -165,3 +165,70 @@ def test_installed_command_reads_stdin() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.decode().splitlines()[0] == "needs-review"
+
+
+# --- clinical safety (issue 9): a site's red flags, a contradictory score -----------------------------------
+
+
+def test_eligibility_uses_the_sites_red_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flags = tmp_path / "red-flags.csv"
+    flags.write_text("code,display,pathway\n239873007,Knee OA (a site's test exclusion),knee-hip\n", encoding="utf-8")
+    monkeypatch.setenv("ESCAPE_FHIR_RED_FLAGS", str(flags))
+    code, out, _ = run(capsys, "eligibility", "--json", KNEE)
+    result = json.loads(out)
+    assert code == 0
+    assert result["decision"] == "not-eligible"
+    (red,) = [c for c in result["criteria"] if c["code"] == "red-flags"]
+    assert red["outcome"] == "not-met"
+    assert "239873007 Knee OA (a site's test exclusion) (found at diagnoses[0])" in red["reason"]
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix", "message"),
+    [
+        pytest.param("code,display,pathway\n239873008,typo,back\n", ".csv", "row 1.code", id="bad check digit"),
+        pytest.param('{"code": "239873007"}', ".json", "expected a JSON list", id="JSON object, not a list"),
+        pytest.param("239873007", ".txt", "must be a .csv or .json file", id="unknown file type"),
+    ],
+)
+def test_a_bad_red_flag_list_exits_2_naming_the_row(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    content: str,
+    suffix: str,
+    message: str,
+) -> None:
+    flags = tmp_path / f"red-flags{suffix}"
+    flags.write_text(content, encoding="utf-8")
+    monkeypatch.setenv("ESCAPE_FHIR_RED_FLAGS", str(flags))
+    code, out, err = run(capsys, "eligibility", KNEE)
+    assert (code, out) == (2, "")
+    assert err.startswith("error: invalid red-flag list")
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_a_missing_red_flag_list_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESCAPE_FHIR_RED_FLAGS", str(tmp_path / "absent.csv"))
+    code, _, err = run(capsys, "eligibility", KNEE)
+    assert code == 2
+    assert "absent.csv: cannot read" in err
+
+
+def test_a_contradictory_startback_result_is_refused_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    referral = json.loads(Path(SELF_LOW).read_text(encoding="utf-8"))
+    referral.pop("startBack", None)
+    referral["startBackResult"] = {"total": 8, "psychosocial": 5, "risk": "medium"}
+    path = tmp_path / "referral.json"
+    path.write_text(json.dumps(referral), encoding="utf-8")
+    for command in ("eligibility", "translate"):
+        code, out, err = run(capsys, command, str(path))
+        assert (code, out) == (2, "")
+        assert "startBackResult.risk: medium does not follow from total 8 and psychosocial subscore 5" in err

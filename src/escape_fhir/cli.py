@@ -47,8 +47,12 @@ def _write_json(obj: Any) -> None:
 
 def cmd_eligibility(args: argparse.Namespace) -> int:
     from escape_fhir.domain import assess, load_referral
+    from escape_fhir.site_red_flags import red_flags_from_env
 
-    result = assess(load_referral(_read(args.file)))
+    # The site's own red flags (ESCAPE_FHIR_RED_FLAGS) are read before the referral, so a bad list is
+    # reported even for a good referral.
+    red_flags = red_flags_from_env()
+    result = assess(load_referral(_read(args.file)), red_flags=red_flags)
     if args.json:
         _write_json(result.as_dict())
         return EXIT_OK

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     #: step 1): with endpoints set, a referral whose MessageHeader names none of them is refused (422).
     #: Empty: any destination is accepted. JSON list in the environment.
     endpoints: list[str] = Field(default_factory=list)
+    #: A site's own red flags and exclusions (CSV or JSON of code, display, pathway) added to the built-in
+    #: table (escape_fhir.site_red_flags.load_red_flags; docs/clinical-safety.md). None: the built-in table.
+    red_flags: Path | None = None
     #: The outbox (README "Sending referrals and the outbox"): a message is dead after this many attempts;
     #: retries wait ``outbox_backoff_seconds`` doubling up to ``outbox_backoff_max_seconds`` unless the
     #: receiver's Retry-After says otherwise (nhs-standards.md 1.2); a runner holds a message for

@@ -8,6 +8,7 @@ valid base referral and lists every ``[location, message fragment]`` expected in
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 import pytest
@@ -165,3 +166,29 @@ def test_schema_accepts_valid_cases(case: dict[str, Any]) -> None:
 )
 def test_schema_refuses_structural_errors(change: dict[str, Any]) -> None:
     assert list(_validator().iter_errors(changed(BASES["back-full"], change))) != []
+
+
+# --- dates judged against today ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "refused"),
+    [
+        pytest.param("referralDate", "2025-03-10", False, id="referral dated today"),
+        pytest.param("referralDate", "2025-03-11", False, id="referral dated tomorrow: one day of clock skew"),
+        pytest.param("referralDate", "2025-03-12", True, id="referral dated two days ahead"),
+        pytest.param("patient.birthDate", "2025-03-12", True, id="born two days ahead (after the referral date too)"),
+        pytest.param("symptomOnsetDate", "2025-03-12", True, id="onset two days ahead"),
+    ],
+)
+def test_future_dates_allow_one_day_of_clock_skew(path: str, value: str, refused: bool) -> None:
+    today = date(2025, 3, 10)
+    data = changed(BASES["knee-hip-minimal"], {"set": {"referralDate": "2025-03-10", path: value}})
+    if not refused:
+        assert load_referral(data, today=today).to_json_dict()[path] == value
+        return
+    with pytest.raises(ReferralInputError) as caught:
+        load_referral(data, today=today)
+    assert (path, f"{value} is in the future (today is 2025-03-10)") in [
+        (e.location, e.message) for e in caught.value.errors
+    ]

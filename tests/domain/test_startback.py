@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from escape_fhir.domain import ITEM_CODES, Risk, StartBackScore, parse_answers, score
+from escape_fhir.domain import ITEM_CODES, Risk, StartBackScore, parse_answers, score, startback_problems
 from escape_fhir.errors import InputError, ScoringInputError
 
 from . import changed, load_table
@@ -135,3 +135,19 @@ def test_as_dict_shape() -> None:
     assert as_dict == {"total": 5, "psychosocial": 3, "risk": "medium"}
     assert type(as_dict["risk"]) is str  # a plain string, ready for JSON, not the enum
     assert all(type(as_dict[k]) is int for k in ("total", "psychosocial"))
+
+
+# --- a received result: startback_problems ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c["id"]) for c in TABLE["results"]])
+def test_received_result_problems(case: dict[str, Any]) -> None:
+    assert startback_problems(case["total"], case["psychosocial"], case["risk"]) == case["problems"]
+
+
+@pytest.mark.parametrize("risk", ["low", "medium", "high"])
+def test_every_complete_result_is_consistent_exactly_when_keele_gives_its_risk(risk: str) -> None:
+    # Independently of the module: RISK_TABLE above is the rule as Keele states it.
+    for total, subscore in itertools.product(range(10), range(6)):
+        consistent = subscore <= total and RISK_TABLE[(total <= 3, subscore >= 4)] == risk
+        assert (startback_problems(total, subscore, risk) == []) is consistent, (total, subscore, risk)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from escape_fhir.domain import load_referral
+from escape_fhir.domain import assess, load_referral
 from escape_fhir.errors import MappingError
 from escape_fhir.fhir.bundles import translate
 from escape_fhir.fhir.formats import parse
@@ -131,6 +131,8 @@ def _device_requester(bundle: Json) -> None:
 
 # Refused: not a referral we can identify (change, location with the entry index of that type, message fragment).
 BROKEN = [
+    pytest.param(_set("Patient", "birthDate", "1889-01-01"), ("Patient", "birthDate"), "over 120 is not plausible",
+                 id="patient aged 136 on the referral date"),
     pytest.param(_bad_nhs_number, ("Patient", "identifier[0].value"), "fails the NHS number check digit",
                  id="NHS number with a bad check digit"),
     pytest.param(_unknown_verification, ("Patient", "identifier[0].extension[0].valueCodeableConcept.coding[0]"),
@@ -205,7 +207,7 @@ def test_not_a_bundle() -> None:
 def test_every_problem_is_reported_at_once() -> None:
     bundle = knee_bundle()
     _bad_nhs_number(bundle)
-    _unknown_verification(bundle)
+    _set("Patient", "birthDate", "1889-01-01")(bundle)
     with pytest.raises(MappingError) as info:
         read_referral(bundle)
     assert len(info.value.issues) == 2
@@ -224,3 +226,12 @@ def test_bars_examples_are_judged_without_crashing() -> None:
     assert len(referrals) == 3
     assert all(verdicts[name].startswith("not an ESCAPE-pain referral") for name in referrals)
     assert verdicts["400BadRequest.json"] == "expected a Bundle"
+
+
+def test_a_patient_without_birth_date_is_read_and_age_left_for_review() -> None:
+    bundle = knee_bundle()
+    _drop("Patient", "birthDate")(bundle)
+    referral = read_referral(bundle).referral
+    assert referral.patient.birth_date is None
+    age = assess(referral).criteria[0]
+    assert (age.code, age.outcome.value, age.reason) == ("age", "unknown", "birth date not stated")

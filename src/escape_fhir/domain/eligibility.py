@@ -179,7 +179,9 @@ def _duration_said(f: _Facts, strictly_more: bool) -> tuple[Outcome, str]:
     stated, onset = ref.symptom_duration_months, ref.symptom_onset_date
     if onset is not None:
         months, days = calendar_months(onset, ref.referral_date)
-        span = f"symptoms since {onset}: {months} months" + (f" and {days} day{'s' if days > 1 else ''}" if days else "")
+        span = f"symptoms since {onset}: {months} months" + (
+            f" and {days} day{'s' if days > 1 else ''}" if days else ""
+        )
         # A person rounds "3 months and 20 days" to 4: a stated figure agrees with the completed months or,
         # when part of a month has passed, the next one.
         if stated is not None and stated not in {months, months + (1 if days else 0)}:

@@ -128,6 +128,44 @@ SITE_COLUMNS = ("code", "display", "pathway")
 SITE_SOURCE = "added by this site (ESCAPE_FHIR_RED_FLAGS)"
 
 
+# SNOMED CT identifiers end in a Verhoeff check digit (SNOMED CT Technical Implementation Guide, "Check
+# digit"): checking it catches a mistyped code in a site's list, which would otherwise never match and
+# silently let a red flag through. Written here (the standard dihedral-group tables) since no maintained
+# library for it fits.
+_VERHOEFF_D = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
+    (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
+    (3, 4, 0, 1, 2, 8, 9, 5, 6, 7),
+    (4, 0, 1, 2, 3, 9, 5, 6, 7, 8),
+    (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
+    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2),
+    (7, 6, 5, 9, 8, 2, 1, 0, 4, 3),
+    (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
+    (9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+)
+_VERHOEFF_P = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    (1, 5, 7, 6, 2, 8, 3, 0, 9, 4),
+    (5, 8, 0, 3, 7, 9, 6, 1, 4, 2),
+    (8, 9, 1, 6, 0, 4, 3, 5, 2, 7),
+    (9, 4, 5, 3, 1, 2, 6, 8, 7, 0),
+    (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
+    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5),
+    (7, 0, 4, 6, 9, 1, 3, 2, 5, 8),
+)
+
+
+def is_sctid(code: str) -> bool:
+    """A well-formed SNOMED CT concept id: 6-18 digits, no leading zero, a valid Verhoeff check digit."""
+    if not (code.isdigit() and 6 <= len(code) <= 18 and code[0] != "0"):
+        return False
+    check = 0
+    for i, digit in enumerate(reversed(code)):
+        check = _VERHOEFF_D[check][_VERHOEFF_P[i % 8][int(digit)]]
+    return check == 0
+
+
 class RedFlagInputError(InputError):
     """A site's red-flag list that cannot be used: every bad row is named."""
 
@@ -143,8 +181,8 @@ def _site_flag(row: object, where: str) -> tuple[RedFlag | None, list[FieldError
     unknown = sorted(str(k) for k in row if k not in SITE_COLUMNS)
     errors += [FieldError(f"{where}.{key}", "unknown column") for key in unknown]
     code, display, pathway = (str(row.get(k) or "").strip() for k in SITE_COLUMNS)
-    if code and not (code.isdigit() and 6 <= len(code) <= 18 and code[0] != "0"):
-        errors.append(FieldError(f"{where}.code", f"{code!r} is not a SNOMED CT concept id"))
+    if code and not is_sctid(code):
+        errors.append(FieldError(f"{where}.code", f"{code!r} is not a SNOMED CT concept id (check digit)"))
     pathways = {"both": BOTH, "back": BACK, "knee-hip": KNEE_HIP}.get(pathway)
     if pathway and pathways is None:
         errors.append(FieldError(f"{where}.pathway", f"{pathway!r} is not knee-hip, back or both"))

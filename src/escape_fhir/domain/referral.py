@@ -250,19 +250,14 @@ class StartBackResult(_Model):
     """A STarT Back result received without its item answers (e.g. only LOINC-coded Observations).
 
     The scores must be in range and the risk must follow from them by Keele's rule (startback.risk_for): a
-    result that contradicts itself is refused, naming the fields (issue 9).
+    referral whose result contradicts itself is refused, naming the fields (issue 9; checked with the other
+    cross-field rules in :func:`consistency_problems`, so that a reader may still hold such a result and
+    turn it into a review flag with :func:`escape_fhir.domain.startback.startback_problems`).
     """
 
     total: StrictInt | None = Field(default=None, ge=0, le=9)
     psychosocial: StrictInt | None = Field(default=None, ge=0, le=5)
     risk: Literal["low", "medium", "high"]
-
-    @model_validator(mode="after")
-    def _keele(self) -> StartBackResult:
-        problems = startback_field_problems(self.total, self.psychosocial, self.risk)
-        if problems:
-            raise ValueError(_join([FieldError(name, message) for name, message in problems]))
-        return self
 
 
 class Referral(_Model):
@@ -402,8 +397,24 @@ def consistency_problems(data: dict[str, Any], today: date | None = None) -> lis
         for f in misplaced
         if answers and answers.get(to_camel(f)) is not None
     )
+    result = data.get("startBackResult")
+    if isinstance(result, dict) and pathway == Pathway.BACK.value:
+        problems.extend(_startback_result_problems(result))
     problems.extend(date_problems(data, today or date.today()))
     return problems
+
+
+def _startback_result_problems(result: dict[str, Any]) -> list[FieldError]:
+    """Keele's rule on a supplied result. A value out of range or of the wrong type is left to the field's own
+    validator, which names it already."""
+    total, psychosocial, risk = (result.get(k) for k in ("total", "psychosocial", "risk"))
+    in_range = all(v is None or (type(v) is int and 0 <= v <= top) for v, top in ((total, 9), (psychosocial, 5)))
+    if not in_range or risk not in ("low", "medium", "high"):
+        return []
+    return [
+        FieldError(f"startBackResult.{name}", message)
+        for name, message in startback_field_problems(total, psychosocial, risk)
+    ]
 
 
 #: Oldest plausible age on the referral date: older is a typing error (issue 9: "a patient aged 136").

@@ -22,6 +22,7 @@ from escape_fhir.domain.eligibility import (
     Decision,
     Outcome,
 )
+from escape_fhir.domain.red_flags import RED_FLAGS, RedFlag
 from escape_fhir.domain.referral import Pathway, ReferralSource, Referrer, Site
 from escape_fhir.domain.startback import AGREE_ANSWERS, BOTHERSOME_ANSWERS
 from escape_fhir.fhir import codes
@@ -87,6 +88,8 @@ def _criterion() -> Terms:
         "in recurrent episodes (backs).",
         "diagnosis": "A clinical diagnosis of knee or hip osteoarthritis, or non-specific low back pain with or "
         "without radicular pain.",
+        "red-flags": "No coded diagnosis is a red flag or exclusion of the pathway (ValueSet red-flags and the "
+        "site's own list). Codes can show a red flag, never its absence: triage still screens red flags.",
         "supervised-exercise": "Knees and hips: the person needs a supervised exercise programme.",
         "mobility": "The person is independently mobile.",
         "contraindications": "The person has no contraindications to exercise.",
@@ -280,6 +283,40 @@ VS_MESSAGE_REASON: Final = f"{VS}/bars-message-reason"
 VS_REFERRAL_STATUS: Final = f"{VS}/referral-status"
 VS_RESPONSE_STATUS: Final = f"{VS}/final-response-status"
 VS_OBSERVATION_STATUS: Final = f"{VS}/final-observation-status"
+VS_RED_FLAGS: Final = f"{VS}/red-flags"
+#: FHIR R4 core extensions on ValueSet.compose.include.concept: what a code means here, and a comment (the
+#: source of the rule and the pathways it applies to).
+EXT_CONCEPT_DEFINITION: Final = "http://hl7.org/fhir/StructureDefinition/valueset-concept-definition"
+EXT_CONCEPT_COMMENTS: Final = "http://hl7.org/fhir/StructureDefinition/valueset-concept-comments"
+
+
+def red_flag_value_set() -> Json:
+    """The built-in red flags and exclusions (escape_fhir.domain.red_flags.RED_FLAGS), one SNOMED CT concept
+    each with its meaning and source. Descendants are not included: without a terminology server they cannot
+    be computed, so the common ones are listed and a site adds more (ESCAPE_FHIR_RED_FLAGS)."""
+    description = (
+        "SNOMED CT concepts that exclude a referral from ESCAPE-pain: serious spinal pathology and specific "
+        "causes of back pain (NICE NG59), alternative diagnoses to osteoarthritis of the knee or hip (NICE "
+        "NG226). Only the listed concepts match: descendants are not computed (no terminology server), so "
+        "common descendants are listed and each site may add codes of its own."
+    )
+    concepts = [
+        {
+            "extension": [
+                {"url": EXT_CONCEPT_DEFINITION, "valueString": flag.meaning},
+                {"url": EXT_CONCEPT_COMMENTS, "valueString": f"Source: {flag.source}. Pathways: {_pathways(flag)}."},
+            ],
+            "code": flag.code,
+            "display": flag.display,
+        }
+        for flag in RED_FLAGS.values()
+    ]
+    vs = _metadata("ValueSet", "red-flags", VS_RED_FLAGS, "Red flags and exclusions", description)
+    return vs | {"compose": {"include": [{"system": codes.SNOMED, "concept": concepts}]}}
+
+
+def _pathways(flag: RedFlag) -> str:
+    return " and ".join(codes.PROGRAMME_DISPLAY[p.value] for p in Pathway if p in flag.pathways)
 
 
 def external_value_sets() -> list[Json]:
@@ -332,7 +369,7 @@ def external_value_sets() -> list[Json]:
             (("final", None), ("amended", None), ("corrected", None)),
         ),
     ]
-    return [listed_value_set(*row) for row in rows]
+    return [*(listed_value_set(*row) for row in rows), red_flag_value_set()]
 
 
 def terminology_resources() -> list[Json]:
