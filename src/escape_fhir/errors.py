@@ -6,6 +6,7 @@
      +-- InputError            input that cannot be used (bad JSON, bad field, unknown answer)
      |    +-- ReferralInputError     a referral document that fails its schema (carries field errors)
      |    +-- ScoringInputError      STarT Back answers missing or unknown
+     |    +-- RedFlagInputError      a site's red-flag list (ESCAPE_FHIR_RED_FLAGS) with bad rows
      |    +-- FhirFormatError        FHIR JSON/XML that cannot be parsed (incl. refused unsafe XML)
      +-- MappingError          a FHIR resource or Bundle that cannot be mapped to a referral;
      |                         carries the OperationOutcome issues saying where and why
@@ -65,6 +66,14 @@ class ScoringInputError(InputError):
     def __init__(self, errors: Sequence[FieldError]) -> None:
         self.errors = list(errors)
         super().__init__("cannot score STarT Back: " + "; ".join(str(e) for e in self.errors))
+
+
+class RedFlagInputError(InputError):
+    """A site's red-flag list that cannot be used: every bad row is named."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("invalid red-flag list: " + "; ".join(str(e) for e in self.errors))
 
 
 class FhirFormatError(InputError):

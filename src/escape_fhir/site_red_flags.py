@@ -23,8 +23,8 @@ from pathlib import Path
 
 import orjson
 
-from escape_fhir.domain.red_flags import RED_FLAGS, RedFlag, RedFlagInputError, with_site_flags
-from escape_fhir.errors import FieldError
+from escape_fhir.domain.red_flags import RED_FLAGS, RedFlag, with_site_flags
+from escape_fhir.errors import FieldError, RedFlagInputError
 
 ENV_VAR = "ESCAPE_FHIR_RED_FLAGS"
 

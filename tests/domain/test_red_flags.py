@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from escape_fhir.domain import RED_FLAGS, Decision, Outcome, Pathway, RedFlagInputError, assess, load_referral
+from escape_fhir.domain import RED_FLAGS, Decision, Outcome, Pathway, assess, load_referral
 from escape_fhir.domain.red_flags import BOTH, SITE_SOURCE, is_sctid, with_site_flags
+from escape_fhir.errors import RedFlagInputError
 from escape_fhir.fhir.conformance import conformance_resources
 
 from . import changed, load_table

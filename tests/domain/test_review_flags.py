@@ -98,3 +98,28 @@ def test_red_flags_none_is_the_built_in_table_and_an_empty_table_finds_nothing()
     assert assess(referral, red_flags=None) == assess(referral)
     outcome, reason = _criterion(assess(referral, red_flags={}), "red-flags")
     assert (outcome, reason.split(";")[0]) == ("met", "no red flag or exclusion among the 1 coded diagnosis")
+
+
+def test_where_names_both_sides_of_a_conflict() -> None:
+    change = {"set": {"eligibility.clinicalDiagnosisOfOsteoarthritis": False, "diagnoses": [{"code": "239873007"}]}}
+    referral = load_referral(changed(BASES["knee-hip"], change))
+    where = {
+        "eligibility.clinicalDiagnosisOfOsteoarthritis": "Bundle.entry[6].resource.item[3].answer[0]",
+        "diagnoses[0]": "Bundle.entry[8].resource.code",
+    }
+    assert _criterion(assess(referral, where=where), "diagnosis") == (
+        "unknown",
+        "answer says no clinical diagnosis of knee or hip osteoarthritis (found at "
+        "Bundle.entry[6].resource.item[3].answer[0]), but 239873007 Osteoarthritis of knee (found at "
+        "Bundle.entry[8].resource.code) is coded for an affected joint (left knee): check which is right",
+    )
+
+
+def test_where_names_both_sides_of_a_duration_disagreement() -> None:
+    referral = load_referral(changed(BASES["knee-hip"], {"set": {"symptomOnsetDate": "2024-12-10"}}))
+    where = {"symptomOnsetDate": "Bundle.entry[5].resource.item[2]", "symptomDurationMonths": "Obs.value"}
+    assert _criterion(assess(referral, where=where), "duration") == (
+        "unknown",
+        "symptoms since 2024-12-10: 3 months to the referral date (found at Bundle.entry[5].resource.item[2]), "
+        "but the duration is given as 6 months (found at Obs.value): check which is right",
+    )

@@ -5,7 +5,7 @@ Pure Python with no FHIR and no I/O. Nothing here imports from the rest of the p
 
 from escape_fhir.domain.criteria import PATHWAY_CRITERIA, ReviewFlag
 from escape_fhir.domain.eligibility import Criterion, Decision, EligibilityResult, Outcome, assess
-from escape_fhir.domain.red_flags import RED_FLAGS, RedFlag, RedFlagInputError, with_site_flags
+from escape_fhir.domain.red_flags import RED_FLAGS, RedFlag, with_site_flags
 from escape_fhir.domain.referral import (
     Address,
     Diagnosis,
@@ -49,7 +49,6 @@ __all__ = [
     "Pathway",
     "Patient",
     "RedFlag",
-    "RedFlagInputError",
     "Referral",
     "ReferralSource",
     "Referrer",

@@ -16,6 +16,7 @@ Every criterion is reported as met / not-met / unknown with a reason a triage cl
 rule cannot settle a criterion from what it is given (a conflict between an answer and a code, whole months
 at the boundary, a declined wish to take part) it says ``unknown`` with both sides, never a guess. Each
 rule, its source and its test are in docs/clinical-safety.md.
+
 The decision: any criterion not met -> ``not-eligible``; otherwise any unknown -> ``needs-review``;
 otherwise ``eligible``.
 """
@@ -85,6 +86,10 @@ class _Facts:
         """``239873007 Osteoarthritis of knee (found at Bundle.entry[3].resource.code)``."""
         display = names.get(d.code) or d.display or "no display"
         return f"{d.code} {display} (found at {self.where.get(f'diagnoses[{i}]', f'diagnoses[{i}]')})"
+
+    def at(self, path: str) -> str:
+        """`` (found at <FHIR location>)`` for a referral field the reader located, else nothing."""
+        return f" (found at {self.where[path]})" if path in self.where else ""
 
     def sites(self) -> str:
         sites = self.ref.affected_sites
@@ -186,7 +191,8 @@ def _duration_said(f: _Facts, strictly_more: bool) -> tuple[Outcome, str]:
         # when part of a month has passed, the next one.
         if stated is not None and stated not in {months, months + (1 if days else 0)}:
             return Outcome.UNKNOWN, (
-                f"{span} to the referral date, but the duration is given as {stated} months: check which is right"
+                f"{span} to the referral date{f.at('symptomOnsetDate')}, but the duration is given as {stated} "
+                f"months{f.at('symptomDurationMonths')}: check which is right"
             )
         if _enough(months, days, strictly_more):
             return Outcome.MET, f"{span} ({bound} months)"
@@ -219,6 +225,10 @@ def _duration(f: _Facts, *, strictly_more: bool, recurrent: bool | None) -> Crit
 
 # --- diagnosis -----------------------------------------------------------------------------------------------
 
+#: The referral field paths of the two diagnosis answers, as keys of ``where``.
+OA_ANSWER = "eligibility.clinicalDiagnosisOfOsteoarthritis"
+LBP_ANSWER = "eligibility.nonSpecificLowBackPain"
+
 
 def _oa_diagnosis(f: _Facts) -> Criterion:
     answer, what = f.ref.eligibility.clinical_diagnosis_of_osteoarthritis, "knee or hip osteoarthritis"
@@ -233,7 +243,7 @@ def _oa_diagnosis(f: _Facts) -> Criterion:
         return _c(
             "diagnosis",
             Outcome.UNKNOWN,
-            f"answer says no clinical diagnosis of {what}, but {said} is coded "
+            f"answer says no clinical diagnosis of {what}{f.at(OA_ANSWER)}, but {said} is coded "
             f"for an affected joint ({sites}): check which is right",
         )
     if answer is False:
@@ -244,7 +254,7 @@ def _oa_diagnosis(f: _Facts) -> Criterion:
             return _c(
                 "diagnosis",
                 Outcome.UNKNOWN,
-                f"answer says clinical diagnosis of {what}, but the "
+                f"answer says clinical diagnosis of {what}{f.at(OA_ANSWER)}, but the "
                 f"osteoarthritis code {said} is not about the affected joint ({sites}): check which joint",
             )
         return _c("diagnosis", Outcome.UNKNOWN, f"diagnosis {said} is not about the affected joint ({sites})")
@@ -266,7 +276,7 @@ def _back_diagnosis(f: _Facts) -> Criterion:
             return _c(
                 "diagnosis",
                 Outcome.UNKNOWN,
-                f"answer says {what}, but {said} is a specific cause: check which is right",
+                f"answer says {what}{f.at(LBP_ANSWER)}, but {said} is a specific cause: check which is right",
             )
         return _c("diagnosis", Outcome.MET, f"clinical diagnosis of {what}")
     if answer is False:

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from escape_fhir.domain.referral import Pathway
-from escape_fhir.errors import FieldError, InputError
+from escape_fhir.errors import FieldError, RedFlagInputError
 
 BOTH = frozenset(Pathway)
 BACK = frozenset({Pathway.BACK})
@@ -164,14 +164,6 @@ def is_sctid(code: str) -> bool:
     for i, digit in enumerate(reversed(code)):
         check = _VERHOEFF_D[check][_VERHOEFF_P[i % 8][int(digit)]]
     return check == 0
-
-
-class RedFlagInputError(InputError):
-    """A site's red-flag list that cannot be used: every bad row is named."""
-
-    def __init__(self, errors: Iterable[FieldError]) -> None:
-        self.errors = list(errors)
-        super().__init__("invalid red-flag list: " + "; ".join(str(e) for e in self.errors))
 
 
 def _site_flag(row: object, where: str) -> tuple[RedFlag | None, list[FieldError]]:
