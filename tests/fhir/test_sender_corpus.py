@@ -202,6 +202,22 @@ def test_sender_responses_fit_their_own_questionnaire(case: Case) -> None:
         assert _errors(Validator(definitions), qr) == []
 
 
+def test_the_checks_can_fail() -> None:
+    """Break one thing in a copy of a corpus Bundle: the validator reports it at its location, and a location that
+    is not in the Bundle is not found."""
+    case = next(c for c in CASES if c.name == "gp-emis-knee-right")
+    bundle = case.bundle()
+    at = next(i for i, e in enumerate(bundle["entry"]) if e["resource"]["resourceType"] == "Patient")
+    identifier = bundle["entry"][at]["resource"]["identifier"][0]
+    identifier["value"] = identifier["value"][:-1] + str((int(identifier["value"][-1]) + 1) % 10)
+    assert f"Bundle.entry[{at}].resource.identifier[0].value" in [
+        i.location for i in _validator(False).validate(bundle).errors
+    ]
+    assert _exists(bundle, f"Bundle.entry[{at}].resource.identifier[0].value")
+    assert not _exists(bundle, f"Bundle.entry[{at}].resource.bodySite")
+    assert not _exists(bundle, f"Bundle.entry[{len(bundle['entry'])}].resource")
+
+
 # --- 4. identifiers: NHS numbers from the test range with a valid check digit; BaRS message rules -----------------
 @pytest.mark.parametrize("case", EVERY, ids=EVERY_IDS)
 def test_nhs_numbers_are_valid_test_numbers(case: Case) -> None:
