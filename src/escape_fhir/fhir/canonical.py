@@ -7,8 +7,8 @@ any order. So the comparison is of the parsed resource in one canonical form: JS
 insignificant whitespace (decimals keep their exact text, :mod:`escape_fhir.fhir.jsonio`), hashed with
 SHA-256.
 
-What does not take part: ``Bundle.timestamp`` and ``meta.lastUpdated`` of the Bundle and of every resource
-in it. They record when the sender built the message (BaRS: the same instant on every resource of a new
+What does not take part: ``Bundle.timestamp`` and ``meta.lastUpdated`` of the Bundle and of every entry's
+resource (a resource contained in another keeps its stamp: it is part of that resource's content). They record when the sender built the message (BaRS: the same instant on every resource of a new
 message, nhs-standards.md 1.3), and a sender that rebuilds a message to retry it stamps them again; the
 clinical content does not change with them. Everything else does take part, ``meta.versionId`` included
 (the BaRS application version).
@@ -36,27 +36,33 @@ VOLATILE_META = frozenset({"lastUpdated"})
 
 
 def stable_content(resource: Json) -> Json:
-    """``resource`` without the elements that may change when the same message is sent again."""
-    out = _without_stamps(resource)
-    return (
-        {k: v for k, v in out.items() if k not in VOLATILE_BUNDLE} if resource.get("resourceType") == "Bundle" else out
-    )
-
-
-def _without_stamps(value: Any) -> Any:
-    if isinstance(value, dict):
-        is_resource = isinstance(value.get("resourceType"), str)
-        out = {}
-        for key, item in value.items():
-            if is_resource and key == "meta" and isinstance(item, dict):
-                item = {k: v for k, v in item.items() if k not in VOLATILE_META}
-                if not item:
-                    continue
-            out[key] = _without_stamps(item)
+    """``resource`` without the elements that may change when the same message is sent again (a shallow
+    copy: only the Bundle, its entries and their resources are copied, what lies below them is shared)."""
+    out = _without_last_updated(resource)
+    if resource.get("resourceType") != "Bundle":
         return out
-    if isinstance(value, list):
-        return [_without_stamps(v) for v in value]
-    return value
+    out = {k: v for k, v in out.items() if k not in VOLATILE_BUNDLE}
+    entries = out.get("entry")
+    if isinstance(entries, list):
+        out["entry"] = [_stable_entry(e) for e in entries]
+    return out
+
+
+def _stable_entry(entry: Any) -> Any:
+    if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
+        return entry
+    return {**entry, "resource": _without_last_updated(entry["resource"])}
+
+
+def _without_last_updated(resource: Json) -> Json:
+    meta = resource.get("meta")
+    if not isinstance(meta, dict) or not VOLATILE_META.intersection(meta):
+        return resource
+    kept = {k: v for k, v in meta.items() if k not in VOLATILE_META}
+    out = {k: v for k, v in resource.items() if k != "meta"}
+    if kept:
+        out["meta"] = kept
+    return out
 
 
 def _decimal(obj: Any) -> Any:
