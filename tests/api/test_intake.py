@@ -72,12 +72,24 @@ def test_the_triage_task_shows_the_eligibility_decision_and_the_startback_risk(c
 
 def test_a_repeated_request_id_gets_409_duplicate_and_changes_nothing(client: TestClient) -> None:
     first = post(client, example("knee-gp"), **{"X-Request-ID": "same"})
-    again = post(client, example("hip-msk-triage"), **{"X-Request-ID": "same"})
+    again = post(client, example("knee-gp"), **{"X-Request-ID": "same"})
     assert (first.status_code, again.status_code) == (200, 409)
     issue = again.json()["issue"][0]
     assert issue["code"] == "duplicate"
     assert issue["details"]["coding"][0]["code"] == "REC_CONFLICT"
     assert again.headers["x-request-id"] == "same"
+    assert client.get("/ServiceRequest").json()["total"] == 1
+
+
+def test_a_request_id_repeated_with_another_message_is_refused_not_a_duplicate(client: TestClient) -> None:
+    """Answered 409 duplicate, the sender would take the other message for delivered (issue 9)."""
+    assert post(client, example("knee-gp"), **{"X-Request-ID": "same"}).status_code == 200
+    other = post(client, example("hip-msk-triage"), **{"X-Request-ID": "same"})
+    assert other.status_code == 422
+    issue = other.json()["issue"][0]
+    assert (issue["code"], issue["expression"]) == ("conflict", ["X-Request-ID"])
+    assert issue["details"]["coding"][0]["code"] == "REC_UNPROCESSABLE_ENTITY"
+    assert "Each message needs its own X-Request-ID" in issue["diagnostics"]
     assert client.get("/ServiceRequest").json()["total"] == 1
 
 

@@ -90,6 +90,25 @@ def test_a_retry_of_the_same_bytes_is_409_for_the_same_request_id_and_the_first_
     assert client.get("/ServiceRequest").json()["total"] == 1
 
 
+def test_a_corrected_message_sent_again_with_the_same_request_id_is_refused_not_a_duplicate(
+    client: TestClient,
+) -> None:
+    """``send`` says "send again later with the same --request-id" when it gets no answer; a sender that
+    corrects the file meanwhile must not be told its correction was already delivered."""
+    sent = knee()
+    assert post(client, sent, "req-1").status_code == 200
+    corrected = copy.deepcopy(sent)
+    corrected["entry"][1]["resource"]["priority"] = "urgent"
+    issue = only_issue(post(client, corrected, "req-1"), 422)
+    assert (issue["code"], issue["expression"]) == ("conflict", ["Bundle.id"])
+    assert "Bundle.entry[1].resource.priority" in issue["diagnostics"]
+    corrected["id"] = "a-new-bundle-id"
+    issue = only_issue(post(client, corrected, "req-1"), 422)
+    assert (issue["code"], issue["expression"]) == ("conflict", ["X-Request-ID"])
+    assert f"received before with another message (Bundle id {sent['id']})" in issue["diagnostics"]
+    assert client.get("/ServiceRequest").json()["total"] == 1
+
+
 def test_the_same_content_as_xml_or_restamped_is_the_same_message(client: TestClient) -> None:
     first = post(client, example("knee-gp"))
     as_xml = post(client, example("knee-gp", "xml"), fmt="xml")

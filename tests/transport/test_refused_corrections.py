@@ -104,6 +104,22 @@ def test_send_reports_a_reused_bundle_id_as_refused(
     assert "Bundle.entry[1].resource.priority" in json.loads(out)["issue"][0]["diagnostics"]
 
 
+def test_send_reports_a_corrected_file_sent_with_the_same_request_id_as_refused(
+    server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """send's advice after exit 3 is to send again with the same --request-id; if the file was corrected
+    meanwhile (and the first attempt had in fact arrived), the correction is refused, not "already delivered"."""
+    sent = messages()()
+    request_id = str(uuid.uuid4())
+    assert send(write(tmp_path, "first", sent), server.url, "--request-id", request_id) == 0
+    sent["entry"][1]["resource"]["priority"] = "urgent"
+    capsys.readouterr()
+    assert send(write(tmp_path, "corrected", sent), server.url, "--request-id", request_id) == 1
+    out, err = capsys.readouterr()
+    assert "HTTP 422" in err and "already delivered" not in err
+    assert json.loads(out)["issue"][0]["expression"] == ["Bundle.id"]
+
+
 def test_the_outbox_marks_the_refused_correction_dead_and_delivers_the_update(
     server: Server,
     sender: Sender,  # noqa: F811

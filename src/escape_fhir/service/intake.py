@@ -1,8 +1,9 @@
 """``$process-message``: receive a BaRS referral message exactly once (FHIR messaging.html; BaRS 1.2, 1.7).
 
 Order of checks: the message's shape; the validator's errors -> 400 with its issues; a repeated
-``X-Request-ID`` -> 409 ``duplicate`` (changes nothing); a Bundle id already processed -> its original
-response again when the content is the same (a retry, not processed twice: compared by the canonical content
+``X-Request-ID`` of the same message (Bundle id and content) -> 409 ``duplicate`` (changes nothing), of
+another message -> 422 ``conflict``; a Bundle id already processed -> its original response again when
+the content is the same (a retry, not processed twice: compared by the canonical content
 hash of :mod:`escape_fhir.fhir.canonical`, so a JSON and an XML delivery of one message are the same), else
 422 ``conflict`` naming where the content differs (a Bundle id is one message; nothing is stored); a Bundle
 that cannot be mapped to a referral -> 422 with located issues; a ``new`` message for a referral already held
@@ -221,27 +222,42 @@ def check_destination(message: Message, own: frozenset[str]) -> None:
 
 
 def _earlier_answer(db: Database, bundle: Json, digest: str, delivery: Delivery) -> Result | None:
-    """409 for a repeated X-Request-ID; the stored answer for a Bundle id already processed with the same
-    content; 422 for a Bundle id already processed with other content; else None (module docstring)."""
+    """What the log says of this delivery (module docstring): 409 for a repeated X-Request-ID of the same
+    message; the stored answer for a Bundle id already processed with the same content; 422 for a request
+    id or a Bundle id already received with another message; else None."""
     bundle_id = str(bundle["id"])
     with db.read() as repo:
         seen, processed = repo.logged(delivery.request_id, bundle_id)
-        logged = repo.logged_message(bundle_id) if processed and not seen else None
+        earlier_bundle = repo.request_bundle(delivery.request_id) if seen else None
+        logged = repo.logged_message(bundle_id) if processed else None
+    if seen and earlier_bundle != bundle_id:
+        raise _request_id_reused(delivery.request_id, earlier_bundle, bundle_id)
+    if logged is not None:
+        _check_same_content(bundle, digest, logged)
     if seen:
         raise _duplicate_request(delivery.request_id)
-    if logged is None:
-        return None
-    _check_same_content(bundle, digest, logged)
-    return _replay(db, bundle_id, delivery)
+    return _replay(db, bundle_id, delivery) if logged is not None else None
+
+
+def _request_id_reused(request_id: str, earlier: str | None, bundle_id: str) -> OutcomeError:
+    """422: an X-Request-ID that came with another message. Not a duplicate: answered 409, the sender would
+    take this message for delivered (e.g. a file corrected and sent again with the same ``--request-id``)."""
+    text = (
+        f"X-Request-ID {request_id} was received before with another message (Bundle id {earlier}); this message "
+        f"(Bundle id {bundle_id}) is not processed. Each message needs its own X-Request-ID"
+    )
+    return OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "conflict", text, "X-Request-ID")])
 
 
 def _check_same_content(bundle: Json, digest: str, logged: LoggedMessage) -> None:
     """Nothing when ``bundle`` is the logged message again; else OutcomeError 422 naming the differences."""
+    if logged.content_hash == digest:
+        return
     try:
         earlier = parse(logged.original, logged.original_format)
     except FhirFormatError:  # the log keeps only messages that were parsed; a damaged row is our failure
         raise OutcomeError(Problem.SERVER_ERROR, f"the logged message {bundle['id']} cannot be read") from None
-    if (logged.content_hash or content_hash(earlier)) == digest:
+    if logged.content_hash is None and content_hash(earlier) == digest:
         return
     raise bundle_id_reused(bundle, earlier)
 

@@ -221,6 +221,7 @@ _SELECT_MESSAGE = select(
 _SELECT_LOGGED = select(_m.c.content_hash, _m.c.original, _m.c.original_format).where(
     _m.c.bundle_id == bindparam("bundle_id")
 )
+_SELECT_REQUEST_BUNDLE = select(_r.c.bundle_id).where(_r.c.request_id == bindparam("request_id"))
 _INSERT_REQUEST = insert(_r)
 _INSERT_MESSAGE = insert(_m)
 _FINISH_MESSAGE = update(_m).where(_m.c.bundle_id == bindparam("key"))
@@ -342,6 +343,11 @@ class Repository:
     # --- the message log ----------------------------------------------------------------------------
     def request_seen(self, request_id: str) -> bool:
         return bool(self.session.execute(_REQUEST_SEEN, {"request_id": request_id}).scalar_one())
+
+    def request_bundle(self, request_id: str) -> str | None:
+        """The Bundle id a logged request id came with, or None."""
+        found = self.session.execute(_SELECT_REQUEST_BUNDLE, {"request_id": request_id}).scalar_one_or_none()
+        return str(found) if found is not None else None
 
     def logged(self, request_id: str, bundle_id: str) -> tuple[bool, bool]:
         """Whether the request id is logged and whether the message is (one query)."""
