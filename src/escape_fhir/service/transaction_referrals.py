@@ -22,7 +22,7 @@ from escape_fhir.errors import Issue
 from escape_fhir.service.common import referral_reference
 from escape_fhir.service.messages import sender_identifier
 from escape_fhir.service.outcomes import OutcomeError, Problem
-from escape_fhir.service.triage import RETRIAGE, Assessment, revise_task
+from escape_fhir.service.triage import Assessment, note_not_assessed, revise_task
 from escape_fhir.storage import Repository, Stored, instant
 
 Json = dict[str, Any]
@@ -52,28 +52,17 @@ def reassess_updated(
     held = [r for r in referrals if r is not None]
     if not held:
         return
+    assessment: Assessment | None = None
+    why = ""
     try:
-        assessment: Assessment | None = assess()
-        why = ""
-    except OutcomeError as exc:
-        assessment, why = None, "; ".join(i.message for i in exc.issues)
+        assessment = assess()
+    except OutcomeError as exc:  # e.g. only the ServiceRequest was sent: nothing to assess it with
+        why = "a transaction replaced its ServiceRequest but the referral cannot be read from it: "
+        why += "; ".join(i.message for i in exc.issues)
     tasks = repo.currents([("Task", r.task_id) for r in held], lock=True)
     stamp = instant(now)
     revised = [
-        revise_task(task.content, assessment, stamp) if assessment else _not_assessed(task.content, why, stamp)
+        revise_task(task.content, assessment, stamp) if assessment else note_not_assessed(task.content, why, stamp)
         for task in tasks.values()
     ]
     repo.save_all(revised, now)
-
-
-def _not_assessed(task: Json, why: str, stamp: str) -> Json:
-    text = f"updated {stamp}: the ServiceRequest was replaced by a transaction that cannot be assessed ({why})"
-    revised = {**task, "lastModified": stamp}
-    status = str(task.get("status"))
-    if status in RETRIAGE:
-        revised["status"] = "requested"
-        revised.pop("statusReason", None)
-        revised["businessStatus"] = {"text": f"updated by the sender after it was {status}: re-triage needed"}
-        text += f"; back to requested for re-triage (was {status})"
-    revised["note"] = [*(task.get("note") or []), {"time": stamp, "text": text}]
-    return revised

@@ -152,15 +152,27 @@ def revise_task(task: Json, assessment: Assessment, stamp: str) -> Json:
     else:
         parts = [f"decision {assessment.decision} (unchanged)"]
     parts += changes or ["no criterion changed"]
-    revised = {**task, "input": task_inputs(assessment), "lastModified": stamp}
-    status = str(task.get("status"))
+    return _noted({**task, "input": task_inputs(assessment)}, parts, changed, stamp)
+
+
+def note_not_assessed(task: Json, why: str, stamp: str) -> Json:
+    """The Task of a referral changed in a way that cannot be assessed: its inputs stay (they say what was
+    assessed before), a note says why, and an accepted Task goes back to re-triage."""
+    return _noted(dict(task), [f"the referral changed but cannot be assessed ({why})"], True, stamp)
+
+
+def _noted(revised: Json, parts: list[str], changed: bool, stamp: str) -> Json:
+    """``revised`` with the note of an update and, when ``changed`` and triage had accepted it, back to
+    ``requested`` (module docstring)."""
+    status = str(revised.get("status"))
     if changed and status in RETRIAGE:
         revised["status"] = "requested"
         revised.pop("statusReason", None)
         revised["businessStatus"] = {"text": f"updated by the sender after it was {status}: re-triage needed"}
-        parts.append(f"back to requested for re-triage (was {status})")
+        parts = [*parts, f"back to requested for re-triage (was {status})"]
     note = {"time": stamp, "text": f"updated {stamp}: " + "; ".join(parts)}
-    revised["note"] = [*(task.get("note") or []), note]
+    revised["note"] = [*(revised.get("note") or []), note]
+    revised["lastModified"] = stamp
     return revised
 
 
