@@ -58,18 +58,38 @@ def test_the_triage_task_shows_the_eligibility_decision_and_the_startback_risk(c
     (task,) = [e["resource"] for e in client.get("/Task").json()["entry"]]
     assert (task["status"], task["intent"]) == ("requested", "order")
     shown = {i["type"]["coding"][0]["code"]: i["valueCodeableConcept"]["coding"][0]["code"] for i in task["input"]}
-    assert shown == {"eligibility-assessment": "eligible", codes.STARTBACK_RISK[0]: "LA8982-6"}
+    assert {k: shown[k] for k in ("eligibility-assessment", codes.STARTBACK_RISK[0])} == {
+        "eligibility-assessment": "eligible",
+        codes.STARTBACK_RISK[0]: "LA8982-6",
+    }
+    # each criterion too, with its outcome (CS_CRITERION_OUTCOME) and its reason as text
+    criteria = [i for i in task["input"] if i["type"]["coding"][0]["system"] == codes.CS_CRITERION]
+    assert {i["type"]["coding"][0]["code"] for i in criteria} >= {"age", "contraindications", "startback"}
+    assert all(i["valueCodeableConcept"]["coding"][0]["code"] == "met" for i in criteria)
+    assert all(i["valueCodeableConcept"]["text"] for i in criteria)
     assert task["owner"]["identifier"]["system"] == codes.ODS_ORGANIZATION
 
 
 def test_a_repeated_request_id_gets_409_duplicate_and_changes_nothing(client: TestClient) -> None:
     first = post(client, example("knee-gp"), **{"X-Request-ID": "same"})
-    again = post(client, example("hip-msk-triage"), **{"X-Request-ID": "same"})
+    again = post(client, example("knee-gp"), **{"X-Request-ID": "same"})
     assert (first.status_code, again.status_code) == (200, 409)
     issue = again.json()["issue"][0]
     assert issue["code"] == "duplicate"
     assert issue["details"]["coding"][0]["code"] == "REC_CONFLICT"
     assert again.headers["x-request-id"] == "same"
+    assert client.get("/ServiceRequest").json()["total"] == 1
+
+
+def test_a_request_id_repeated_with_another_message_is_refused_not_a_duplicate(client: TestClient) -> None:
+    """Answered 409 duplicate, the sender would take the other message for delivered (issue 9)."""
+    assert post(client, example("knee-gp"), **{"X-Request-ID": "same"}).status_code == 200
+    other = post(client, example("hip-msk-triage"), **{"X-Request-ID": "same"})
+    assert other.status_code == 422
+    issue = other.json()["issue"][0]
+    assert (issue["code"], issue["expression"]) == ("conflict", ["X-Request-ID"])
+    assert issue["details"]["coding"][0]["code"] == "REC_UNPROCESSABLE_ENTITY"
+    assert "Each message needs its own X-Request-ID" in issue["diagnostics"]
     assert client.get("/ServiceRequest").json()["total"] == 1
 
 
@@ -98,8 +118,9 @@ def test_update_replaces_the_resources_as_new_versions_and_delete_revokes(client
     assert r.status_code == 200, r.text
     assert client.get(f"/ServiceRequest/{sr_id}").json()["status"] == "revoked"
     assert client.get("/Task").json()["entry"][0]["resource"]["status"] == "cancelled"
-    # a withdrawn referral cannot be updated any more
-    assert post(client, with_reason(sent, "update", "update-2")).status_code == 409
+    # a withdrawn referral cannot be updated any more: refused (422), never a 409 a sender could take as delivered
+    r = post(client, with_reason(sent, "update", "update-2"))
+    assert r.status_code == 422 and "ESCAPE-000001 was withdrawn" in r.json()["issue"][0]["diagnostics"]
 
 
 def test_an_update_of_an_unknown_referral_is_422(client: TestClient) -> None:
@@ -107,11 +128,11 @@ def test_an_update_of_an_unknown_referral_is_422(client: TestClient) -> None:
     assert r.status_code == 422 and r.json()["issue"][0]["code"] == "not-found"
 
 
-def test_a_second_new_message_for_a_held_referral_is_409(client: TestClient) -> None:
+def test_a_second_new_message_for_a_held_referral_is_422_asking_for_an_update(client: TestClient) -> None:
     sent = json.loads(example("knee-gp"))
     assert post(client, sent).status_code == 200
     r = post(client, with_reason(sent, "new", "another-bundle"))
-    assert r.status_code == 409 and "ESCAPE-000001" in r.json()["issue"][0]["diagnostics"]
+    assert r.status_code == 422 and "ESCAPE-000001" in r.json()["issue"][0]["diagnostics"]
 
 
 def test_retired_nhs_number_verification_codes_are_accepted_with_a_warning(client: TestClient) -> None:

@@ -144,8 +144,10 @@ def test_a_transaction_is_atomic_and_a_referral_in_it_gets_a_task(client: TestCl
     statuses = [e["response"]["status"] for e in r.json()["entry"]]
     assert statuses.count("201 Created") >= len(statuses) - 1  # one Organization is both referrer and receiver
     assert search(client, "Task")["total"] == 1
-    again = client.post("/", json=bundle).json()  # conditional creates find the Patient by NHS number
-    assert "200 OK" in [e["response"]["status"] for e in again["entry"]]
+    # The same referral again: a second referral of one request is refused (issue 9); it is updated with PUT.
+    again = client.post("/", json=bundle)
+    assert again.status_code == 422 and "PUT ServiceRequest/" in again.json()["issue"][0]["diagnostics"]
+    assert search(client, "ServiceRequest")["total"] == 1
     broken = json.loads(json.dumps(bundle))
     broken["entry"][-1]["request"]["method"] = "PATCH"
     before = search(client, "ServiceRequest")["total"]

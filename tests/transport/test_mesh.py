@@ -336,3 +336,30 @@ def test_cli_send_then_poll(
     assert main(["mesh", "poll"]) == 2
     assert "refusing plain http" in capsys.readouterr().err
     assert main(["mesh", "send", str(tmp_path), "--to", RECEIVER, "--workflow-id", WORKFLOW]) == 2
+
+
+def test_a_reused_bundle_id_or_a_second_new_is_refused_and_kept_while_the_same_content_as_xml_is_a_duplicate(
+    sender: MeshTransport, receiver: MeshTransport, intake: MeshIntake, db: Database, tmp_path: Path
+) -> None:
+    """Message semantics hold by MESH as by HTTP (issue 9): only the same content is a duplicate."""
+    first = send(sender, knee())
+    as_xml = sender.send(knee(), RECEIVER, WORKFLOW, fmt="xml", data=example("knee-gp", "xml"))
+    changed = knee()
+    changed["entry"][1]["resource"]["priority"] = "urgent"
+    reused = send(sender, changed)
+    second_new = knee()
+    second_new["id"] = "another-bundle-of-the-same-referral"
+    again_new = send(sender, second_new)
+
+    got = {r.message_id: r for r in receiver.poll(intake)}
+
+    assert got[first].handled.disposition is Disposition.PROCESSED
+    assert got[as_xml].handled == Handled(Disposition.DUPLICATE, "Bundle already processed as ESCAPE-000001")
+    assert got[reused].handled.disposition is Disposition.REFUSED
+    assert got[reused].handled.detail.startswith("422 conflict at Bundle.id (+1 more)"), got[reused].handled.detail
+    outcome = json.loads((tmp_path / "dead" / reused / "outcome.json").read_bytes())
+    assert outcome["issue"][1]["expression"] == ["Bundle.entry[1].resource.priority"]
+    assert got[again_new].handled.disposition is Disposition.REFUSED
+    assert got[again_new].handled.detail.startswith("422 business-rule at Bundle.entry[0].resource.reason")
+    assert all(r.acknowledged for r in got.values())
+    assert counts(db) == {"ServiceRequest": 1, "Task": 1, "Patient": 1}

@@ -87,12 +87,12 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
-def _big_ints_as_fragments(obj: Any) -> Any:
+def big_ints_as_fragments(obj: Any) -> Any:
     """A copy with integers beyond 64 bits as raw fragments (orjson refuses them; JSON does not)."""
     if isinstance(obj, dict):
-        return {k: _big_ints_as_fragments(v) for k, v in obj.items()}
+        return {k: big_ints_as_fragments(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_big_ints_as_fragments(v) for v in obj]
+        return [big_ints_as_fragments(v) for v in obj]
     if type(obj) is int and not -(2**63) <= obj < 2**64:
         return orjson.Fragment(str(obj))
     return obj
@@ -107,6 +107,6 @@ def dumps(obj: Any, *, pretty: bool = False) -> bytes:
         except orjson.JSONEncodeError as e:
             if "64-bit" not in str(e):
                 raise
-            return orjson.dumps(_big_ints_as_fragments(obj), default=_default, option=option)
+            return orjson.dumps(big_ints_as_fragments(obj), default=_default, option=option)
     except orjson.JSONEncodeError as e:
         raise FhirFormatError(f"cannot write JSON: {e}") from e

@@ -1,10 +1,18 @@
 """``$process-message``: receive a BaRS referral message exactly once (FHIR messaging.html; BaRS 1.2, 1.7).
 
-Order of checks: the message's shape; a repeated ``X-Request-ID`` -> 409 ``duplicate`` (changes nothing);
-a Bundle id already processed -> its original response again (not processed twice); the validator's
-errors -> 400 with its issues; a Bundle that cannot be mapped to a referral -> 422 with located issues.
-Then, in one transaction, the request and message are logged and the referral stored; the caller answers
-200 only after the commit.
+Order of checks: the message's shape; the validator's errors -> 400 with its issues; a repeated
+``X-Request-ID`` of the same message (Bundle id and content) -> 409 ``duplicate`` (changes nothing), of
+another message -> 422 ``conflict``; a Bundle id already processed -> its original response again when
+the content is the same (a retry, not processed twice: compared by the canonical content
+hash of :mod:`escape_fhir.fhir.canonical`, so a JSON and an XML delivery of one message are the same), else
+422 ``conflict`` naming where the content differs (a Bundle id is one message; nothing is stored); a Bundle
+that cannot be mapped to a referral -> 422 with located issues; a ``new`` message for a referral already held
+-> 422 ``business-rule`` asking for an ``update`` (:func:`escape_fhir.service.referrals.store_new`). Then, in
+one transaction, the request and message (with its content hash) are logged and the referral stored; the
+caller answers 200 only after the commit.
+
+Only a true duplicate is answered 409 ``duplicate``: senders (BaRS sender rules, nhs-standards.md 1.2; our
+client and outbox) read it as "already delivered", so a message whose content would be lost must never get it.
 
 Two deliveries of one message at the same moment (two server processes on one PostgreSQL database): both
 insert the message row; the unique key makes the second wait for the first and then fail, and the second
@@ -21,7 +29,9 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from escape_fhir.domain import Outcome
-from escape_fhir.errors import Issue, MappingError
+from escape_fhir.errors import FhirFormatError, Issue, MappingError
+from escape_fhir.fhir.canonical import content_hash, differences
+from escape_fhir.fhir.formats import parse
 from escape_fhir.fhir.readers import assess_read, read_referral
 from escape_fhir.service import responses
 from escape_fhir.service.common import now, referral_reference
@@ -29,7 +39,7 @@ from escape_fhir.service.messages import Message, read_message, retired_verifica
 from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.service.referrals import acknowledgement, find_referral, store_new, store_update, withdraw
 from escape_fhir.service.triage import Assessment
-from escape_fhir.storage import Database, MessageRecord, Repository, instant
+from escape_fhir.storage import Database, LoggedMessage, MessageRecord, Repository, instant
 from escape_fhir.validation.api import Validator
 
 Json = dict[str, Any]
@@ -112,6 +122,7 @@ def assess_bundle(bundle: Json, warnings: list[Issue]) -> Assessment:
         result.decision.value,
         summary,
         start_back.risk if start_back else None,
+        result.criteria,
         sources=tuple(p.line() for p in read.provenance),
         not_understood=tuple(f"{w.location}: {w.message}" for w in read.warnings),
     )
@@ -120,27 +131,33 @@ def assess_bundle(bundle: Json, warnings: list[Issue]) -> Assessment:
 def process_message(db: Database, bundle: Json, delivery: Delivery, validator: Validator) -> Result:
     if responses.is_response(bundle):
         return _process_response(db, bundle, delivery, validator)
+    digest = content_hash(bundle)  # before anything reads the Bundle, as the next delivery will see it
     message, warnings = checked(bundle, validator)
     check_destination(message, delivery.own_endpoints)
-    if (earlier := _earlier_answer(db, message, delivery)) is not None:
+    if (earlier := _earlier_answer(db, bundle, digest, delivery)) is not None:
         return earlier
     assessment = assessment_of(message, warnings)
     try:
-        return _store(db, message, assessment, warnings, delivery)
+        return _store(db, message, digest, assessment, warnings, delivery)
     except IntegrityError:
         # Lost a race with a simultaneous delivery: answer as if it had come second (module docstring).
         log.info("message %s delivered concurrently; answering from the log", message.bundle_id)
-        return _after_race(db, message, assessment, warnings, delivery)
+        return _after_race(db, message, digest, assessment, warnings, delivery)
 
 
 def _store(
-    db: Database, message: Message, assessment: Assessment | None, warnings: list[Issue], delivery: Delivery
+    db: Database,
+    message: Message,
+    digest: str,
+    assessment: Assessment | None,
+    warnings: list[Issue],
+    delivery: Delivery,
 ) -> Result:
     moment = now()
     with db.write() as repo:
         repo.record_request(delivery.request_id, message.bundle_id, moment)
         record = MessageRecord(
-            message.bundle_id, delivery.request_id, delivery.correlation_id, message.reason, None, {}
+            message.bundle_id, delivery.request_id, delivery.correlation_id, message.reason, None, {}, digest
         )
         repo.claim_message(record, moment, delivery.original, delivery.fmt)
         number, stored = _apply(repo, message, assessment, moment)
@@ -164,15 +181,15 @@ def _apply(
 def _process_response(db: Database, bundle: Json, delivery: Delivery, validator: Validator) -> Result:
     """An asynchronous response to a referral we sent (nhs-standards.md 1.7), logged and deduplicated like a
     request: a repeated X-Request-ID is 409, a Bundle id already taken gets its first answer."""
+    digest = content_hash(bundle)
     response = responses.read_response(bundle)
     warnings = validated(bundle, validator)
-    with db.read() as repo:
-        if repo.request_seen(delivery.request_id):
-            raise _duplicate_request(delivery.request_id)
-        if repo.message(response.bundle_id) is not None:
-            return _replay(db, response.bundle_id, delivery)
+    if (earlier := _earlier_answer(db, bundle, digest, delivery)) is not None:
+        return earlier
     moment = now()
-    record = MessageRecord(response.bundle_id, delivery.request_id, delivery.correlation_id, "response", None, {})
+    record = MessageRecord(
+        response.bundle_id, delivery.request_id, delivery.correlation_id, "response", None, {}, digest
+    )
     try:
         with db.write() as repo:
             repo.record_request(delivery.request_id, response.bundle_id, moment)
@@ -180,7 +197,9 @@ def _process_response(db: Database, bundle: Json, delivery: Delivery, validator:
             body = responses.apply_response(repo, response, moment)
             repo.finish_message(response.bundle_id, None, body)
     except IntegrityError:
-        return _replay(db, response.bundle_id, delivery)
+        if (earlier := _earlier_answer(db, bundle, digest, delivery)) is not None:
+            return earlier
+        raise
     return Result(body, warnings=warnings)
 
 
@@ -209,19 +228,78 @@ def check_destination(message: Message, own: frozenset[str]) -> None:
         raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "not-supported", text, location)])
 
 
-def _earlier_answer(db: Database, message: Message, delivery: Delivery) -> Result | None:
-    """409 for a repeated X-Request-ID; the stored answer for a Bundle id already processed; else None."""
+def _earlier_answer(db: Database, bundle: Json, digest: str, delivery: Delivery) -> Result | None:
+    """What the log says of this delivery (module docstring): 409 for a repeated X-Request-ID of the same
+    message; the stored answer for a Bundle id already processed with the same content; 422 for a request
+    id or a Bundle id already received with another message; else None."""
+    bundle_id = str(bundle["id"])
     with db.read() as repo:
-        seen, processed = repo.logged(delivery.request_id, message.bundle_id)
+        seen, processed = repo.logged(delivery.request_id, bundle_id)
+        earlier_bundle = repo.request_bundle(delivery.request_id) if seen else None
+        logged = repo.logged_message(bundle_id) if processed else None
+    if seen and earlier_bundle != bundle_id:
+        raise _request_id_reused(delivery.request_id, earlier_bundle, bundle_id)
+    if logged is not None:
+        _check_same_content(bundle, digest, logged)
     if seen:
         raise _duplicate_request(delivery.request_id)
-    return _replay(db, message.bundle_id, delivery) if processed else None
+    return _replay(db, bundle_id, delivery) if logged is not None else None
+
+
+def _request_id_reused(request_id: str, earlier: str | None, bundle_id: str) -> OutcomeError:
+    """422: an X-Request-ID that came with another message. Not a duplicate: answered 409, the sender would
+    take this message for delivered (e.g. a file corrected and sent again with the same ``--request-id``)."""
+    text = (
+        f"X-Request-ID {request_id} was received before with another message (Bundle id {earlier}); this message "
+        f"(Bundle id {bundle_id}) is not processed. Each message needs its own X-Request-ID"
+    )
+    return OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "conflict", text, "X-Request-ID")])
+
+
+def _check_same_content(bundle: Json, digest: str, logged: LoggedMessage) -> None:
+    """Nothing when ``bundle`` is the logged message again; else OutcomeError 422 naming the differences."""
+    if logged.content_hash == digest:
+        return
+    try:
+        earlier = parse(logged.original, logged.original_format)
+    except FhirFormatError:  # the log keeps only messages that were parsed; a damaged row is our failure
+        raise OutcomeError(Problem.SERVER_ERROR, f"the logged message {bundle['id']} cannot be read") from None
+    if logged.content_hash is None and content_hash(earlier) == digest:
+        return
+    raise bundle_id_reused(bundle, earlier)
+
+
+#: How many differing locations a refusal names (the first ones, in document order).
+MAX_DIFFERENCES = 10
+
+
+def bundle_id_reused(bundle: Json, earlier: Json) -> OutcomeError:
+    """422 for a message whose Bundle id was received before with other content (FHIR messaging.html:
+    a Bundle id identifies one message; a changed message is a new message)."""
+    where = differences(earlier, bundle, "Bundle", MAX_DIFFERENCES)
+    listed = ", ".join(where) if where else "its content"
+    text = (
+        f"Bundle id {bundle['id']} was received before with other content (differs at {listed}); it is not "
+        "processed and the earlier message stands. A changed message needs a new Bundle id; a correction of a "
+        "referral already sent is a new message with MessageHeader reason update"
+    )
+    issues = [Issue("error", "conflict", text, "Bundle.id")]
+    issues += [
+        Issue("information", "informational", f"differs from the message first received as {bundle['id']}", w)
+        for w in where
+    ]
+    return OutcomeError(Problem.UNPROCESSABLE, issues)
 
 
 def _after_race(
-    db: Database, message: Message, assessment: Assessment | None, warnings: list[Issue], delivery: Delivery
+    db: Database,
+    message: Message,
+    digest: str,
+    assessment: Assessment | None,
+    warnings: list[Issue],
+    delivery: Delivery,
 ) -> Result:
-    if (earlier := _earlier_answer(db, message, delivery)) is not None:
+    if (earlier := _earlier_answer(db, message.bundle, digest, delivery)) is not None:
         return earlier
-    # Another message created the same referral first: storing again now answers 409 (store_new).
-    return _store(db, message, assessment, warnings, delivery)
+    # Another message created the same referral first: storing again now answers 422 (store_new).
+    return _store(db, message, digest, assessment, warnings, delivery)

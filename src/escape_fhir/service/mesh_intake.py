@@ -8,9 +8,10 @@ keeps its usual role (the same Bundle sent twice, in two MESH messages, is store
 What :class:`MeshIntake` answers, and so what :mod:`escape_fhir.transport.mesh` acknowledges:
 
 - ``processed``: stored and committed;
-- ``duplicate``: this MESH message, or this Bundle, was processed before (nothing changes);
+- ``duplicate``: this MESH message, or this Bundle with the same content, was processed before (nothing
+  changes);
 - ``refused``: the message is not a referral message we can take (not FHIR, invalid, not mappable, a
-  conflict with a held referral). Sending it again would get the same answer, so keeping it in the inbox
+  conflict with a held referral, a Bundle id reused for other content, a second ``new`` of a held referral). Sending it again would get the same answer, so keeping it in the inbox
   would only block it: the bytes as received, the OperationOutcome saying why and the MESH headers are
   written to the dead-letter folder (``ESCAPE_FHIR_MESH_DEAD_LETTER_DIR``) and synced to disk first;
 - ``report``: a MESH report (e.g. a message we sent was undeliverable), kept in the same folder;

@@ -3,8 +3,14 @@
 BaRS (nhs-standards.md 1.5, 1.7): ids are assigned by the receiver; the synchronous 200 returns the request
 Bundle carrying them, plus a ``planned`` Encounter whose identifier is our human-readable referral reference.
 Internal ``urn:uuid:`` references become ``Type/id``. An ``update`` replaces the referral's resources as new
-versions of the same ids; a withdrawal (``delete``, or ``update`` with status revoked / entered-in-error)
-revokes the ServiceRequest, cancels the Task and the planned Encounter.
+versions of the same ids and re-assesses the referral on its Task (:func:`escape_fhir.service.triage.revise_task`);
+a withdrawal (``delete``, or ``update`` with status revoked / entered-in-error) revokes the ServiceRequest,
+cancels the Task and the planned Encounter.
+
+Refusals that concern the referral's state are 422 ``business-rule`` (REC_UNPROCESSABLE_ENTITY), never 409:
+senders read 409 ``duplicate`` as "already delivered" (nhs-standards.md 1.2), and a ``new`` message for a
+referral already held is usually a correction sent with the wrong reason, which must not be taken as
+delivered. The text tells the sender what to send instead.
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ from datetime import datetime
 from typing import Any
 
 from escape_fhir.errors import Issue
+from escape_fhir.fhir import codes
 from escape_fhir.service.common import ID_REFERRAL_REFERENCE, new_id, ref, referral_reference, rewrite_references
 from escape_fhir.service.messages import WITHDRAWN, Message, sender_identifier
 from escape_fhir.service.outcomes import OutcomeError, Problem, outcome
-from escape_fhir.service.triage import OPEN, Assessment, new_task, task_inputs
+from escape_fhir.service.triage import OPEN, Assessment, new_task, revise_task
 from escape_fhir.storage import ReferralRecord, Repository, instant
 
 Json = dict[str, Any]
@@ -122,11 +129,7 @@ def store_new(repo: Repository, message: Message, assessment: Assessment, now: d
     stored resource of every entry (the Encounter under key -1)."""
     identifier = sender_identifier(message.service_request)
     if identifier and (existing := repo.referral(sender_identifier=identifier)) is not None:
-        text = (
-            f"referral {identifier} is already held as {referral_reference(existing.number)}; "
-            "send changes with message reason update"
-        )
-        raise OutcomeError(Problem.CONFLICT, [Issue("error", "duplicate", text, "Bundle.entry[0].resource.reason")])
+        raise already_held(identifier, existing.number)
     plan = Plan(message)
     sr_id, task_id, enc_id = plan.ids[message.service_request_at], new_id(), new_id()
     number = repo.add_referral(ReferralRecord(0, sr_id, task_id, enc_id, identifier), now)
@@ -140,6 +143,32 @@ def store_new(repo: Repository, message: Message, assessment: Assessment, now: d
     *stored, _, stored_encounter = repo.save_all([*resources.values(), task, encounter], now)
     repo.map_resources(number, plan.mapping())
     return number, {**{i: s.content for i, s in zip(resources, stored, strict=True)}, -1: stored_encounter.content}
+
+
+#: Where a refusal about the message's reason points.
+REASON = "Bundle.entry[0].resource.reason"
+
+
+def already_held(identifier: str, number: int) -> OutcomeError:
+    """422: a ``new`` message for a referral we hold; the sender must send it as an ``update``."""
+    text = (
+        f"referral {identifier} is already held here as {referral_reference(number)}; this new message is not "
+        f"processed. Send the changes as an update: the same referral with MessageHeader.reason "
+        f"{codes.CS_MESSAGE_REASON_BARS}|update, in a message with a new Bundle id"
+    )
+    return OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "business-rule", text, REASON)])
+
+
+def closed(number: int, sr_status: str, task_status: str, change: str) -> OutcomeError:
+    """422: the referral is closed (rejected, withdrawn, completed); ``change`` (update, withdraw) is refused."""
+    why = {
+        "rejected": "was rejected at triage",
+        "cancelled": "was withdrawn",
+        "completed": "is completed",
+    }.get(task_status, f"is {sr_status}")
+    then = "send a new referral, with a new identifier" if change == "updated" else "nothing is left to withdraw"
+    text = f"{referral_reference(number)} {why} (ServiceRequest {sr_status}); it cannot be {change}: {then}"
+    return OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "business-rule", text, REASON)])
 
 
 def find_referral(repo: Repository, message: Message) -> ReferralRecord:
@@ -178,14 +207,13 @@ def store_update(
     sr, task, encounter = _held(repo, record)
     status = sr.get("status")
     if status in CLOSED_REFERRAL:
-        text = f"{referral_reference(record.number)} is {status}; it cannot be updated"
-        raise OutcomeError(Problem.CONFLICT, text, location="Bundle.entry[0].resource.reason")
+        raise closed(record.number, str(status), str(task.get("status")), "updated")
     known = repo.referral_resources(record.number)
     known.update({ref("ServiceRequest", record.service_request_id): ("ServiceRequest", record.service_request_id)})
     plan = Plan(message, known)
     plan.ids[message.service_request_at] = record.service_request_id
     resources = {i: plan.resource(i) for i in plan.ids}
-    task = {**task, "input": task_inputs(assessment), "lastModified": instant(now)}
+    task = revise_task(task, assessment, instant(now))
     *stored, _ = repo.save_all([*resources.values(), task], now)
     new_keys = {k: v for k, v in plan.mapping().items() if k not in known}
     repo.map_resources(record.number, new_keys)
@@ -196,8 +224,7 @@ def withdraw(repo: Repository, message: Message, record: ReferralRecord, now: da
     """Revoke the ServiceRequest, cancel the Task and the planned Encounter (BaRS cancellation, 1.7)."""
     sr, task, encounter = _held(repo, record)
     if task.get("status") == "completed":
-        text = f"{referral_reference(record.number)} is completed; it cannot be withdrawn"
-        raise OutcomeError(Problem.CONFLICT, text, location="Bundle.entry[0].resource.reason")
+        raise closed(record.number, str(sr.get("status")), "completed", "withdrawn")
     sent = message.service_request
     sr = {**sr, "status": sent.get("status") if sent.get("status") in WITHDRAWN else "revoked"}
     if sent.get("reasonCode"):

@@ -4,7 +4,9 @@ Supported entries: ``POST`` (create; ``ifNoneExist`` with ``identifier=system|va
 create), ``PUT Type/id`` (create or update; ``ifMatch`` honoured) and ``DELETE Type/id``, for the resource
 types this server reads. ``urn:uuid:`` fullUrls of created resources become ``Type/id`` in every reference.
 A created ServiceRequest is a referral: it gets our referral number, a triage Task and a planned Encounter,
-as a referral received by message does. Any failure rolls the whole Bundle back.
+as a referral received by message does; the message rules on referrals apply as
+:mod:`escape_fhir.service.transaction_referrals` says (a held referral is updated with PUT, not created again;
+a PUT re-assesses it). Any failure rolls the whole Bundle back.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from escape_fhir.errors import Issue
 from escape_fhir.service.common import READ_TYPES, new_id, now, ref, referral_reference, rewrite_references
 from escape_fhir.service.intake import assess_bundle, validated
 from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.service.referrals import planned_encounter
 from escape_fhir.service.search import token_values
+from escape_fhir.service.transaction_referrals import identifier_of_new, reassess_updated
 from escape_fhir.service.triage import Assessment, new_task
 from escape_fhir.storage import Database, ReferralRecord, Repository, Stored, TokenFilter, VersionConflict, instant
 from escape_fhir.validation.api import Validator
@@ -73,10 +78,12 @@ def process(db: Database, bundle: Json, base: str, validator: Validator) -> Json
     creates_referral = any(e.method == "POST" and e.kind == "ServiceRequest" for e in entries)
     assessment = assess_bundle(bundle, []) if creates_referral else None
     moment = now()
-    with db.write() as repo:
-        results = _apply(repo, entries, moment)
-        if assessment is not None:
-            _register_referrals(repo, results, assessment, moment)
+    try:
+        results = _write(db, bundle, entries, assessment, moment)
+    except IntegrityError:
+        # Another transaction registered the same referral identifier at the same moment (PostgreSQL waits
+        # on the unique key): done again, this one now finds that referral held and gets its 422.
+        results = _write(db, bundle, entries, assessment, moment)
     out = [_response_entry(base, e, stored, status) for e, (stored, status) in zip(entries, results, strict=True)]
     return {
         "resourceType": "Bundle",
@@ -84,6 +91,18 @@ def process(db: Database, bundle: Json, base: str, validator: Validator) -> Json
         "meta": {"lastUpdated": instant(moment)},
         "entry": out,
     }
+
+
+def _write(
+    db: Database, bundle: Json, entries: list[_Entry], assessment: Assessment | None, moment: datetime
+) -> list[tuple[Stored | None, str]]:
+    with db.write() as repo:
+        results = _apply(repo, entries, moment)
+        if assessment is not None:
+            _register_referrals(repo, results, assessment, moment)
+        replaced = [s for e, (s, _) in zip(entries, results, strict=True) if e.method == "PUT" and s is not None]
+        reassess_updated(repo, replaced, lambda: assess_bundle(bundle, []), moment)
+    return results
 
 
 def _apply(repo: Repository, entries: list[_Entry], moment: datetime) -> list[tuple[Stored | None, str]]:
@@ -167,12 +186,13 @@ def _delete(repo: Repository, e: _Entry, moment: datetime) -> tuple[Stored | Non
 def _register_referrals(
     repo: Repository, results: list[tuple[Stored | None, str]], assessment: Assessment, moment: datetime
 ) -> None:
-    for stored, status in results:
+    for n, (stored, status) in enumerate(results):
         if stored is None or stored.resource_type != "ServiceRequest" or status != "201 Created":
             continue
         sr = stored.content
         task_id, enc_id = new_id(), new_id()
-        number = repo.add_referral(ReferralRecord(0, sr["id"], task_id, enc_id, None), moment)
+        identifier = identifier_of_new(repo, sr, f"Bundle.entry[{n}].resource.identifier")
+        number = repo.add_referral(ReferralRecord(0, sr["id"], task_id, enc_id, identifier), moment)
         reference = referral_reference(number)
         owner = _owner(repo, sr)
         parts = {

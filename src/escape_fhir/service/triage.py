@@ -13,7 +13,15 @@ keep it ``active``; ``completed`` completes it; ``rejected`` revokes it (no furt
 ServiceRequest.status definitions); a sender's withdrawal revokes it and cancels the Task.
 
 What triage needs to decide is on the Task itself: ``Task.input`` carries the eligibility decision (with the
-reasons of every criterion not met or unknown) and the STarT Back risk (LOINC 91352-5) of back referrals.
+reasons of every criterion not met or unknown), the STarT Back risk (LOINC 91352-5) of back referrals, and
+each criterion with its outcome and reason (as the components of the eligibility Observation).
+
+A sender's ``update`` re-assesses the referral (:func:`revise_task`): the inputs are replaced, a ``note``
+says when and what changed (the decision, each criterion whose outcome or reason changed), and the Task gets
+a new version. A Task that triage has accepted or started goes back to ``requested`` when the decision or a
+criterion's outcome changed: the acceptance was of the referral as it was, and a clinician must look at it
+again (a contraindication reported after acceptance must not go unseen). A rejected, completed or cancelled
+referral is closed and is not updated (:mod:`escape_fhir.service.referrals`).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from escape_fhir.domain import Criterion
 from escape_fhir.errors import Issue
 from escape_fhir.fhir import codes
 from escape_fhir.service.common import ID_REFERRAL_REFERENCE
@@ -57,15 +66,22 @@ class Assessment:
     decision: str
     summary: str
     risk: str | None
+    #: Every criterion with its outcome and reason: shown on the Task, compared when the sender updates.
+    criteria: tuple[Criterion, ...] = ()
     #: Where each fact was read in the sender's message, one line each (issue 8, provenance).
     sources: tuple[str, ...] = ()
     #: What was present in the message but not understood, one line each.
     not_understood: tuple[str, ...] = ()
 
 
+#: Task statuses that an update changing the assessment sends back to ``requested`` (module docstring).
+RETRIAGE = frozenset({"accepted", "in-progress"})
+DECISION_INPUT = "eligibility-assessment"
+
+
 def task_inputs(assessment: Assessment) -> list[Json]:
     decision = {
-        "type": {"coding": [{"system": codes.CS_OBSERVATION, "code": "eligibility-assessment"}]},
+        "type": {"coding": [{"system": codes.CS_OBSERVATION, "code": DECISION_INPUT}]},
         "valueCodeableConcept": {
             "coding": [{"system": codes.CS_DECISION, "code": assessment.decision}],
             "text": assessment.summary,
@@ -80,12 +96,93 @@ def task_inputs(assessment: Assessment) -> list[Json]:
                 "valueCodeableConcept": {"coding": [{"system": codes.LOINC, "code": code, "display": display}]},
             }
         )
+    inputs += [_criterion_input(c) for c in assessment.criteria]
     for kind, lines in (("fact-source", assessment.sources), ("not-understood", assessment.not_understood)):
         inputs += [
             {"type": {"coding": [{"system": codes.CS_OBSERVATION, "code": kind}]}, "valueString": line}
             for line in lines
         ]
     return inputs
+
+
+def _criterion_input(c: Criterion) -> Json:
+    return {
+        "type": {"coding": [{"system": codes.CS_CRITERION, "code": c.code, "display": c.title}]},
+        "valueCodeableConcept": {
+            "coding": [{"system": codes.CS_CRITERION_OUTCOME, "code": c.outcome.value}],
+            "text": c.reason,
+        },
+    }
+
+
+def _shown(task: Json, system: str) -> dict[str, tuple[str, str, str]]:
+    """The Task's inputs of ``system``: code -> (display, value code, value text)."""
+    found = {}
+    for item in task.get("input") or []:
+        kind = ((item.get("type") or {}).get("coding") or [{}])[0]
+        value = item.get("valueCodeableConcept") or {}
+        if kind.get("system") == system and kind.get("code"):
+            coded = (value.get("coding") or [{}])[0]
+            found[str(kind["code"])] = (
+                str(kind.get("display", kind["code"])),
+                str(coded.get("code")),
+                value.get("text", ""),
+            )
+    return found
+
+
+def _criterion_changes(before: dict[str, tuple[str, str, str]], after: tuple[Criterion, ...]) -> list[tuple[str, bool]]:
+    """Per criterion whose outcome or reason changed (new assessment's order): a phrase, outcome changed."""
+    changes = []
+    for c in after:
+        _, outcome, reason = before.get(c.code, (c.title, "not assessed", ""))
+        if outcome != c.outcome.value:
+            changes.append((f"{c.title}: {outcome} -> {c.outcome.value} ({c.reason})", True))
+        elif reason != c.reason:
+            changes.append((f"{c.title}: still {outcome}, now {c.reason} (was {reason})", False))
+    assessed = {c.code for c in after}
+    gone = [(title, outcome) for code, (title, outcome, _) in before.items() if code not in assessed]
+    return changes + [(f"{title}: {outcome} -> not assessed", True) for title, outcome in gone]
+
+
+def revise_task(task: Json, assessment: Assessment, stamp: str) -> Json:
+    """The Task after the sender's update: new inputs, a note of what changed, back to ``requested`` for
+    re-triage when triage had accepted it and the assessment changed (module docstring)."""
+    decision_before = _shown(task, codes.CS_OBSERVATION).get(DECISION_INPUT, ("", "not recorded", ""))[1]
+    criteria_before = _shown(task, codes.CS_CRITERION)
+    if criteria_before or not assessment.criteria:
+        found = _criterion_changes(criteria_before, assessment.criteria)
+        changes, outcomes_changed = [text for text, _ in found], any(outcome for _, outcome in found)
+    else:  # a Task written before criteria were shown on it: what each was is not known
+        changes, outcomes_changed = ["criteria before this update not recorded on the Task"], True
+    changed = decision_before != assessment.decision or outcomes_changed
+    if decision_before != assessment.decision:
+        parts = [f"decision {decision_before} -> {assessment.decision}"]
+    else:
+        parts = [f"decision {assessment.decision} (unchanged)"]
+    parts += changes or ["no criterion changed"]
+    return _noted({**task, "input": task_inputs(assessment)}, parts, changed, stamp)
+
+
+def note_not_assessed(task: Json, why: str, stamp: str) -> Json:
+    """The Task of a referral changed in a way that cannot be assessed: its inputs stay (they say what was
+    assessed before), a note says why, and an accepted Task goes back to re-triage."""
+    return _noted(dict(task), [f"the referral changed but cannot be assessed ({why})"], True, stamp)
+
+
+def _noted(revised: Json, parts: list[str], changed: bool, stamp: str) -> Json:
+    """``revised`` with the note of an update and, when ``changed`` and triage had accepted it, back to
+    ``requested`` (module docstring)."""
+    status = str(revised.get("status"))
+    if changed and status in RETRIAGE:
+        revised["status"] = "requested"
+        revised.pop("statusReason", None)
+        revised["businessStatus"] = {"text": f"updated by the sender after it was {status}: re-triage needed"}
+        parts = [*parts, f"back to requested for re-triage (was {status})"]
+    note = {"time": stamp, "text": f"updated {stamp}: " + "; ".join(parts)}
+    revised["note"] = [*(revised.get("note") or []), note]
+    revised["lastModified"] = stamp
+    return revised
 
 
 def new_task(

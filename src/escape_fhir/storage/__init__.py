@@ -2,6 +2,7 @@
 
 from escape_fhir.storage.database import Database, make_engine
 from escape_fhir.storage.repository import (
+    LoggedMessage,
     MessageRecord,
     ReferralRecord,
     Repository,
@@ -13,6 +14,7 @@ from escape_fhir.storage.repository import (
 
 __all__ = [
     "Database",
+    "LoggedMessage",
     "MessageRecord",
     "ReferralRecord",
     "Repository",

@@ -59,6 +59,17 @@ class MessageRecord:
     reason: str
     referral_number: int | None
     response: Json
+    #: The canonical content hash (escape_fhir.fhir.canonical); None for messages logged before it was kept.
+    content_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class LoggedMessage:
+    """What the log holds of a message already received: enough to tell a retry from a reused Bundle id."""
+
+    content_hash: str | None
+    original: bytes
+    original_format: str
 
 
 @dataclass(frozen=True)
@@ -199,8 +210,18 @@ _LOGGED = select(
     exists().where(_m.c.bundle_id == bindparam("bundle_id")),
 )
 _SELECT_MESSAGE = select(
-    _m.c.bundle_id, _m.c.request_id, _m.c.correlation_id, _m.c.reason, _m.c.referral_number, _m.c.response
+    _m.c.bundle_id,
+    _m.c.request_id,
+    _m.c.correlation_id,
+    _m.c.reason,
+    _m.c.referral_number,
+    _m.c.response,
+    _m.c.content_hash,
 ).where(_m.c.bundle_id == bindparam("bundle_id"))
+_SELECT_LOGGED = select(_m.c.content_hash, _m.c.original, _m.c.original_format).where(
+    _m.c.bundle_id == bindparam("bundle_id")
+)
+_SELECT_REQUEST_BUNDLE = select(_r.c.bundle_id).where(_r.c.request_id == bindparam("request_id"))
 _INSERT_REQUEST = insert(_r)
 _INSERT_MESSAGE = insert(_m)
 _FINISH_MESSAGE = update(_m).where(_m.c.bundle_id == bindparam("key"))
@@ -323,6 +344,11 @@ class Repository:
     def request_seen(self, request_id: str) -> bool:
         return bool(self.session.execute(_REQUEST_SEEN, {"request_id": request_id}).scalar_one())
 
+    def request_bundle(self, request_id: str) -> str | None:
+        """The Bundle id a logged request id came with, or None."""
+        found = self.session.execute(_SELECT_REQUEST_BUNDLE, {"request_id": request_id}).scalar_one_or_none()
+        return str(found) if found is not None else None
+
     def logged(self, request_id: str, bundle_id: str) -> tuple[bool, bool]:
         """Whether the request id is logged and whether the message is (one query)."""
         row = self.session.execute(_LOGGED, {"request_id": request_id, "bundle_id": bundle_id}).one()
@@ -339,7 +365,13 @@ class Repository:
             row.reason,
             row.referral_number,
             jsonio.loads(row.response),
+            row.content_hash,
         )
+
+    def logged_message(self, bundle_id: str) -> LoggedMessage | None:
+        """The hash and original bytes of a message already logged under ``bundle_id``, or None."""
+        row = self.session.execute(_SELECT_LOGGED, {"bundle_id": bundle_id}).one_or_none()
+        return LoggedMessage(row.content_hash, bytes(row.original), row.original_format) if row else None
 
     def record_request(self, request_id: str, bundle_id: str, now: datetime) -> None:
         """Log a request id; a repeated one fails on the primary key (IntegrityError)."""
@@ -361,6 +393,7 @@ class Repository:
             "original": original,
             "original_format": fmt,
             "response": "{}",
+            "content_hash": record.content_hash,
         }
         self.session.execute(_INSERT_MESSAGE, row)
 

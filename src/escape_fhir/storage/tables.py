@@ -8,7 +8,8 @@
 * ``message`` and ``message_request``: the message log. ``message.bundle_id`` is unique so that a message is
   processed once (FHIR messaging.html, "reliable delivery"); ``message_request.request_id`` is unique so a
   repeated ``X-Request-ID`` is refused (BaRS, nhs-standards.md 1.2). The response is kept for replay and the
-  original bytes for audit.
+  original bytes for audit; ``content_hash`` (:func:`escape_fhir.fhir.canonical.content_hash`) tells a
+  retry of the message (same content) from another message under the same Bundle id.
 * ``referral`` and ``referral_resource``: our referral number (the human-readable reference) and which of
   our resources each sender resource became, so updates replace the same resources.
 """
@@ -76,6 +77,9 @@ message = Table(
     Column("original", LargeBinary, nullable=False),
     Column("original_format", String(8), nullable=False),
     Column("response", Text, nullable=False),
+    #: ``sha256:<hex>`` of the message's canonical content; NULL for messages logged before 0003 (their
+    #: hash is computed from ``original`` when needed).
+    Column("content_hash", String(80), nullable=True),
 )
 
 message_request = Table(

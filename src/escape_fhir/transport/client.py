@@ -5,8 +5,10 @@ that already has it answers 409 ``duplicate`` and the message is never stored tw
 The rules of the BaRS sender (IG ``Transactional-integrity/Sender-responsibilities``, nhs-standards.md 1.2):
 
 * 2xx with both X-* ids echoed: delivered.
-* 409 whose OperationOutcome has an issue with code ``duplicate``: the receiver already has this request:
-  delivered (``Delivery.duplicate``).
+* 409 whose OperationOutcome's errors all have code ``duplicate``: the receiver already has this request:
+  delivered (``Delivery.duplicate``). Nothing else counts as delivered: a 409 with any other code, and every
+  422 (e.g. a ``new`` message for a referral the receiver holds, which must be sent as an ``update``; a Bundle
+  id reused for other content) are refusals, so a correction is never taken for a message already delivered.
 * 408, 429, 503, connection failures and timeouts: retried with exponential backoff and jitter, waiting at
   least the ``Retry-After`` the receiver asks for (seconds or an HTTP-date). A ``Retry-After`` longer than
   ``RetryPolicy.max_delay`` is not waited for: the send stops with :class:`ReceiverUnavailable` carrying
@@ -234,7 +236,7 @@ def _judge(answer: _Answer, request_id: str, correlation_id: str, now: Callable[
         echoed = answer.headers.get("x-request-id") == request_id
         echoed = echoed and answer.headers.get("x-correlation-id") == correlation_id
         return False if echoed else _Retry(f"HTTP {status} without the echoed X-Request-ID/X-Correlation-ID", answer)
-    if status == 409 and _has_issue(answer.outcome, "duplicate"):
+    if status == 409 and _only_duplicate(answer.outcome):
         return True
     if status in RETRY_STATUSES:
         return _Retry(f"HTTP {status}", answer, retry_after(answer.headers.get("retry-after"), now))
@@ -243,8 +245,11 @@ def _judge(answer: _Answer, request_id: str, correlation_id: str, now: Callable[
     return None
 
 
-def _has_issue(outcome: Mapping[str, Any] | None, code: str) -> bool:
-    return any(issue.get("code") == code for issue in (outcome or {}).get("issue") or [])
+def _only_duplicate(outcome: Mapping[str, Any] | None) -> bool:
+    """An OperationOutcome whose errors are all ``duplicate`` (BaRS 409 REC_CONFLICT for a repeated request)."""
+    issues = [i for i in (outcome or {}).get("issue") or [] if isinstance(i, dict)]
+    errors = [i for i in issues if i.get("severity") in ("error", "fatal")]
+    return bool(errors) and all(i.get("code") == "duplicate" for i in errors)
 
 
 def _read_body(content: bytes, content_type: str) -> dict[str, Any] | None:
