@@ -85,12 +85,12 @@ class _Entry:
             raise _bad(f"request.url {self.kind!r} does not match the resource", where)
         if self.method == "POST" and (self.id or self.query):
             raise _bad("POST takes request.url Type (a condition goes in ifNoneExist)", where)
-        if self.method == "PUT" and not self.query and self.resource.get("id") != self.id:
-            raise _bad("the resource id must match request.url", f"{self.at}.resource.id")
         if self.method in ("PUT", "DELETE") and bool(self.id) == bool(self.query):
             raise _bad(
                 f"{self.method} needs request.url Type/id" + (" or Type?query" if self.method == "PUT" else ""), where
             )
+        if self.method == "PUT" and not self.query and self.resource.get("id") != self.id:
+            raise _bad("the resource id must match request.url", f"{self.at}.resource.id")
         if self.method == "DELETE" and self.query:
             raise _bad("conditional delete is not supported", where, Problem.UNPROCESSABLE, "not-supported")
         if "/" in self.id:
@@ -114,11 +114,12 @@ def process(db: Database, bundle: Json, base: str, validator: Validator, scopes:
     rules = [permissions.allow(scopes, ACTIONS[e.method], e.kind, e.at) for e in entries]  # 403 before any work
     validated(bundle, validator)
     submits_referral = any(e.kind == "ServiceRequest" and e.method in ("POST", "PUT") for e in entries)
-    assessment = assess_bundle(_for_reader(bundle, entries), []) if submits_referral else None
     moment = now()
     with db.write() as repo:
         _identify(repo, entries)
         bodies = _resolved_bodies(repo, entries)
+        # After the references are resolved, so that a reference naming nothing is reported as such.
+        assessment = assess_bundle(_for_reader(bundle, entries), []) if submits_referral else None
         results: dict[int, tuple[Stored | None, str]] = {}
         for method in ORDER:
             for e in (e for e in entries if e.method == method):
@@ -246,6 +247,9 @@ def _apply(
         return repo.current(e.kind, e.rid), OK
     if e.creates:  # a PUT of an id not held is a create, with the create's rule (a Task is never created)
         permissions.allow(scopes, Action.CREATE, e.kind, e.at)
+        if e.request.get("ifMatch"):  # the version the client names does not exist (RFC 9110 13.1.1)
+            text = f"ifMatch {e.request['ifMatch']}: {e.key} is not held"
+            raise _bad(text, f"{e.at}.request.ifMatch", Problem.PRECONDITION_FAILED, "conflict")
         return repo.save(body, moment), CREATED
     if rule.triage:  # http.html#concurrency: the triage state machine needs the version the change was made on
         expected = parse_if_match(e.request.get("ifMatch"), f"{e.at}.request.ifMatch")
