@@ -37,7 +37,8 @@ MRN = "https://trust.example.nhs.uk/Id/mrn"
 # path x token -> status. "none": no Authorization header; "bad": a token that is not configured.
 # Reading the rows: writes need submit, triage needs triage, GET entries need read, and what nobody may do
 # (create or delete a Task, change a referral's ServiceRequest, Encounter or Patient behind triage) is 422
-# for every authenticated caller who could otherwise write that type.
+# for every authenticated caller who could otherwise write that type. There is no other way in: REST create,
+# update (but PUT /Task) and delete are not routes at all (405 before any token is looked at).
 TABLE = """
 case                         none bad submit read triage validate submit+read triage+read all
 message-new                  401  401 200    403  403    403      200         403         200
@@ -58,6 +59,9 @@ txn-delete-referral-patient  401  401 422    403  403    403      422         40
 txn-get-service-request      401  401 403    200  403    403      200         200         200
 read-service-request         401  401 403    200  403    403      200         200         200
 validate                     401  401 403    403  403    200      403         403         200
+rest-post-task               405  405 405    405  405    405      405         405         405
+rest-put-service-request     405  405 405    405  405    405      405         405         405
+rest-delete-service-request  405  405 405    405  405    405      405         405         405
 """
 COLUMNS = TABLE.split("\n")[1].split()[1:]
 ROWS = {
@@ -247,6 +251,19 @@ def read_service_request(c: TestClient, ref: Referral, h: dict[str, str]) -> htt
 
 def validate(c: TestClient, ref: Referral, h: dict[str, str]) -> httpx.Response:
     return c.post("/$validate", content=example("knee-gp"), headers={**h, "Content-Type": "application/fhir+json"})
+
+
+def rest_post_task(c: TestClient, ref: Referral, h: dict[str, str]) -> httpx.Response:
+    return c.post("/Task", json=read(c, f"/Task/{ref.task}"), headers=h)
+
+
+def rest_put_service_request(c: TestClient, ref: Referral, h: dict[str, str]) -> httpx.Response:
+    sr = {**read(c, f"/ServiceRequest/{ref.sr}"), "status": "revoked"}
+    return c.put(f"/ServiceRequest/{ref.sr}", json=sr, headers={**h, "If-Match": 'W/"1"'})
+
+
+def rest_delete_service_request(c: TestClient, ref: Referral, h: dict[str, str]) -> httpx.Response:
+    return c.delete(f"/ServiceRequest/{ref.sr}", headers=h)
 
 
 PATHS: dict[str, Path_] = {name: globals()[name.replace("-", "_")] for name in ROWS}
