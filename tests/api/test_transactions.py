@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
+from escape_fhir.fhir.formats import dump, parse
 from tests.api.conftest import MakeClient, example, message_headers
 
 Json = dict[str, Any]
@@ -270,3 +271,19 @@ def test_what_is_not_supported_is_refused_where_it_is(
     r = post(client, {"resourceType": "Bundle", "type": "transaction", "entry": [patient]})
     assert r.status_code == status, r.text
     assert r.json()["issue"][0]["expression"] == [f"Bundle.entry[0].{where}"]
+
+
+def test_an_engine_transaction_in_xml_is_read_alike(client: TestClient) -> None:
+    bundle = engine_bundle()
+    r = client.post(
+        "/",
+        content=dump(bundle, "xml"),
+        headers={"Content-Type": "application/fhir+xml", "Accept": "application/fhir+xml"},
+    )
+    assert r.status_code == 200, r.text
+    answer = parse(r.content, "xml")
+    assert answer["type"] == "transaction-response"
+    assert [e["response"]["status"] for e in answer["entry"]] == ["201 Created"] * len(bundle["entry"])
+    sr_at = answer["entry"][0]["response"]["location"].split("/_history")[0]
+    patient_at = answer["entry"][1]["response"]["location"].split("/_history")[0]
+    assert client.get(f"/{sr_at}").json()["subject"]["reference"] == patient_at
