@@ -17,8 +17,11 @@ from fastapi.testclient import TestClient
 
 from escape_fhir.api import create_app
 from escape_fhir.service import permissions
+from escape_fhir.service.outbound import enqueue_referral
 from escape_fhir.service.permissions import Action
+from escape_fhir.service.responses import response_bundle
 from escape_fhir.settings import Scope, Settings
+from escape_fhir.storage.outbox import Origin
 from tests.api.conftest import example, message_headers
 
 Json = dict[str, Any]
@@ -348,3 +351,46 @@ def test_an_open_server_lets_every_caller_do_what_any_scope_allows(client: TestC
     ref = seed(client)
     assert _txn_task(client, ref, {}, "accepted", 'W/"1"').status_code == 200
     assert txn_delete_referral_sr(client, ref, {}).status_code == 422
+
+
+def test_a_message_cannot_carry_a_task_of_its_own(app: TestClient) -> None:
+    """A referral message stores what it carries: a Task in it would stand beside the triage Task (or, with
+    status completed, look decided), so it is refused like POST Task."""
+    message = fresh_message()
+    sr_url, patient_url = message["entry"][1]["fullUrl"], message["entry"][2]["fullUrl"]
+    task = {"resourceType": "Task", "meta": {"lastUpdated": "2026-11-20T09:30:00Z"}, "status": "completed"}
+    task |= {"intent": "order", "focus": {"reference": sr_url}, "for": {"reference": patient_url}}
+    message["entry"].append({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": task})
+    r = post_message(app, message, auth("submit"))
+    issue = r.json()["issue"][0]
+    at = f"Bundle.entry[{len(message['entry']) - 1}].resource"
+    assert (r.status_code, issue["code"], issue["expression"]) == (422, "business-rule", [at])
+    identifier = message["entry"][1]["resource"]["identifier"][0]
+    found = read(app, f"/ServiceRequest?identifier={identifier['system']}|{identifier['value']}")
+    assert found["total"] == 0
+
+
+def test_a_response_message_cannot_rewrite_a_triage_task(app: TestClient) -> None:
+    """A response to a referral we sent mirrors the receiver's Task under its id; a forged one naming the id of
+    one of our triage Tasks (and a lastModified in the future, so it is not stale) is refused."""
+    ref = seed(app)
+    sent = fresh_message()
+    queued = enqueue_referral(app.app.state.db, json.dumps(sent).encode(), "http://127.0.0.1:9/never")  # type: ignore[attr-defined]
+    origin = Origin(
+        1, queued.bundle_id, queued.correlation_id, "https://fhir.nhs.uk/Id/ods-organization-code|RR8", None
+    )
+    sr = {"id": queued.service_request_id, "status": "revoked", "intent": "plan", "subject": {"reference": "Patient/p"}}
+    forged = {"id": ref.task, "status": "completed", "intent": "order", "lastModified": "2999-01-01T00:00:00Z"}
+    r = post_message(app, response_bundle(origin, sr, forged, "2026-11-26T12:00:00.000Z"), auth("submit"))
+    issue = r.json()["issue"][0]
+    assert (r.status_code, issue["code"], issue["expression"]) == (
+        422,
+        "business-rule",
+        ["Bundle.entry[2].resource.id"],
+    )
+    assert read(app, f"/Task/{ref.task}")["status"] == "requested"
+    assert read(app, f"/ServiceRequest/{queued.service_request_id}")["status"] == "active"
+    mirror = {**forged, "id": str(uuid.uuid4())}  # the receiver's own Task: kept as our mirror
+    r = post_message(app, response_bundle(origin, sr, mirror, "2026-11-26T12:00:00.000Z"), auth("submit"))
+    assert r.status_code == 200, r.text
+    assert read(app, f"/Task/{mirror['id']}")["focus"]["reference"] == f"ServiceRequest/{queued.service_request_id}"

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from escape_fhir.domain import Outcome, assess
 from escape_fhir.errors import Issue, MappingError
 from escape_fhir.fhir.readers import read_referral
-from escape_fhir.service import responses
+from escape_fhir.service import permissions, responses
 from escape_fhir.service.common import now, referral_reference
 from escape_fhir.service.messages import Message, read_message, retired_verification_codes
 from escape_fhir.service.outcomes import OutcomeError, Problem
@@ -67,6 +67,7 @@ def _duplicate_request(request_id: str) -> OutcomeError:
 def checked(bundle: Json, validator: Validator) -> tuple[Message, list[Issue]]:
     """The message, or OutcomeError; the warnings to return with a 200 (validator's and reader's)."""
     message = read_message(bundle)
+    permissions.check_carried(message.entries)  # a Task is never the sender's to make (service.permissions)
     return message, validated(bundle, validator)
 
 

@@ -19,8 +19,10 @@ The rules are data (:data:`RULES`): a new route or resource type is a row, not a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from escape_fhir.errors import Issue
 from escape_fhir.service.common import ID_REFERRAL_REFERENCE, ref
@@ -95,6 +97,27 @@ def allow(scopes: frozenset[Scope], action: Action, resource_type: str, where: s
         text = f"the bearer token lacks the {found.scope.value} scope ({what} needs it)"
         raise OutcomeError(Problem.FORBIDDEN, [Issue("error", "forbidden", text, where)])
     return found
+
+
+def check_carried(entries: Sequence[Any]) -> None:
+    """A message stores what it carries (as creates or updates of the sender's resources): what no caller may
+    create, a Task above all, is refused (422) there too, not stored beside the referral's own."""
+    for i, entry in enumerate(entries):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        if isinstance(kind, str) and (found := rule(Action.CREATE, kind)).scope is None:
+            where = f"Bundle.entry[{i}].resource"
+            raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "business-rule", found.refusal, where)])
+
+
+def check_mirror(repo: Repository, task_id: str, focus: str, where: str) -> None:
+    """A response to a referral we sent carries the receiver's Task, kept as a mirror focused on our copy of
+    the ServiceRequest (``service.responses``). It may replace that mirror, never another Task: a response
+    naming the id of one of our triage Tasks would otherwise rewrite a triage decision (422)."""
+    held = repo.current("Task", task_id)
+    if held is not None and (held.content.get("focus") or {}).get("reference") != focus:
+        text = f"Task/{task_id} is not the receiver's Task of the referral this response answers"
+        raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "business-rule", text, where)])
 
 
 # --- the state rule: does the target belong to a held referral? ------------------------------------------
