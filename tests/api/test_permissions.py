@@ -336,6 +336,7 @@ def test_a_task_changed_in_a_transaction_goes_through_triage(app: TestClient) ->
 
 def test_the_table_of_rules_answers_each_action() -> None:
     every = frozenset(Scope)
+    assert all(permissions.rule(action, "AnyOtherType") for action in Action)  # every action has a default row
     assert permissions.allow(every, Action.UPDATE, "Task").triage
     assert permissions.rule(Action.UPDATE, "Patient").scope is Scope.SUBMIT
     with pytest.raises(permissions.OutcomeError) as refused:

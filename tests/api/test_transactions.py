@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -287,3 +288,27 @@ def test_an_engine_transaction_in_xml_is_read_alike(client: TestClient) -> None:
     sr_at = answer["entry"][0]["response"]["location"].split("/_history")[0]
     patient_at = answer["entry"][1]["response"]["location"].split("/_history")[0]
     assert client.get(f"/{sr_at}").json()["subject"]["reference"] == patient_at
+
+
+def test_simultaneous_engine_transactions_make_one_patient(make_client: MakeClient, pg_url: str) -> None:
+    """Two servers on one PostgreSQL database, each given transactions naming the same Patient, Organizations
+    and Practitioner at the same moment: conditions are matched and created one transaction at a time, so every
+    answer names the same Patient (else later conditional updates would find two and fail with 412)."""
+    servers = [make_client(database_url=pg_url), make_client(database_url=pg_url, migrate=False)]
+    start = threading.Barrier(6)
+    answers: list[Any] = []
+
+    def send(n: int) -> None:
+        bundle = engine_bundle()
+        start.wait()
+        answers.append(post(servers[n % 2], bundle))
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers if a.status_code != 200]
+    patients = {a.json()["entry"][1]["response"]["location"].split("/_history")[0] for a in answers}
+    assert len(patients) == 1, patients
+    assert post(servers[0], engine_bundle()).status_code == 200

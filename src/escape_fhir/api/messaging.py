@@ -37,7 +37,7 @@ async def bars_ids(request: Request) -> tuple[str, str]:
 Ids = Annotated[tuple[str, str], Depends(bars_ids)]
 
 
-@router.post("/$process-message", dependencies=[permit(Action.MESSAGE, "Bundle")])
+@router.post("/$process-message", dependencies=[permit(Action.MESSAGE)])
 def process_message(
     request: Request, ids: Ids, fmt: OutFormat, body: InBody, db: Db, base: Base, validator: Val
 ) -> Response:

@@ -36,6 +36,10 @@ class Condition:
     text: str
     filters: tuple[TokenFilter, ...]
 
+    def lock_names(self, kind: str) -> list[str]:
+        """One name per identifier the condition names (``Repository.lock_names``)."""
+        return [f"condition|{kind}|{f.param}|{system}|{value}" for f in self.filters for system, value in f.values]
+
     def holds_for(self, resource: Json) -> bool:
         tokens = [(t.param, t.system, t.value) for t in tokens_of(resource)]
         return all(any(_holds(tokens, f.param, system, value) for system, value in f.values) for f in self.filters)

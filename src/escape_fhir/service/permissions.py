@@ -61,7 +61,7 @@ _BY_MESSAGE = "send a message with reason update or delete ($process-message) in
 RULES: dict[tuple[Action, str], Rule] = {
     (Action.READ, ANY): Rule(Scope.READ),
     (Action.VALIDATE, ANY): Rule(Scope.VALIDATE),
-    (Action.MESSAGE, "Bundle"): Rule(Scope.SUBMIT),
+    (Action.MESSAGE, ANY): Rule(Scope.SUBMIT),
     (Action.CREATE, "Task"): Rule(None, "a Task is made by this server, one for each referral it receives"),
     (Action.UPDATE, "Task"): Rule(Scope.TRIAGE, triage=True),
     (Action.DELETE, "Task"): Rule(

@@ -72,6 +72,15 @@ class _Entry:
         self.rid = self.id
         self.creates = False
         self._check()
+        self.condition = self._condition()
+
+    def _condition(self) -> conditional.Condition | None:
+        """The condition of a conditional create (``ifNoneExist``) or update (``PUT Type?query``)."""
+        if self.method == "POST" and self.request.get("ifNoneExist"):
+            return conditional.parse_condition(str(self.request["ifNoneExist"]), f"{self.at}.request.ifNoneExist")
+        if self.method == "PUT" and self.query:
+            return conditional.parse_condition(self.query, f"{self.at}.request.url")
+        return None
 
     def _check(self) -> None:
         where = f"{self.at}.request.url"
@@ -143,6 +152,9 @@ def _identify(repo: Repository, entries: list[_Entry]) -> None:
     """Our id of every entry's target (conditions matched in the store); two entries changing one fail."""
     same_condition: dict[tuple[str, str], str] = {}  # one ifNoneExist twice in a Bundle: one resource
     owners: dict[str, _Entry] = {}
+    # Matching a condition and creating what it did not find is one step: writers naming the same identifier
+    # (two engine transactions for one patient, on two servers) take turns, else each would create one.
+    repo.lock_names([name for e in entries if e.condition for name in e.condition.lock_names(e.kind)])
     for e in entries:
         if e.method == "POST":
             _identify_create(repo, e, same_condition)
@@ -157,24 +169,22 @@ def _identify(repo: Repository, entries: list[_Entry]) -> None:
 
 
 def _identify_create(repo: Repository, e: _Entry, same_condition: dict[tuple[str, str], str]) -> None:
-    text = e.request.get("ifNoneExist")
-    if not text:
+    condition = e.condition
+    if condition is None:
         e.rid, e.creates = new_id(), True
         return
-    where = f"{e.at}.request.ifNoneExist"
-    condition = conditional.parse_condition(str(text), where)
     earlier = same_condition.get((e.kind, condition.text))
     matches = [earlier] if earlier else conditional.stored_matches(repo, e.kind, condition)
     if len(matches) > 1:
-        raise conditional.multiple(f"ifNoneExist {text}", where)
+        raise conditional.multiple(f"ifNoneExist {condition.text}", f"{e.at}.request.ifNoneExist")
     e.rid, e.creates = (matches[0], False) if matches else (new_id(), True)
     same_condition[(e.kind, condition.text)] = e.rid
 
 
 def _identify_update(repo: Repository, e: _Entry) -> None:
-    if e.query:
+    if e.condition is not None:
         where = f"{e.at}.request.url"
-        matches = conditional.stored_matches(repo, e.kind, conditional.parse_condition(e.query, where))
+        matches = conditional.stored_matches(repo, e.kind, e.condition)
         if len(matches) > 1:
             raise conditional.multiple(f"PUT {e.kind}?{e.query}", where)
         given = e.resource.get("id")
