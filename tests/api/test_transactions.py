@@ -312,3 +312,27 @@ def test_simultaneous_engine_transactions_make_one_patient(make_client: MakeClie
     patients = {a.json()["entry"][1]["response"]["location"].split("/_history")[0] for a in answers}
     assert len(patients) == 1, patients
     assert post(servers[0], engine_bundle()).status_code == 200
+
+
+def test_a_referral_may_name_a_patient_held_from_an_earlier_transaction(client: TestClient) -> None:
+    """The engine sent the Patient before; this time the ServiceRequest names it by NHS number only. The
+    reader is given the held Patient, so the referral is read and triaged as any other."""
+    first = post(client, engine_bundle()).json()
+    patient_at = first["entry"][1]["response"]["location"].split("/_history")[0]
+    bundle = engine_bundle()
+    bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Patient"]
+    r = post(client, bundle)
+    assert r.status_code == 200, r.text
+    sr_at = r.json()["entry"][0]["response"]["location"].split("/_history")[0]
+    assert client.get(f"/{sr_at}").json()["subject"]["reference"] == patient_at
+    (task,) = client.get("/Task", params={"focus": sr_at}).json()["entry"]
+    assert task["resource"]["for"]["reference"] == patient_at
+    decision = task["resource"]["input"][0]["valueCodeableConcept"]["coding"][0]["code"]
+    assert decision == first_decision(client, first)
+
+
+def first_decision(client: TestClient, answer: Json) -> str:
+    sr_at = answer["entry"][0]["response"]["location"].split("/_history")[0]
+    (task,) = client.get("/Task", params={"focus": sr_at}).json()["entry"]
+    code: str = task["resource"]["input"][0]["valueCodeableConcept"]["coding"][0]["code"]
+    return code

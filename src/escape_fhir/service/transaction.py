@@ -25,6 +25,7 @@ message is. Any failure rolls the whole Bundle back.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -61,6 +62,7 @@ class _Entry:
         self.n, self.at = i, f"Bundle.entry[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("request"), dict):
             raise _bad("a transaction entry needs a request", self.at, code="required")
+        self.raw: Json = entry
         self.request: Json = entry["request"]
         self.method = str(self.request.get("method", ""))
         url = str(self.request.get("url", "")).strip().lstrip("/")
@@ -128,7 +130,7 @@ def process(db: Database, bundle: Json, base: str, validator: Validator, scopes:
         _identify(repo, entries)
         bodies = _resolved_bodies(repo, entries)
         # After the references are resolved, so that a reference naming nothing is reported as such.
-        assessment = assess_bundle(_for_reader(bundle, entries), []) if submits_referral else None
+        assessment = assess_bundle(_for_reader(repo, bundle, entries, bodies), []) if submits_referral else None
         results: dict[int, tuple[Stored | None, str]] = {}
         for method in ORDER:
             for e in (e for e in entries if e.method == method):
@@ -220,28 +222,48 @@ def _resolved_bodies(repo: Repository, entries: list[_Entry]) -> dict[int, Json]
     }
 
 
-def _for_reader(bundle: Json, entries: list[_Entry]) -> Json:
-    """The Bundle as the referral reader gets it: a conditional reference that names exactly one entry of the
-    Bundle points at that entry's fullUrl (those naming stored resources are resolved later, in the store)."""
-    named: dict[str, str] = {}
-    for e in entries:
-        for _, target in conditional.conditional_references(e.resource, e.at):
-            match = conditional.CONDITIONAL_REFERENCE.match(target)
-            assert match is not None
-            try:
-                condition = conditional.parse_condition(match.group(2), e.at)
-            except OutcomeError:
-                continue  # refused with its location when the store is asked
-            found = [
-                o.full_url
-                for o in entries
-                if o.kind == match.group(1) and o.full_url and condition.holds_for(o.resource)
-            ]
-            if len(found) == 1 and found[0] is not None:
-                named[target] = found[0]
-    if not named:
-        return bundle
-    return {**bundle, "entry": [rewrite_references(entry, named.get) for entry in bundle.get("entry") or []]}
+def _for_reader(repo: Repository, bundle: Json, entries: list[_Entry], bodies: dict[int, Json]) -> Json:
+    """The Bundle as the referral reader gets it: each resource with our id and its references resolved to
+    ``Type/id`` (the reader finds entries by ``Type/id`` as by fullUrl), and the resources held here that it
+    names without carrying them (a Patient known by NHS number from an earlier transaction) added as entries,
+    following their references in turn a few steps."""
+    out = [{**e.raw, "resource": bodies[e.n]} if e.n in bodies else e.raw for e in entries]
+    carried = {ref(str(b["resourceType"]), str(b["id"])) for b in bodies.values()}
+    wanted = _references(list(bodies.values())) - carried
+    for _ in range(_READER_STEPS):
+        keys = sorted(tuple(k.split("/", 1)) for k in wanted if k.split("/", 1)[0] in READ_TYPES)
+        found = [s.content for s in repo.currents([(k[0], k[1]) for k in keys]).values() if not s.deleted]
+        out += [{"resource": content} for content in found]
+        carried |= {ref(str(c["resourceType"]), str(c["id"])) for c in found}
+        wanted = _references(found) - carried
+        if not wanted:
+            break
+    return {**bundle, "entry": out}
+
+
+#: How far the reader's Bundle follows references into what is held (ServiceRequest -> PractitionerRole ->
+#: Organization is two).
+_READER_STEPS = 3
+_LITERAL = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+
+
+def _references(resources: list[Json]) -> set[str]:
+    """Every literal ``Type/id`` reference in ``resources``."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            target = node.get("reference")
+            if isinstance(target, str) and _LITERAL.match(target):
+                found.add(target)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(resources)
+    return found
 
 
 # --- applying ---------------------------------------------------------------------------------------------
