@@ -255,6 +255,8 @@ def test_a_failing_last_entry_rolls_back_every_earlier_one(client: TestClient) -
         ),
         pytest.param({"method": "PUT", "url": "Patient?"}, 400, "request.url", id="empty-condition"),
         pytest.param({"method": "DELETE", "url": PATIENT}, 422, "request.url", id="conditional-delete"),
+        pytest.param({"method": "PUT", "url": "Patient?identifier=a%00b|c"}, 400, "request.url", id="nul-in-condition"),
+        pytest.param({"method": "DELETE", "url": "Patient/" + "x" * 65}, 400, "request.url", id="not-an-id"),
         pytest.param({"method": "PATCH", "url": "Patient/x"}, 422, "request.method", id="patch"),
         pytest.param(
             {"method": "POST", "url": "Patient", "ifNoneExist": "family=Whitfield"},

@@ -52,6 +52,10 @@ def _holds(tokens: list[tuple[str, str, str]], param: str, system: str | None, v
 def parse_condition(text: str, where: str) -> Condition:
     """The condition of a query string; OutcomeError 400 (empty) or 422 (an unsupported parameter)."""
     pairs = parse_qsl(text.lstrip("?"), keep_blank_values=True)
+    if any(ord(c) < 32 for pair in pairs for c in "".join(pair)):  # NUL cannot be stored or searched on PostgreSQL
+        raise OutcomeError(
+            Problem.BAD_REQUEST, [Issue("error", "invalid", "a condition has control characters", where)]
+        )
     if not pairs:
         raise OutcomeError(Problem.BAD_REQUEST, [Issue("error", "invalid", f"no condition in {text!r}", where)])
     filters = []

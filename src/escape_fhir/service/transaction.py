@@ -49,6 +49,7 @@ Json = dict[str, Any]
 ORDER = ("DELETE", "POST", "PUT", "GET")
 ACTIONS = {"DELETE": Action.DELETE, "POST": Action.CREATE, "PUT": Action.UPDATE, "GET": Action.READ}
 CREATED, OK, NO_CONTENT = "201 Created", "200 OK", "204 No Content"
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
 def _bad(text: str, where: str, problem: Problem = Problem.BAD_REQUEST, code: str = "invalid") -> OutcomeError:
@@ -104,8 +105,8 @@ class _Entry:
             raise _bad("the resource id must match request.url", f"{self.at}.resource.id")
         if self.method == "DELETE" and self.query:
             raise _bad("conditional delete is not supported", where, Problem.UNPROCESSABLE, "not-supported")
-        if "/" in self.id:
-            raise _bad(f"request.url {self.kind}/{self.id} is not Type/id", where)
+        if self.id and not _ID.match(self.id):  # FHIR datatypes.html#id; also keeps NUL out of every store
+            raise _bad(f"request.url {self.kind}/{self.id[:80]!r} is not Type/id (id: 1-64 of A-Z a-z 0-9 - .)", where)
         if self.method == "GET" and not self.id and self.kind not in PARAMETERS:
             text = f"search of {self.kind} is not supported (ServiceRequest and Task are searchable)"
             raise _bad(text, where, Problem.UNPROCESSABLE, "not-supported")
