@@ -165,7 +165,7 @@ def _identify(repo: Repository, entries: list[_Entry]) -> None:
             _identify_update(repo, e)
         if e.method == "GET" or (e.method == "POST" and not e.creates):
             continue
-        if (first := owners.get(e.key)) is not None and not (e.method == first.method == "POST"):
+        if (first := owners.get(e.key)) is not None:
             text = f"{first.at} and {e.at} both change {e.key} (http.html#trules: identities may not overlap)"
             raise _bad(text, f"{e.at}.request.url")
         owners[e.key] = e
