@@ -1,4 +1,5 @@
-"""Bearer tokens with scopes (RFC 6750). ``/metadata`` is open; every other route needs a scope.
+"""Bearer tokens with scopes (RFC 6750). ``/metadata`` is open; every other route needs a scope, and which
+one is decided by :mod:`escape_fhir.service.permissions` (this module only finds out who is calling).
 
 Two kinds of token are accepted:
 
@@ -18,14 +19,16 @@ import functools
 import hashlib
 import hmac
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import Depends, Request
 
+from escape_fhir.service import permissions
 from escape_fhir.service.outcomes import OutcomeError, Problem
+from escape_fhir.service.permissions import Action
 from escape_fhir.settings import JwtIssuer, Scope, Settings
 
 #: Clock skew allowed on ``exp`` (seconds).
@@ -86,21 +89,30 @@ def _unauthorized(text: str) -> OutcomeError:
     return OutcomeError(Problem.UNAUTHORIZED, text, location="Authorization", headers={"WWW-Authenticate": header})
 
 
-def require(scope: Scope) -> Any:
-    """A dependency refusing requests without a token (401) or without ``scope`` (403)."""
+def caller_scopes(request: Request) -> frozenset[Scope]:
+    """The scopes of the request's bearer token (every scope on an open server); 401 without a valid one."""
+    settings: Settings = request.app.state.settings
+    if settings.open_access:
+        return permissions.EVERY_SCOPE
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("a bearer token is required (Authorization: Bearer <token>)")
+    scopes = scopes_of(settings, token.strip())
+    if scopes is None:
+        raise _unauthorized("the bearer token is not valid")
+    return scopes
 
-    def check(request: Request) -> None:
-        settings: Settings = request.app.state.settings
-        if settings.open_access:
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise _unauthorized("a bearer token is required (Authorization: Bearer <token>)")
-        scopes = scopes_of(settings, token.strip())
-        if scopes is None:
-            raise _unauthorized("the bearer token is not valid")
-        if scope not in scopes:
-            raise OutcomeError(Problem.FORBIDDEN, f"the bearer token lacks the {scope.value} scope")
 
-    dependency: Callable[[Request], None] = check
+#: The caller's scopes, for routes whose permission depends on what the request holds (``POST /``).
+Scopes = Annotated[frozenset[Scope], Depends(caller_scopes)]
+
+
+def permit(action: Action, resource_type: str = permissions.ANY) -> Any:
+    """A dependency refusing requests without a token (401) or that :mod:`~escape_fhir.service.permissions`
+    does not allow ``action`` on ``resource_type`` (403, or 422 when nobody may)."""
+
+    def check(scopes: Scopes) -> None:
+        permissions.allow(scopes, action, resource_type)
+
+    dependency: Callable[[frozenset[Scope]], None] = check
     return Depends(dependency)

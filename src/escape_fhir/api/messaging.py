@@ -7,15 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from escape_fhir.api.auth import require
+from escape_fhir.api.auth import Scopes, permit
 from escape_fhir.api.deps import Base, Db, Val
 from escape_fhir.api.negotiation import InBody, OutFormat, fhir_response
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.formats import parse
 from escape_fhir.service import intake
 from escape_fhir.service.outcomes import OutcomeError, Problem
+from escape_fhir.service.permissions import Action
 from escape_fhir.service.transaction import process as process_transaction
-from escape_fhir.settings import Scope, Settings
+from escape_fhir.settings import Settings
 
 router = APIRouter()
 MAX_ID = 200
@@ -36,7 +37,7 @@ async def bars_ids(request: Request) -> tuple[str, str]:
 Ids = Annotated[tuple[str, str], Depends(bars_ids)]
 
 
-@router.post("/$process-message", dependencies=[require(Scope.SUBMIT)])
+@router.post("/$process-message", dependencies=[permit(Action.MESSAGE)])
 def process_message(
     request: Request, ids: Ids, fmt: OutFormat, body: InBody, db: Db, base: Base, validator: Val
 ) -> Response:
@@ -48,7 +49,8 @@ def process_message(
     return fhir_response(result.body, fmt, data=result.data)
 
 
-@router.post("/", dependencies=[require(Scope.SUBMIT)])
-def transaction_bundle(fmt: OutFormat, body: InBody, db: Db, base: Base, validator: Val) -> Response:
+@router.post("/")
+def transaction_bundle(scopes: Scopes, fmt: OutFormat, body: InBody, db: Db, base: Base, validator: Val) -> Response:
+    """Each entry is allowed or refused by the permissions table (``service.permissions``), not the route."""
     bundle = parse(body.data, body.fmt)
-    return fhir_response(process_transaction(db, bundle, base, validator), fmt)
+    return fhir_response(process_transaction(db, bundle, base, validator, scopes), fmt)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
-from escape_fhir.api.auth import require
+from escape_fhir.api.auth import permit
 from escape_fhir.api.deps import Base, Db, Val
 from escape_fhir.api.negotiation import InBody, OutFormat, fhir_response, version_headers
 from escape_fhir.fhir.formats import parse
@@ -15,11 +15,12 @@ from escape_fhir.service import rest, triage
 from escape_fhir.service.capability import capability_statement
 from escape_fhir.service.common import READ_TYPES, now
 from escape_fhir.service.outcomes import OutcomeError, Problem
-from escape_fhir.settings import Scope, Settings
+from escape_fhir.service.permissions import Action
+from escape_fhir.settings import Settings
 from escape_fhir.validation import validate
 
 router = APIRouter()
-READ = require(Scope.READ)
+READ = permit(Action.READ)
 
 
 def _params(request: Request) -> list[tuple[str, str]]:
@@ -32,13 +33,13 @@ def metadata(request: Request, fmt: OutFormat, base: Base) -> Response:
     return fhir_response(capability_statement(base, secured=not settings.open_access), fmt)
 
 
-@router.post("/$validate", dependencies=[require(Scope.VALIDATE)])
+@router.post("/$validate", dependencies=[permit(Action.VALIDATE)])
 def validate_any(request: Request, fmt: OutFormat, body: InBody, validator: Val) -> Response:
     profiles = request.query_params.getlist("profile")
     return fhir_response(rest.validate_operation(parse(body.data, body.fmt), None, profiles, validator), fmt)
 
 
-@router.post("/{resource_type}/$validate", dependencies=[require(Scope.VALIDATE)])
+@router.post("/{resource_type}/$validate", dependencies=[permit(Action.VALIDATE)])
 def validate_type(resource_type: str, request: Request, fmt: OutFormat, body: InBody, validator: Val) -> Response:
     rest.check_type(resource_type, (*READ_TYPES, "Questionnaire", "Bundle"))
     profiles = request.query_params.getlist("profile")
@@ -78,7 +79,7 @@ def vread(resource_type: str, resource_id: str, version: str, fmt: OutFormat, db
     return fhir_response(stored.content, fmt, headers=version_headers(stored))
 
 
-@router.put("/Task/{task_id}", dependencies=[require(Scope.TRIAGE)])
+@router.put("/Task/{task_id}", dependencies=[permit(Action.UPDATE, "Task")])
 def update_task(
     task_id: str, fmt: OutFormat, body: InBody, db: Db, if_match: Annotated[str | None, Header()] = None
 ) -> Response:

@@ -73,7 +73,12 @@ def capability_statement(base: str, secured: bool) -> Json:
         }
     rest["resource"] = resources
     rest["interaction"] = [
-        {"code": "transaction", "documentation": "POST, PUT, DELETE entries; ifNoneExist on identifier"}
+        {
+            "code": "transaction",
+            "documentation": "DELETE Type/id, POST (ifNoneExist identifier=), PUT Type/id or Type?identifier= "
+            "(conditional update), GET Type/id or a search, processed in that order; conditional references "
+            "Type?identifier=system|value; a Task only through triage (scope triage, ifMatch required)",
+        }
     ]
     rest["operation"] = [
         {

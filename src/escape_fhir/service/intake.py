@@ -33,7 +33,7 @@ from escape_fhir.errors import FhirFormatError, Issue, MappingError
 from escape_fhir.fhir.canonical import content_hash, differences
 from escape_fhir.fhir.formats import parse
 from escape_fhir.fhir.readers import assess_read, read_referral
-from escape_fhir.service import responses
+from escape_fhir.service import permissions, responses
 from escape_fhir.service.common import now, referral_reference
 from escape_fhir.service.messages import Message, read_message, retired_verification_codes
 from escape_fhir.service.outcomes import OutcomeError, Problem
@@ -77,6 +77,7 @@ def _duplicate_request(request_id: str) -> OutcomeError:
 def checked(bundle: Json, validator: Validator) -> tuple[Message, list[Issue]]:
     """The message, or OutcomeError; the warnings to return with a 200 (validator's and reader's)."""
     message = read_message(bundle)
+    permissions.check_carried(message.entries)  # a Task is never the sender's to make (service.permissions)
     return message, validated(bundle, validator)
 
 

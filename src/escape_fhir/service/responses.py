@@ -25,6 +25,7 @@ from typing import Any
 from escape_fhir import __version__
 from escape_fhir.errors import Issue
 from escape_fhir.fhir import codes, jsonio
+from escape_fhir.service import permissions
 from escape_fhir.service.common import new_id
 from escape_fhir.service.messages import Message
 from escape_fhir.service.outcomes import OutcomeError, Problem
@@ -159,7 +160,7 @@ def apply_response(repo: Repository, response: Response, now: datetime) -> Json:
     if task is not None and _stale(repo, task):
         return answer
     if task is not None:
-        _mirror(repo, task, ours, now)
+        _mirror(repo, task, ours, now, response.bundle["entry"])
     status = response.service_request.get("status")
     copy = repo.current("ServiceRequest", ours)
     if copy is not None and isinstance(status, str) and copy.content.get("status") != status:
@@ -174,11 +175,14 @@ def _stale(repo: Repository, task: Json) -> bool:
     return held is not None and str(held.content.get("lastModified", "")) > str(task.get("lastModified", ""))
 
 
-def _mirror(repo: Repository, task: Json, sr_id: str, now: datetime) -> None:
+def _mirror(repo: Repository, task: Json, sr_id: str, now: datetime, bundle_entries: list[Any]) -> None:
     """Keep the receiver's Task as ours to read, its focus our copy of the ServiceRequest."""
     if not isinstance(task.get("id"), str):
         return
-    mirror = {**task, "focus": {"reference": f"ServiceRequest/{sr_id}"}}
+    focus = f"ServiceRequest/{sr_id}"
+    at = next((i for i, e in enumerate(bundle_entries) if isinstance(e, dict) and e.get("resource") is task), 0)
+    permissions.check_mirror(repo, task["id"], focus, f"Bundle.entry[{at}].resource.id")
+    mirror = {**task, "focus": {"reference": focus}}
     owner = {k: v for k, v in (task.get("owner") or {}).items() if k != "reference"}
     mirror.pop("owner", None)
     if owner:

@@ -12,7 +12,7 @@ from escape_fhir.fhir.questionnaires import all_questionnaires
 from escape_fhir.service.common import READ_TYPES, now
 from escape_fhir.service.outcomes import OutcomeError, Problem, outcome
 from escape_fhir.service.search import PARAMETERS, Query, parse_query
-from escape_fhir.storage import Database, Stored, TokenFilter, instant
+from escape_fhir.storage import Database, Repository, Stored, TokenFilter, instant
 from escape_fhir.validation.api import Validator
 
 Json = dict[str, Any]
@@ -90,20 +90,26 @@ def search(db: Database, resource_type: str, params: Sequence[tuple[str, str]], 
         raise OutcomeError(
             Problem.METHOD_NOT_ALLOWED, f"search of {resource_type} is not supported", headers={"Allow": "POST"}
         )
-    query = parse_query(resource_type, params)
     with db.read() as repo:
-        if query.patient_identifiers:
-            patients, _ = repo.search("Patient", [TokenFilter("identifier", query.patient_identifiers)], count=1000)
-            refs = tuple((None, f"Patient/{p.resource_id}") for p in patients) or ((None, "Patient/-"),)
-            query.filters.append(TokenFilter("patient", refs))
-        found, total = repo.search(
-            resource_type,
-            query.filters,
-            query.updated,
-            newest_first=query.newest_first,
-            count=query.count,
-            offset=query.offset,
-        )
+        return search_in(repo, resource_type, params, base)
+
+
+def search_in(repo: Repository, resource_type: str, params: Sequence[tuple[str, str]], base: str) -> Json:
+    """The searchset of a search of a type in ``PARAMETERS``, in ``repo``'s transaction (``GET`` alone, or a
+    transaction's GET entry)."""
+    query = parse_query(resource_type, params)
+    if query.patient_identifiers:
+        patients, _ = repo.search("Patient", [TokenFilter("identifier", query.patient_identifiers)], count=1000)
+        refs = tuple((None, f"Patient/{p.resource_id}") for p in patients) or ((None, "Patient/-"),)
+        query.filters.append(TokenFilter("patient", refs))
+    found, total = repo.search(
+        resource_type,
+        query.filters,
+        query.updated,
+        newest_first=query.newest_first,
+        count=query.count,
+        offset=query.offset,
+    )
     entries = [
         {"fullUrl": f"{base}/{resource_type}/{s.resource_id}", "resource": s.content, "search": {"mode": "match"}}
         for s in found

@@ -35,7 +35,7 @@ from escape_fhir.fhir import codes
 from escape_fhir.service.common import ID_REFERRAL_REFERENCE
 from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.service.responses import enqueue_triage_response
-from escape_fhir.storage import Database, Stored, VersionConflict, instant
+from escape_fhir.storage import Database, Repository, Stored, VersionConflict, instant
 
 Json = dict[str, Any]
 
@@ -164,12 +164,6 @@ def revise_task(task: Json, assessment: Assessment, stamp: str) -> Json:
     return _noted({**task, "input": task_inputs(assessment)}, parts, changed, stamp)
 
 
-def note_not_assessed(task: Json, why: str, stamp: str) -> Json:
-    """The Task of a referral changed in a way that cannot be assessed: its inputs stay (they say what was
-    assessed before), a note says why, and an accepted Task goes back to re-triage."""
-    return _noted(dict(task), [f"the referral changed but cannot be assessed ({why})"], True, stamp)
-
-
 def _noted(revised: Json, parts: list[str], changed: bool, stamp: str) -> Json:
     """``revised`` with the note of an update and, when ``changed`` and triage had accepted it, back to
     ``requested`` (module docstring)."""
@@ -209,13 +203,13 @@ def new_task(
     return task
 
 
-def parse_if_match(value: str | None) -> int:
+def parse_if_match(value: str | None, location: str = "If-Match") -> int:
     """The version of ``If-Match: W/"3"``; 428 without one (RFC 6585), 412 for one that is no version of ours."""
     if not value:
-        raise OutcomeError(Problem.PRECONDITION_REQUIRED, 'updates need If-Match: W/"<versionId>"', location="If-Match")
+        raise OutcomeError(Problem.PRECONDITION_REQUIRED, 'updates need If-Match: W/"<versionId>"', location=location)
     text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise OutcomeError(Problem.PRECONDITION_FAILED, f"If-Match {value!r} names no version", location="If-Match")
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise OutcomeError(Problem.PRECONDITION_FAILED, f"If-Match {value!r} names no version", location=location)
     return int(text)
 
 
@@ -223,40 +217,49 @@ def _strip(task: Json) -> Json:
     return {k: v for k, v in task.items() if k not in CHANGEABLE}
 
 
-def _check_change(current: Json, wanted: Json) -> None:
+def _check_change(current: Json, wanted: Json, where: str = "") -> None:
+    prefix = f"{where}.resource" if where else "Task"
     if _strip(current) != _strip(wanted):
         changed = sorted(k for k in set(_strip(current)) | set(_strip(wanted)) if current.get(k) != wanted.get(k))
         text = f"triage may change only status, statusReason, businessStatus, note and output; not {', '.join(changed)}"
-        raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "business-rule", text, f"Task.{changed[0]}")])
+        raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "business-rule", text, f"{prefix}.{changed[0]}")])
     old, new = current.get("status"), wanted.get("status")
     if new != old and new not in TRANSITIONS.get(str(old), frozenset()):
         text = f"a {old} Task cannot become {new}"
-        raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "business-rule", text, "Task.status")])
+        raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "business-rule", text, f"{prefix}.status")])
     if new == "rejected" and not wanted.get("statusReason"):
         text = "a rejected Task needs a statusReason (why the referral is not accepted)"
-        raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "required", text, "Task.statusReason")])
+        raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "required", text, f"{prefix}.statusReason")])
 
 
 def update_task(db: Database, task_id: str, wanted: Json, if_match: str | None, now: Any) -> Stored:
-    """Apply a triage decision; the ServiceRequest's status follows in the same transaction."""
+    """Apply a triage decision (``PUT /Task/{id}``); the ServiceRequest's status follows in the same transaction."""
     expected = parse_if_match(if_match)
     with db.write() as repo:
-        current = repo.current("Task", task_id)
-        if current is None:
-            raise OutcomeError(Problem.NOT_FOUND, f"Task/{task_id} is not known")
-        if current.version_id != expected:
-            text = f"If-Match names version {expected}; the current version is {current.version_id}"
-            raise OutcomeError(Problem.PRECONDITION_FAILED, text, location="If-Match")
-        _check_change(current.content, wanted)
-        body = {**wanted, "lastModified": instant(now)}
-        try:
-            stored = repo.save(body, now, expected_version=expected)
-        except VersionConflict as exc:
-            raise OutcomeError(Problem.PRECONDITION_FAILED, f"the current version is {exc.current}") from None
-        _follow(repo, stored.content, now)
-        # The sender hears of the decision through the outbox, in this transaction (nhs-standards.md 1.7).
-        enqueue_triage_response(repo, current.content, stored.content, now)
-        return stored
+        return apply_change(repo, task_id, wanted, expected, now)
+
+
+def apply_change(repo: Repository, task_id: str, wanted: Json, expected: int, now: Any, where: str = "") -> Stored:
+    """The one way a Task changes (``PUT /Task`` and a transaction's ``PUT Task/{id}`` alike): the version
+    precondition, the state machine, the ServiceRequest following and the sender told, in ``repo``'s
+    transaction. ``where`` prefixes the locations of the issues (a transaction entry)."""
+    at = f"{where}.request.ifMatch" if where else "If-Match"
+    current = repo.current("Task", task_id)
+    if current is None or current.deleted:
+        raise OutcomeError(Problem.NOT_FOUND, f"Task/{task_id} is not known", location=where)
+    if current.version_id != expected:
+        text = f"If-Match names version {expected}; the current version is {current.version_id}"
+        raise OutcomeError(Problem.PRECONDITION_FAILED, text, location=at)
+    _check_change(current.content, wanted, where)
+    body = {**wanted, "lastModified": instant(now)}
+    try:
+        stored = repo.save(body, now, expected_version=expected)
+    except VersionConflict as exc:
+        raise OutcomeError(Problem.PRECONDITION_FAILED, f"the current version is {exc.current}", location=at) from None
+    _follow(repo, stored.content, now)
+    # The sender hears of the decision through the outbox, in this transaction (nhs-standards.md 1.7).
+    enqueue_triage_response(repo, current.content, stored.content, now)
+    return stored
 
 
 def _follow(repo: Any, task: Json, now: Any) -> None:

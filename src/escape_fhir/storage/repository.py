@@ -8,12 +8,13 @@ moves the current-version row and the search tokens along with it.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from escape_fhir.fhir import jsonio
@@ -226,6 +227,7 @@ _INSERT_REQUEST = insert(_r)
 _INSERT_MESSAGE = insert(_m)
 _FINISH_MESSAGE = update(_m).where(_m.c.bundle_id == bindparam("key"))
 _INSERT_REFERRAL = insert(t.referral).returning(t.referral.c.number)
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
 class Repository:
@@ -304,6 +306,16 @@ class Repository:
         """Current version of each key held; on PostgreSQL locked until the commit, in one order always."""
         rows = self._current_rows(keys, content=False, lock=self.dialect == "postgresql")
         return {(row.resource_type, row.resource_id): row.version_id for row in rows}
+
+    def lock_names(self, names: Sequence[str]) -> None:
+        """Hold a lock on each of ``names`` until the commit, so that writers naming the same thing (a
+        conditional create of one identifier) take turns: PostgreSQL transaction-level advisory locks, taken in
+        one order always (no deadlock). SQLite needs none: its writers take turns already (``BEGIN IMMEDIATE``)."""
+        if self.dialect != "postgresql":
+            return
+        for name in sorted(set(names)):
+            key = int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big", signed=True)
+            self.session.execute(_ADVISORY_LOCK, {"k": key})
 
     # --- search -------------------------------------------------------------------------------------
     def search(
