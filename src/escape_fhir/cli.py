@@ -32,6 +32,7 @@ from escape_fhir.errors import EscapeFhirError, FhirFormatError, InputError, Map
 
 if TYPE_CHECKING:
     from escape_fhir.settings import Settings
+    from escape_fhir.validation.api import Validator
     from escape_fhir.validation.definitions import Definitions
     from escape_fhir.validation.result import ValidationResult
 
@@ -193,7 +194,7 @@ def _validation_files(paths: Sequence[str]) -> list[str]:
     return files
 
 
-def _validate_file(validator: Any, path: str, profiles: list[str]) -> ValidationResult:
+def _validate_file(validator: Validator, path: str, profiles: list[str]) -> ValidationResult:
     """One file's result. FHIR XML that is well-formed but has an element or attribute FHIR does not define
     is an error issue at its location, as the same in JSON is (the XML reader stops at the first); XML or
     JSON that cannot be read at all raises InputError (exit 2)."""
@@ -212,10 +213,9 @@ def _validate_file(validator: Any, path: str, profiles: list[str]) -> Validation
     except RecursionError:
         raise _Usage(_TOO_DEEP) from None
     try:
-        result: ValidationResult = validator.validate(resource, profiles)
+        return validator.validate(resource, profiles)
     except RecursionError:
         raise _Usage(f"{_TOO_DEEP} to validate") from None
-    return result
 
 
 _TOO_DEEP = "the content is nested too deeply"
@@ -524,14 +524,15 @@ def _unexpected(exc: Exception) -> int:
     """A database that does not answer is 3; anything else is a bug of ours: 70, its type on one line, and the
     traceback only with ESCAPE_FHIR_DEBUG set. Messages of third-party errors are not printed: a database
     error's text can hold the statement's parameters (patient data)."""
-    if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+    debug = os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+    if debug:
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
     if _database_unavailable(exc):
         print(f"error: the database cannot be reached ({type(exc).__name__})", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    hint = "" if os.environ.get(DEBUG_VARIABLE) else f"; set {DEBUG_VARIABLE}=1 for the traceback"
+    hint = "" if debug else f"; set {DEBUG_VARIABLE}=1 for the traceback"
     print(f"error: internal error ({type(exc).__name__}){hint}", file=sys.stderr)
     return EXIT_INTERNAL
 
