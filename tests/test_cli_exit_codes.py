@@ -83,7 +83,13 @@ ROWS = {
     "serve not a URL": row("serve --database-url nonsense", 2, "database_url"),
     "serve tokens not JSON": row("serve", 2, "tokens", ESCAPE_FHIR_TOKENS="notjson"),
     "serve placeholder token": row("serve", 2, "tokens", ESCAPE_FHIR_TOKENS='{"changeme": ["read"]}'),
+    "serve issuers not JSON": row("serve", 2, "jwt_issuers", ESCAPE_FHIR_JWT_ISSUERS="[{"),
+    "serve port not a number": row("serve", 2, "port", ESCAPE_FHIR_PORT="eighty"),
     "serve missing package": row("serve --package /nonexistent", 2, "/nonexistent not found"),
+    "serve missing package (variable)": row(
+        "serve", 2, "/nonexistent not found", ESCAPE_FHIR_PACKAGES='["/nonexistent"]'
+    ),
+    "serve workers zero": row("serve --workers 0", 2, "workers"),
     "serve port out of range": row("serve --port 70000", 2, "port"),
     "serve open on a public address": row("serve --host 0.0.0.0", 2, "refusing to serve"),
     "serve workers on SQLite": row("serve --workers 2", 2, "needs PostgreSQL"),
