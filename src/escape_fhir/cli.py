@@ -320,18 +320,17 @@ def _run_uvicorn(app: Any, settings: Settings, *, factory: bool = False) -> int:
 
 def _check_port(host: str, port: int) -> None:
     """Refuse (exit 3) before starting when the address cannot be bound, e.g. the port is in use: uvicorn
-    would log it and exit 1, which reads like a refused request. Bound as uvicorn binds (SO_REUSEADDR)."""
+    would log it and exit 1, which reads like a refused request. Bound as uvicorn binds it (IPv6 when the host
+    has a colon, else IPv4; SO_REUSEADDR); a host name that does not resolve is a usage error (exit 2)."""
     import socket
 
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except OSError as exc:
-        raise _Usage(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(address)
+            probe.bind((host.strip("[]"), port))
+        except socket.gaierror as exc:
+            raise _Usage(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         except OSError as exc:
             raise _Unavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
