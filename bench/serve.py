@@ -1,6 +1,6 @@
 """Benchmark: ``POST /$process-message`` with the knee referral Bundle through a real uvicorn server.
 
-    .venv/bin/python bench/serve.py [--requests N] [--postgres URL]
+    .venv/bin/python bench/serve.py [--requests N] [--postgres URL] [--only sqlite|postgres|workers]
 
 For SQLite (a fresh file) and PostgreSQL (a fresh schema of ``--postgres``, default the local ``test``
 database; skipped when it does not answer), at concurrency 1, 8 and 32, it measures throughput and
@@ -9,6 +9,10 @@ run against the same server process, of ``POST /bench/read-body``, a route added
 reads the body. It prints the ratios process-message / read-body: what storing, validating and mapping a
 referral costs over the HTTP stack itself. The server runs in its own process so that client and server do
 not share one interpreter lock.
+
+Then, on PostgreSQL, ``escape-fhir serve --workers 1`` and ``--workers 2`` as a user starts them (the real
+command, uvicorn workers), both running, measured in alternating rounds at the same concurrencies:
+throughput and latency of ``$process-message`` with each, and the ratio 2 workers / 1 worker.
 """
 
 from __future__ import annotations
@@ -16,8 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
+import signal
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -117,6 +125,68 @@ def _bench(name: str, database_url: str, requests: int) -> None:
         server.join(10)
 
 
+def _bench_workers(database_url: str, requests: int, rounds: int = 4) -> None:
+    """``$process-message`` through ``escape-fhir serve --workers N`` for N = 1 and 2 on the same database.
+    Both servers run at once and are measured in alternating rounds (each a share of the requests), so that
+    a change of load on the machine during the run falls on both alike."""
+    servers: dict[int, tuple[subprocess.Popen[bytes], str]] = {}
+    try:
+        for workers in (1, 2):
+            port = _free_port()
+            command = [sys.executable, "-m", "escape_fhir.cli", "serve", "--port", str(port)]
+            command += ["--database-url", database_url, "--workers", str(workers)]
+            env = {**os.environ, "ESCAPE_FHIR_LOG_LEVEL": "WARNING"}
+            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            servers[workers] = process, f"http://127.0.0.1:{port}"
+            _wait(servers[workers][1])
+        rows = {}
+        for concurrency in (1, 8, 32):
+            timed: dict[int, tuple[float, list[float]]] = {1: (0.0, []), 2: (0.0, [])}
+            for _, url in servers.values():
+                # Warm-up: every worker compiles its statements and loads its definitions on first use.
+                _run_timed(url, _bodies(max(10, 2 * concurrency)), concurrency)
+            for _ in range(rounds):
+                for workers, (_, url) in servers.items():
+                    wall, latencies = _run_timed(url, _bodies(requests // rounds), concurrency)
+                    timed[workers] = (timed[workers][0] + wall, timed[workers][1] + latencies)
+            for workers, (wall, latencies) in timed.items():
+                latencies.sort()
+                p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+                rows[workers, concurrency] = (len(latencies) / wall, statistics.median(latencies), p99)
+    finally:
+        for process, _ in servers.values():
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+    print("\nPostgreSQL, escape-fhir serve --workers N: $process-message (alternating rounds)")
+    print(f"{'concurrency':>11} | {'workers':>7} | {'req/s':>7} | {'p50 ms':>7} | {'p99 ms':>7}")
+    for concurrency in (1, 8, 32):
+        for workers in (1, 2):
+            row = rows[workers, concurrency]
+            print(f"{concurrency:>11} | {workers:>7} | {row[0]:7.1f} | {row[1]:7.2f} | {row[2]:7.2f}")
+        gain = rows[2, concurrency][0] / rows[1, concurrency][0]
+        print(f"{'':>11} | {'2 / 1':>7} | {gain:6.2f}x |")
+
+
+def _run_timed(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, list[float]]:
+    """Wall time and every latency (ms) of posting ``bodies`` to ``$process-message``."""
+    client = httpx.Client(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency))
+
+    def one(body: bytes) -> float:
+        headers = {"Content-Type": "application/fhir+json", "X-Request-ID": str(uuid.uuid4()), "X-Correlation-ID": "b"}
+        started = time.perf_counter()
+        r = client.post("/$process-message", content=body, headers=headers)
+        if r.status_code != 200:
+            raise RuntimeError(f"{r.status_code} {r.text[:300]}")
+        return (time.perf_counter() - started) * 1000
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        started = time.perf_counter()
+        latencies = list(pool.map(one, bodies))
+        wall = time.perf_counter() - started
+    client.close()
+    return wall, latencies
+
+
 def _wait(url: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -144,15 +214,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300, help="requests per endpoint and concurrency")
     parser.add_argument("--postgres", default=PG_DEFAULT, help="PostgreSQL URL (a fresh schema is used)")
+    parser.add_argument("--only", choices=["sqlite", "postgres", "workers"], help="run one section only")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        _bench("SQLite", f"sqlite:///{folder}/bench.sqlite3", args.requests)
+    if args.only in (None, "sqlite"):
+        with tempfile.TemporaryDirectory() as folder:
+            _bench("SQLite", f"sqlite:///{folder}/bench.sqlite3", args.requests)
+    if args.only == "sqlite":
+        return
     conn, schema = _postgres_schema(args.postgres)
     if conn is None:
         print("\nPostgreSQL: skipped (nothing answers on 127.0.0.1:5432)")
         return
+    url = f"{args.postgres}?options=-csearch_path%3D{schema}"
     try:
-        _bench("PostgreSQL", f"{args.postgres}?options=-csearch_path%3D{schema}", args.requests)
+        if args.only in (None, "postgres"):
+            _bench("PostgreSQL", url, args.requests)
+        if args.only in (None, "workers"):
+            _bench_workers(url, args.requests)
     finally:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
         conn.close()

@@ -1,8 +1,12 @@
 """The ``escape-fhir`` command: thin commands over the library.
 
 Exit codes: 0 success; 1 the input was read but the answer is a failure (a Bundle that cannot be mapped
-to a referral); 2 input that cannot be used at all (unreadable file, malformed JSON/XML, invalid referral,
-missing STarT Back answers) or a usage error. Errors go to stderr as one readable line each, never a
+to a referral, a resource with validation errors, an outbox message that is not there to retry); 2 input
+that cannot be used at all (unreadable file, malformed or too deeply nested JSON/XML, invalid referral,
+missing STarT Back answers, a package that cannot be read) or a usage error or bad settings; 3 something
+we depend on is unavailable (``serve``: the port is in use or the address cannot be bound; a database
+that cannot be reached); 70 an internal error (a bug: ``EX_SOFTWARE`` of sysexits.h), reported as one line
+(``ESCAPE_FHIR_DEBUG=1`` adds the traceback). Errors go to stderr as one readable line each, never a
 traceback.
 
 ``send`` has its own codes: 0 delivered (also when the receiver already had the message: 409 duplicate);
@@ -15,21 +19,36 @@ send again later with the same ``--request-id``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from escape_fhir import __version__
 from escape_fhir.errors import EscapeFhirError, FhirFormatError, InputError, MappingError
 
+if TYPE_CHECKING:
+    from escape_fhir.settings import Settings
+    from escape_fhir.validation.api import Validator
+    from escape_fhir.validation.definitions import Definitions
+    from escape_fhir.validation.result import ValidationResult
+
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+#: An error that is ours, not the input's (sysexits.h EX_SOFTWARE): one line, never a traceback.
+EXIT_INTERNAL = 70
+#: Set (to anything but empty or 0) to print the traceback of an internal error after its line.
+DEBUG_VARIABLE = "ESCAPE_FHIR_DEBUG"
 
 
 class _Usage(InputError):
     """A command line that cannot be carried out."""
+
+
+class _Unavailable(EscapeFhirError):
+    """Something the command needs is not available now (a port in use, a database that does not answer)."""
 
 
 def _read(path: str) -> bytes:
@@ -149,31 +168,81 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Validate FHIR files: one line per issue (or an OperationOutcome with --json); exit 0/1/2."""
-    from escape_fhir.fhir.formats import parse
+    """Validate FHIR files and folders: one line per issue (or an OperationOutcome with --json); exit 0/1/2."""
     from escape_fhir.validation.api import Validator
-    from escape_fhir.validation.definitions import default_definitions
 
-    validator = Validator(default_definitions([_package(p) for p in args.package]))
+    validator = Validator(load_definitions([_package(p) for p in args.package]))
+    files = _validation_files(args.paths)
     results, unreadable = [], False
-    for path in args.paths:
+    for path in files:
         try:
-            resource = parse(_read(path))
+            results.append((path, _validate_file(validator, path, args.profile)))
         except InputError as exc:
             print(f"error: {path}: {exc}", file=sys.stderr)
             unreadable = True
-            continue
-        results.append((path, validator.validate(resource, args.profile)))
     if args.json:
         outcomes = [(path, result.outcome()) for path, result in results]
-        _write_json(outcomes[0][1] if len(args.paths) == 1 and outcomes else _outcome_bundle(outcomes))
+        _write_json(outcomes[0][1] if len(files) == 1 and outcomes else _outcome_bundle(outcomes))
     else:
         for path, result in results:
-            prefix = f"{path}: " if len(args.paths) > 1 else ""
+            prefix = f"{path}: " if len(files) > 1 else ""
             print("\n".join(f"{prefix}{i.severity} {i.location}: {i.message}" for i in result.issues) or f"{prefix}ok")
     if unreadable:
         return EXIT_INPUT
     return EXIT_FAILED if any(not result.ok for _, result in results) else EXIT_OK
+
+
+#: What ``validate DIR`` reads in a folder (recursively), as FHIR validators do.
+_RESOURCE_SUFFIXES = (".json", ".xml")
+
+
+def _validation_files(paths: Sequence[str]) -> list[str]:
+    """The files to validate: each path as given, a folder replaced by its JSON and XML files (sorted,
+    recursive, hidden folders and files skipped); a folder with none is a usage error."""
+    files: list[str] = []
+    for path in paths:
+        folder = Path(path)
+        if path == "-" or not folder.is_dir():
+            files.append(path)
+            continue
+        found = sorted(
+            str(f)
+            for f in folder.rglob("*")
+            if f.suffix.lower() in _RESOURCE_SUFFIXES
+            and f.is_file()
+            and not any(part.startswith(".") for part in f.relative_to(folder).parts)
+        )
+        if not found:
+            raise _Usage(f"{path}: a folder with no .json or .xml files")
+        files += found
+    return files
+
+
+def _validate_file(validator: Validator, path: str, profiles: list[str]) -> ValidationResult:
+    """One file's result. FHIR XML that is well-formed but has an element or attribute FHIR does not define
+    is an error issue at its location, as the same in JSON is (the XML reader stops at the first); XML or
+    JSON that cannot be read at all raises InputError (exit 2)."""
+    from escape_fhir.errors import Issue
+    from escape_fhir.fhir.formats import parse, sniff
+    from escape_fhir.validation.result import ValidationResult
+
+    data = _read(path)
+    try:
+        resource = parse(data)
+    except FhirFormatError as exc:
+        if sniff(data) == "xml" and exc.location:
+            message = str(exc).removeprefix(f"{exc.location}: ")
+            return ValidationResult([Issue("error", "structure", message, exc.location)])
+        raise
+    except RecursionError:
+        raise _Usage(_TOO_DEEP) from None
+    try:
+        return validator.validate(resource, profiles)
+    except RecursionError:
+        raise _Usage(f"{_TOO_DEEP} to validate") from None
+
+
+_TOO_DEEP = "the content is nested too deeply"
 
 
 def _package(spec: str) -> str:
@@ -183,31 +252,111 @@ def _package(spec: str) -> str:
     return spec
 
 
+def load_definitions(packages: Sequence[str]) -> Definitions:
+    """The validator's definitions with ``packages``; a package that cannot be found or read is a usage error
+    (exit 2), never skipped in silence."""
+    from escape_fhir.validation.definitions import default_definitions, package_errors
+
+    definitions = default_definitions(packages)
+    errors = package_errors(definitions)
+    if errors:
+        raise _Usage("; ".join(errors))
+    return definitions
+
+
 def _outcome_bundle(outcomes: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """Several files: a collection Bundle with one OperationOutcome per file, its fullUrl the file's URI."""
     entries = [{"fullUrl": Path(path).resolve().as_uri(), "resource": oo} for path, oo in outcomes]
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+def load_settings(**given: Any) -> Settings:
+    """The settings from ``ESCAPE_FHIR_*`` and the options given (None: not given); any that cannot be used
+    is a usage error naming the setting, never echoing its value (it may be a token or a password)."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError as SourceError
 
+    from escape_fhir.settings import Settings
+
+    try:
+        return Settings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        problems = (f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        raise _Usage("; ".join(problems)) from None
+    except SourceError as exc:  # an ESCAPE_FHIR_* variable that is not the JSON its setting needs
+        cause = exc.__cause__
+        detail = f": {type(cause).__name__}" if cause is not None else ""
+        raise _Usage(f"{exc}{detail} (a list or object setting is JSON)") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
     from escape_fhir.api import create_app
     from escape_fhir.api.logs import configure
-    from escape_fhir.settings import Settings, SettingsError
+    from escape_fhir.settings import SettingsError
 
     given = {"host": args.host, "port": args.port, "database_url": args.database_url, "packages": args.package}
+    settings = load_settings(**given, workers=args.workers)
     try:
-        settings = Settings(**{k: v for k, v in given.items() if v is not None})
         configure(settings.log_level)
-        app = create_app(settings)
-    except ValidationError as exc:  # never echo the input: it may hold a token
-        raise _Usage("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        app = create_app(settings)  # also for --workers: settings, packages and migrations checked once, here
     except SettingsError as exc:
         raise _Usage(str(exc)) from None
-    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_level=settings.log_level.lower())
+    _check_port(settings.host, settings.port)
+    if settings.workers == 1:
+        return _run_uvicorn(app, settings)
+    app.state.db.dispose()
+    os.environ.update(worker_environment(settings))
+    return _run_uvicorn("escape_fhir.api.app:app_from_environment", settings, factory=True)
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """What a ``--workers`` process needs to build the same app: uvicorn starts each worker afresh, and it
+    reads its settings from the environment, so the options given on the command line go there too."""
+    return {
+        "ESCAPE_FHIR_HOST": settings.host,
+        "ESCAPE_FHIR_PORT": str(settings.port),
+        "ESCAPE_FHIR_DATABASE_URL": settings.database_url,
+        "ESCAPE_FHIR_PACKAGES": orjson.dumps(settings.packages).decode(),
+        "ESCAPE_FHIR_MIGRATE": "false",  # done once, above, before any worker starts
+        "ESCAPE_FHIR_WORKERS": "1",
+    }
+
+
+def _run_uvicorn(app: Any, settings: Settings, *, factory: bool = False) -> int:
+    import uvicorn
+
+    workers = settings.workers if factory else None
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            factory=factory,
+            access_log=False,
+            log_level=settings.log_level.lower(),
+        )
+    except SystemExit as exc:  # uvicorn logs why (e.g. the address cannot be bound), then exits 1
+        if exc.code not in (None, 0):
+            raise _Unavailable(f"the server could not start on {settings.host}:{settings.port}") from None
     return EXIT_OK
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse (exit 3) before starting when the address cannot be bound, e.g. the port is in use: uvicorn
+    would log it and exit 1, which reads like a refused request. Bound as uvicorn binds it (IPv6 when the host
+    has a colon, else IPv4; SO_REUSEADDR); a host name that does not resolve is a usage error (exit 2)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except socket.gaierror as exc:
+            raise _Usage(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise _Unavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -257,6 +406,25 @@ def _not_delivered(exc: EscapeFhirError) -> int:
     return EXIT_FAILED if refused else EXIT_UNAVAILABLE
 
 
+def _instant(value: str) -> str:
+    """A FHIR instant (https://hl7.org/fhir/R4/datatypes.html#instant): date, time to the second and zone,
+    a real date and time (the type's regex alone accepts 2026-02-30)."""
+    from datetime import datetime
+
+    from escape_fhir.fhir.r4model import model
+
+    info = model().primitive("instant")
+    try:
+        ok = info is not None and info.matches(value) and datetime.fromisoformat(value) is not None
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a FHIR instant (date, time and zone, e.g. 2026-11-26T10:00:00Z)"
+        )
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="escape-fhir", description="FHIR R4 adapter for ESCAPE-pain referrals")
     parser.add_argument("--version", action="version", version=f"escape-fhir {__version__}")
@@ -276,7 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", choices=["message", "transaction", "collection"], default="message")
     p.add_argument("--format", choices=["json", "xml"], default="json")
     p.add_argument("--reason", choices=["new", "update", "delete"], default="new", help="message reason (BaRS)")
-    p.add_argument("--timestamp", help="FHIR instant for meta.lastUpdated and Bundle.timestamp (default: now)")
+    p.add_argument(
+        "--timestamp", type=_instant, help="FHIR instant for meta.lastUpdated and Bundle.timestamp (default: now)"
+    )
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("referral", help="read a referral back from a FHIR Bundle (JSON or XML)")
@@ -306,6 +476,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--package",
         action="append",
         help="FHIR package the validator loads (folder, .tgz or name#version in ~/.fhir/packages), e.g. UK Core",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="server processes (default 1, ESCAPE_FHIR_WORKERS); more than 1 needs PostgreSQL",
     )
     p.set_defaults(func=cmd_serve)
 
@@ -360,10 +535,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, FhirFormatError) as exc:
         _report(exc)
         return EXIT_INPUT
+    except _Unavailable as exc:
+        _report(exc)
+        return EXIT_UNAVAILABLE
+    except RecursionError:  # a reader or a check that went deeper than Python's stack allows
+        print(f"error: {_TOO_DEEP}", file=sys.stderr)
+        return EXIT_INPUT
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:  # the last resort: one line, never a traceback (STYLE.md: bad input never crashes)
+        return _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> int:
+    """A database that does not answer is 3; anything else is a bug of ours: 70, its type on one line, and the
+    traceback only with ESCAPE_FHIR_DEBUG set. Messages of third-party errors are not printed: a database
+    error's text can hold the statement's parameters (patient data)."""
+    debug = os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    if _database_unavailable(exc):
+        print(f"error: the database cannot be reached ({type(exc).__name__})", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    hint = "" if debug else f"; set {DEBUG_VARIABLE}=1 for the traceback"
+    print(f"error: internal error ({type(exc).__name__}){hint}", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _database_unavailable(exc: Exception) -> bool:
+    """SQLAlchemy's OperationalError (connection refused, authentication, a locked file), looked up only if
+    SQLAlchemy was imported: most commands never load it."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.OperationalError | errors.InterfaceError)
 
 
 if __name__ == "__main__":

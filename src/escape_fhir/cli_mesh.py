@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from escape_fhir.cli import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, _read, _Usage
+from escape_fhir.cli import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, _read, _Usage, load_definitions, load_settings
 from escape_fhir.errors import MeshError
 
 if TYPE_CHECKING:
@@ -24,15 +24,7 @@ if TYPE_CHECKING:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from pydantic import ValidationError
-
-    from escape_fhir.settings import Settings
-
-    given = {"database_url": getattr(args, "database_url", None)}
-    try:
-        return Settings(**{k: v for k, v in given.items() if v})
-    except ValidationError as exc:  # never echo the input: it may hold a password
-        raise _Usage("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    return load_settings(database_url=getattr(args, "database_url", None) or None)
 
 
 def _failed(exc: MeshError) -> int:
@@ -70,7 +62,6 @@ def cmd_poll(args: argparse.Namespace) -> int:
     from escape_fhir.storage import Database
     from escape_fhir.transport.mesh import MeshTransport
     from escape_fhir.validation.api import Validator
-    from escape_fhir.validation.definitions import default_definitions
 
     settings = _settings(args)
     try:
@@ -82,7 +73,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
         try:
             if settings.migrate:
                 db.migrate()
-            validator = Validator(default_definitions(settings.packages))
+            validator = Validator(load_definitions(settings.packages))
             base = settings.base_url or f"http://{settings.host}:{settings.port}"
             handler = MeshIntake(db, validator, settings.mesh_dead_letter_dir, base)
             mesh.handshake()  # authenticate before touching anything; MESH asks for one a day at least

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from escape_fhir.cli import EXIT_OK, _read, _Usage, _write_json
-from escape_fhir.outbox_states import STATES
+from escape_fhir.cli import EXIT_FAILED, EXIT_OK, _read, _Usage, _write_json, load_settings
+from escape_fhir.outbox_states import DEAD, PENDING, STATES
+
+#: States ``outbox retry ID`` queues again (Outbox.retry): a dead message, or a pending one (attempts reset).
+RETRYABLE = (DEAD, PENDING)
 
 if TYPE_CHECKING:  # imported where used: SQLAlchemy and the settings cost ~1 s on every command's start
     from escape_fhir.settings import Settings
@@ -22,14 +26,7 @@ if TYPE_CHECKING:  # imported where used: SQLAlchemy and the settings cost ~1 s 
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from pydantic import ValidationError
-
-    from escape_fhir.settings import Settings
-
-    try:
-        return Settings(**({"database_url": args.database_url} if args.database_url else {}))
-    except ValidationError as exc:  # never echo the input: it may hold a token
-        raise _Usage("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    return load_settings(database_url=args.database_url or None)
 
 
 def _database(settings: Settings) -> Database:
@@ -127,9 +124,23 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if not args.ids and not args.dead:
         raise _Usage("name the messages to retry (outbox ids) or --dead for every dead one")
     with _database(_settings(args)).write() as repo:
-        count = Outbox(repo.session).retry(now(), args.ids, dead=args.dead)
+        outbox = Outbox(repo.session)
+        refused = [problem for i in args.ids if (problem := _not_retryable(outbox, i))]
+        count = outbox.retry(now(), args.ids, dead=args.dead)
     print(f"queued {count} message(s) again")
-    return EXIT_OK
+    for problem in refused:
+        print(f"error: {problem}", file=sys.stderr)
+    return EXIT_FAILED if refused else EXIT_OK
+
+
+def _not_retryable(outbox: Any, message_id: int) -> str | None:
+    """Why the message with this id cannot be queued again (none such, or delivered), or None."""
+    message = outbox.get(message_id)
+    if message is None:
+        return f"no outbox message {message_id}"
+    if message.state not in RETRYABLE:
+        return f"outbox message {message_id} is {message.state}, not dead: nothing to retry"
+    return None
 
 
 def add_parser(sub: Any) -> None:

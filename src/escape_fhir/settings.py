@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     database_url: str = DEFAULT_DATABASE_URL
+    #: Server processes (uvicorn workers). More than one needs PostgreSQL: SQLite's writers take turns on a
+    #: lock held in one process (storage/database.py), so several processes would poll SQLite's busy handler.
+    workers: int = Field(1, ge=1, le=64)
     #: Bearer token -> scopes. Empty: the server runs open, and only on a loopback address.
     tokens: dict[str, frozenset[Scope]] = Field(default_factory=dict)
     #: Issuers of signed JWT access tokens accepted beside ``tokens``. JSON list in the environment.
@@ -145,6 +148,27 @@ class Settings(BaseSettings):
     mesh_verify: bool = True
     mesh_dead_letter_dir: Path = Path("var/mesh-dead-letter")
 
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database(cls, url: str) -> str:
+        """A SQLite or PostgreSQL URL whose driver is installed, checked before anything connects; the message
+        never repeats the URL (it may hold a password)."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            parsed = make_url(url)
+            dialect = parsed.get_dialect()
+        except ArgumentError:  # NoSuchModuleError (an unknown database kind) is one too
+            raise ValueError(f"not a database URL we can use: {_DATABASE_KINDS}") from None
+        if dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(f"{dialect.name} is not supported: {_DATABASE_KINDS}") from None
+        try:
+            dialect.import_dbapi()
+        except ImportError:
+            raise ValueError(f"the driver {parsed.drivername} is not installed: {_DATABASE_KINDS}") from None
+        return url
+
     @field_validator("tokens")
     @classmethod
     def _real_tokens(cls, tokens: dict[str, frozenset[Scope]]) -> dict[str, frozenset[Scope]]:
@@ -174,14 +198,23 @@ class Settings(BaseSettings):
         return Path(path) if path and path != ":memory:" else None
 
 
+_DATABASE_KINDS = "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+
+
 class SettingsError(ValueError):
     """Settings the server refuses to start with."""
 
 
 def check_startable(settings: Settings) -> None:
-    """No tokens is allowed only on a loopback address (anyone who can connect could read patient data)."""
+    """No tokens is allowed only on a loopback address (anyone who can connect could read patient data);
+    several workers only on PostgreSQL."""
     if settings.open_access and not settings.loopback:
         raise SettingsError(
             f"refusing to serve on {settings.host} without bearer tokens: set ESCAPE_FHIR_TOKENS, "
             "or bind to 127.0.0.1 for local use"
+        )
+    if settings.workers > 1 and not settings.database_url.startswith("postgresql"):
+        raise SettingsError(
+            f"--workers {settings.workers} needs PostgreSQL (ESCAPE_FHIR_DATABASE_URL=postgresql+psycopg://...): "
+            "on SQLite one server process is the fastest (its writers take turns in the process)"
         )

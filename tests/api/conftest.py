@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +75,14 @@ def free_port() -> int:
 class Server:
     """``escape-fhir serve`` in a subprocess on a free loopback port."""
 
-    def __init__(self, database_url: str, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, database_url: str, log: Path, env: dict[str, str] | None = None, options: Sequence[str] = ()
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         command = [sys.executable, "-m", "escape_fhir.cli", "serve", "--port", str(self.port)]
-        command += ["--database-url", database_url]
+        command += ["--database-url", database_url, *options]
         self.process = subprocess.Popen(
             command,
             cwd=ROOT,

@@ -14,7 +14,7 @@ from sqlalchemy import event
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.formats import parse
 from tests.api.conftest import example, message_headers
-from tests.helpers import shared
+from tests.helpers import shared_files
 
 Json = dict[str, Any]
 
@@ -190,11 +190,7 @@ def test_a_valid_bundle_that_cannot_be_mapped_is_422_with_locations(client: Test
     assert issue["details"]["coding"][0]["code"] == "REC_UNPROCESSABLE_ENTITY"
 
 
-def bars_examples() -> list[Path]:
-    return sorted(shared("fhir", "bars", "Examples").iterdir())
-
-
-@pytest.mark.parametrize("path", bars_examples(), ids=lambda p: p.name[:24])
+@pytest.mark.parametrize("path", shared_files("fhir", "bars", "Examples"), ids=lambda p: p.name[:24])
 def test_bars_examples_posted_as_they_are_get_a_precise_outcome(client: TestClient, path: Path) -> None:
     fmt = "xml" if path.suffix == ".xml" else "json"
     r = client.post("/$process-message", content=path.read_bytes(), headers=message_headers(fmt=fmt))

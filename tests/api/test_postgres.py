@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import MakeClient, Server, example, message_headers
+from tests.conftest import children
 
 pytestmark = pytest.mark.postgres
 
@@ -76,3 +77,27 @@ def test_two_servers_one_database_one_message_one_referral(pg_url: str, tmp_path
     finally:
         for server in servers:
             server.stop()
+
+
+def test_serve_with_two_workers(pg_url: str, tmp_path: Path) -> None:
+    """``serve --workers 2``: two uvicorn worker processes on one PostgreSQL database answer the endpoint; the
+    same message posted four times (each post a new connection, taken by whichever worker accepts it) makes one
+    referral; SIGTERM stops the parent and its workers."""
+    server = Server(pg_url, tmp_path / "server.log", options=["--workers", "2"])
+    try:
+        server.wait()
+        workers = [pid for pid, command in children(server.process.pid) if "spawn_main" in command]
+        assert len(workers) == 2, children(server.process.pid)
+        bodies = [example("knee-gp")] * 4 + [example("back-self-low")]
+        answers = [
+            httpx.post(f"{server.url}/$process-message", content=body, headers=message_headers(f"w-{n}"), timeout=30)
+            for n, body in enumerate(bodies)
+        ]
+        assert [a.status_code for a in answers] == [200] * 5
+        assert len({a.content for a in answers[:4]}) == 1  # one referral, whichever worker answered
+        assert httpx.get(f"{server.url}/Task").json()["total"] == 2
+    finally:
+        server.process.terminate()
+        code = server.process.wait(30)
+    assert code == 0, server.log.read_text()
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import Server, example, message_headers
-from tests.helpers import ROOT, shared
+from tests.helpers import ROOT, shared_files
 
 
 def test_a_referral_goes_in_and_triage_sees_it(server: Server) -> None:
@@ -50,7 +50,7 @@ def test_concurrent_deliveries_of_one_message_make_one_referral(server: Server) 
 
 @pytest.mark.parametrize(
     "path",
-    sorted(shared("fhir", "bars", "Examples").iterdir()) if (ROOT.parent / "shared").exists() else [],
+    shared_files("fhir", "bars", "Examples"),
     ids=lambda p: p.name[:24],
 )
 def test_bars_examples_never_crash_the_server(server: Server, path: Path) -> None:

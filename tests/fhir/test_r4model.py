@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from escape_fhir.fhir.r4model import model
+from tests.helpers import SHARED
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO / ".." / "shared"
 DATA = REPO / "src" / "escape_fhir" / "data" / "r4-model.json.gz"
 
 
@@ -253,7 +253,7 @@ def test_model_file_is_compact() -> None:
     assert DATA.stat().st_size < 2_000_000
 
 
-@pytest.mark.skipif(not (SHARED / "fhir" / "r4-core").is_dir(), reason="../shared/fhir/r4-core not present")
+@pytest.mark.skipif(not (SHARED / "fhir" / "r4-core").is_dir(), reason=f"{SHARED}/fhir/r4-core not present")
 def test_committed_model_matches_generator(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("generate_r4_model", REPO / "scripts" / "generate_r4_model.py")
     assert spec is not None and spec.loader is not None

@@ -15,8 +15,8 @@ from lxml import etree
 from escape_fhir.errors import FhirFormatError
 from escape_fhir.fhir.jsonio import loads
 from escape_fhir.fhir.xmlio import FHIR_NS, XHTML_NS, _parser, json_to_xml, xml_to_json
+from tests.helpers import SHARED
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 EXAMPLE_DIRS = [SHARED / "fhir" / "bars" / "Examples", SHARED / "fhir" / "ukcore" / "examples"]
 EXAMPLES = sorted(p for d in EXAMPLE_DIRS if d.is_dir() for p in d.iterdir() if p.suffix in (".xml", ".json"))
 # Examples that are not valid FHIR, with the error and location we must report.
@@ -78,7 +78,7 @@ def test_example_round_trips(path: Path) -> None:
 
 def test_examples_present_or_skipped() -> None:
     if not EXAMPLES:
-        pytest.skip("../shared/fhir examples not present")
+        pytest.skip(f"{SHARED}/fhir examples not present")
     assert any(p.suffix == ".json" for p in EXAMPLES)
 
 

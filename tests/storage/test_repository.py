@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -140,3 +142,21 @@ def test_a_batch_is_stored_as_the_same_saves_one_by_one_would_store_it(db: Datab
                 ("Patient", "p1"),
                 ("Patient", "p2"),
             }
+
+
+def test_sqlite_file_wal_and_shm_are_owner_only(tmp_path: Path) -> None:
+    """The database holds patient data: a new file, its WAL and its shared-memory file are 0600 (README
+    "Server"), and a new folder 0700, whatever the umask; checked on a real file after a committed write."""
+    old = os.umask(0o022)  # a usual umask, which alone would give 0644
+    try:
+        database = Database.from_url(f"sqlite:///{tmp_path / 'var' / 'new.sqlite3'}")
+        database.migrate()
+        with database.write() as repo:
+            repo.save(patient("p1", "9990000018"), NOW)
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "var").iterdir()}
+        folder = stat.S_IMODE((tmp_path / "var").stat().st_mode)
+        database.dispose()
+    finally:
+        os.umask(old)
+    assert modes == {"new.sqlite3": 0o600, "new.sqlite3-wal": 0o600, "new.sqlite3-shm": 0o600}
+    assert folder == 0o700

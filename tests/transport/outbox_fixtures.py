@@ -185,7 +185,11 @@ class Sender:
         for process in self.processes:
             if process.poll() is None:
                 process.terminate()
-                process.wait(10)
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(10)
         self.db.dispose()
 
 

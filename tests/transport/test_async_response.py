@@ -62,7 +62,8 @@ def test_triage_outcomes_reach_the_sender(
         theirs = receiver(env=env)
         first, second = sender.enqueue(accepted, theirs.url), sender.enqueue(rejected, theirs.url)
         sender.spawn_runner()
-        spawn_runner(tmp_path / "receiver-runner.log", theirs.database_url, env)
+        # The receiver's runner is the sender fixture's to stop too, or it outlives the test (and the run).
+        sender.processes.append(spawn_runner(tmp_path / "receiver-runner.log", theirs.database_url, env))
         until(lambda: all(m.state == "delivered" for m in sender.messages()))
         triage(theirs, accepted_id, {"status": "accepted"}, {"status": "completed"})
         triage(theirs, rejected_id, {"status": "rejected", "statusReason": {"text": "not eligible: age"}})

@@ -15,17 +15,22 @@ from fastapi import FastAPI
 from escape_fhir import __version__
 from escape_fhir.api import errors, messaging, rest
 from escape_fhir.api.logs import RequestLog
-from escape_fhir.settings import Settings, check_startable
+from escape_fhir.settings import Settings, SettingsError, check_startable
 from escape_fhir.storage import Database
 from escape_fhir.validation.api import Validator
-from escape_fhir.validation.definitions import default_definitions
+from escape_fhir.validation.definitions import default_definitions, package_errors
 
 log = logging.getLogger("escape_fhir.api")
 
 
 def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
-    """The server. Refuses to build without tokens on a non-loopback address (SettingsError)."""
+    """The server. Refuses to build without tokens on a non-loopback address, or with a FHIR package that
+    cannot be found or read (SettingsError)."""
     check_startable(settings)
+    definitions = default_definitions(settings.packages)
+    missing = package_errors(definitions)
+    if missing:
+        raise SettingsError("; ".join(missing))
     db = database or Database.from_url(settings.database_url)
     if settings.migrate:
         db.migrate()
@@ -53,9 +58,19 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     # One validator for the life of the app: definitions loaded and profiles compiled once, not per request.
-    app.state.validator = Validator(default_definitions(settings.packages))
+    app.state.validator = Validator(definitions)
     errors.install(app)
     app.include_router(messaging.router)
     app.include_router(rest.router)
     app.add_middleware(RequestLog)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one ``serve --workers N`` process, from the ``ESCAPE_FHIR_*`` variables that ``serve``
+    set before uvicorn started the workers (uvicorn's factory: an import string, no arguments)."""
+    from escape_fhir.api.logs import configure
+
+    settings = Settings()
+    configure(settings.log_level)
+    return create_app(settings)

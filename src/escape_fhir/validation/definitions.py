@@ -227,5 +227,11 @@ def default_definitions(packages: Sequence[str | Path] = (), *, package_cache: b
     return _cached_definitions(key, package_cache)
 
 
+def package_errors(definitions: Definitions) -> list[str]:
+    """One line per package given that was not found or could not be read: a caller that was asked for a
+    package refuses to go on without it (``serve``, ``validate``), rather than validating less in silence."""
+    return [p.message for p in definitions.source_problems() if p.severity == "error" and p.code == "not-found"]
+
+
 def _is_path(p: str | Path) -> bool:
     return isinstance(p, Path) or "#" not in p

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import re
 import tarfile
+import zlib
 from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
@@ -453,7 +454,13 @@ def open_package(spec: str, cache: Path | None) -> FileSource:
     if path.is_dir():
         return folder_source(path)
     if path.is_file() and path.name.endswith((".tgz", ".tar.gz")):
-        return tgz_source(path)
+        try:
+            return tgz_source(path)
+        except (OSError, EOFError, tarfile.TarError, zlib.error, orjson.JSONDecodeError) as exc:
+            unreadable = FileSource(spec, ())
+            reason = f"{type(exc).__name__}: {exc}"[:200]
+            unreadable.problems.append(Issue("error", "not-found", f"package {spec} cannot be read ({reason})", spec))
+            return unreadable
     name, _, version = spec.partition("#")
     found = _cached_package(cache, name, version or None) if cache is not None and "/" not in spec else None
     if found is not None:
