@@ -182,9 +182,10 @@ class Organisation(_Model):
 
     @model_validator(mode="after")
     def _named(self) -> Organisation:
-        # FHIR Organization org-1: a name or an identifier; a received organisation may lack its ODS code.
-        if self.ods_code is None and self.name is None:
-            raise ValueError("an organisation needs an odsCode or a name")
+        # FHIR Organization org-1: a name or an identifier; a received organisation may lack its ODS code, and
+        # a receiving site may be named by its DoS service id alone (BaRS routes on it).
+        if self.ods_code is None and self.name is None and self.service_id is None:
+            raise ValueError("an organisation needs an odsCode, a name or (a receiving site) a serviceId")
         return self
 
 

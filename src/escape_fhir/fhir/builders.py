@@ -251,16 +251,26 @@ def _strip_id(resource: Json) -> Json:
     return {k: v for k, v in resource.items() if k not in ("id", "meta")}
 
 
+def receiver_kind(receiver: Organisation) -> str:
+    """The resource that stands for the receiving site: its Organization, or only the HealthcareService when a
+    sender named the site by its DoS service id alone (an Organization needs a name or an identifier, org-1)."""
+    return "receiver" if receiver.ods_code or receiver.name else "receiver-service"
+
+
 def _add_receiver(rs: ResourceSet, receiver: Organisation) -> str:
     """The receiving site; with a DoS service id, the HealthcareService it runs (BaRS routes on that id)."""
-    organization = rs.add("receiver", organization_resource(receiver))
+    organization = (
+        rs.add("receiver", organization_resource(receiver)) if receiver_kind(receiver) == "receiver" else None
+    )
     if not receiver.service_id:
+        assert organization is not None  # an Organisation has an ODS code, a name or a service id
         return organization
     service: Json = {
         "resourceType": "HealthcareService",
         "identifier": [{"system": codes.DOS_SERVICE_ID, "value": receiver.service_id}],
-        "providedBy": {"reference": organization},
     }
+    if organization is not None:
+        service["providedBy"] = {"reference": organization}
     if receiver.name:
         service["name"] = receiver.name
     return rs.add("receiver-service", service)

@@ -16,7 +16,7 @@ from escape_fhir import __version__
 from escape_fhir.domain import Referral
 from escape_fhir.domain.referral import Organisation
 from escape_fhir.fhir import codes
-from escape_fhir.fhir.builders import ResourceSet, referral_resources, resource_id
+from escape_fhir.fhir.builders import ResourceSet, receiver_kind, referral_resources, resource_id
 from escape_fhir.fhir.resources import Json, checked
 
 
@@ -87,7 +87,9 @@ def message_bundle(referral: Referral, rs: ResourceSet, reason: MessageReason) -
     """A BaRS-aligned referral message: MessageHeader first, then the ServiceRequest and what it references."""
     bundle_id = resource_id(rs.referral_id, f"message-{reason.value}-{rs.timestamp}")
     service_request_url = rs.entries[0][0]
-    receiver_url = rs.ref("receiver") if referral.receiver else None
+    # MessageHeader.destination.receiver and .sender name an Organization: none when the site is known only
+    # by its DoS service id (the destination endpoint still names it).
+    receiver_url = rs.ref("receiver") if referral.receiver and receiver_kind(referral.receiver) == "receiver" else None
     # A self-referral arrives through the receiving site's own form: the site is then the sender.
     sender_org = referral.referrer.organisation if referral.referrer else referral.receiver
     if referral.referrer:

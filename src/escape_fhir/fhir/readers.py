@@ -68,6 +68,7 @@ CRITERION_OF_FIELD: Final = {
 #: Fields whose error refuses the referral: identity and dates that cannot be true are not clinical detail.
 FATAL_FIELDS: Final = ("referralDate", "pathway", "patient.nhsNumber", "patient.birthDate", "source", "referral", "")
 SITE_WORDS: Final = {s: s.value.replace("-", " ") for s in Site}
+SIDELESS: Final = frozenset({Site.KNEE, Site.HIP})
 #: The first places of PLACES["pathway"] state the programme; the others only suggest it.
 STATED_PATHWAY_PLACES: Final = 3
 
@@ -180,7 +181,9 @@ class _Reading:
         ctx.eligibility = _eligibility(ctx, self)
         self._startback()
         self._diagnoses()
-        sites = self._collect("affectedSites", PLACES["affectedSites"][:-1]) or self._collect("affectedSites")
+        sites = self._collect("affectedSites", PLACES["affectedSites"][:-1])
+        if all(s in SIDELESS for f in sites for s in f.value):  # none, or no side: free text may tell it
+            sites = self._collect("affectedSites")
         self._pathway()
         self._sites(sites)
         self._duration()
@@ -243,17 +246,19 @@ class _Reading:
             return
         chosen = got.readings[0]
         self.ctx.startback_location = chosen.location
+        risks = {score_of(r)[0]: r for r in got.readings}
+        if len(risks) > 1:
+            # Two screenings that disagree: neither is taken; the clinician sees both (issue 8, conflicts).
+            shown = "; ".join(f"{risk} risk at {r.location} ({r.place})" for risk, r in risks.items())
+            self.flag("startback", f"the STarT Back results disagree: {shown}; neither is used")
+            for r in got.readings:
+                risk, total, sub = score_of(r)
+                self.record("startBack", f"{risk} risk (total {total}, psychosocial {sub})", r.location, r.place)
+            return
         key = "startBack" if "answers" in chosen.value else "startBackResult"
         self.out[key] = chosen.value.get("answers") or chosen.value.get("result")
         risk, total, sub = score_of(chosen)
         self.record("startBack", f"{risk} risk (total {total}, psychosocial {sub})", chosen.location, chosen.place)
-        for other in got.readings[1:]:
-            if score_of(other)[0] != risk:
-                self.flag(
-                    "startback",
-                    f"STarT Back disagrees: {risk} risk at {chosen.location}, {score_of(other)[0]} risk at "
-                    f"{other.location}",
-                )
 
     def _diagnoses(self) -> None:
         seen: dict[str, Found] = {}
@@ -302,7 +307,11 @@ class _Reading:
 
     def _sites(self, found: list[Found]) -> None:
         pathway = self.out["pathway"]
-        coded = [f for f in found if f.place != "free text"] or found
+        coded = [f for f in found if f.place != "free text"]
+        # Free text counts when nothing is coded, or to tell the side of a coded joint; it never contradicts.
+        coded += [
+            f for f in found if f.place == "free text" and (not coded or any(_overlap(f.value, c.value) for c in coded))
+        ]
         kept: list[Found] = []
         for f in coded:
             on = [s for s in f.value if (s is Site.LOWER_BACK) == (pathway == "back")]
@@ -312,29 +321,36 @@ class _Reading:
                 self.flag("site", f"{f.place} at {f.location} names the {what}, not on the {pathway} pathway")
             if on:
                 kept.append(Found(on, f.location, f.place))
-        for a, b in ((a, b) for i, a in enumerate(kept) for b in kept[i + 1 :]):
-            if not _overlap(a.value, b.value):
-                self.flag(
-                    "site",
-                    f"the sources disagree on the affected site: {_words(a.value)} ({a.place}, {a.location}) "
-                    f"but {_words(b.value)} ({b.place}, {b.location}); both kept",
+        # One resource naming several sites (both knees as two bodySites) states them all: sources are compared
+        # resource by resource and place by place.
+        sources: dict[tuple[str, str], list[Site]] = {}
+        for f in kept:
+            listed = sources.setdefault((f.place, _resource_of(f.location)), [])
+            listed += [s for s in f.value if s not in listed]
+        named = list(sources.items())
+        for (a_place, a_where), a in named:
+            for (b_place, b_where), b in named[named.index(((a_place, a_where), a)) + 1 :]:
+                if _overlap(a, b):
+                    continue
+                text = (
+                    f"the sources disagree on the affected site: {_words(a)} ({a_place}, {a_where}) "
+                    f"but {_words(b)} ({b_place}, {b_where}); both kept"
                 )
+                self.flag("site", text)
+                if pathway == "knee-hip":
+                    self.flag("diagnosis", f"{text}, so which joint the diagnosis is about is not clear")
         sites: list[Site] = []
         for f in kept:
             for s in f.value:
                 if s not in sites:
                     sites.append(s)
-                    self.record("affectedSites", SITE_WORDS[s], f.location, f.place)
+                self.record("affectedSites", SITE_WORDS[s], f.location, f.place)
         sided = {s.value.split("-")[-1] for s in sites if "-" in s.value and s is not Site.LOWER_BACK}
         sites = [s for s in sites if s.value not in sided]
-        if not sites and pathway == "back":
-            sites = [Site.LOWER_BACK]  # a back referral concerns the lower back by definition
-            self.record("affectedSites", "lower back", self.ctx.sr.at("code"), "the back pathway itself")
         if sites:
             self.out["affectedSites"] = [s.value for s in sites]
-        else:
-            looked = ", ".join(p.label for p in PLACES["affectedSites"])
-            self.flag("site", f"no knee or hip found; looked in {looked}")
+        # Else the site criterion is unknown, and says where it was looked for (LOOKED_FOR): a referral to the
+        # backs programme that names no back problem is not taken to have one.
 
     def _duration(self) -> None:
         months = self._collect("symptomDurationMonths")
@@ -427,6 +443,12 @@ def _long_enough(onset: date, referred: date, strictly_more: bool) -> bool:
     if strictly_more:
         return months > MIN_DURATION_MONTHS or (months == MIN_DURATION_MONTHS and days > 0)
     return months >= MIN_DURATION_MONTHS
+
+
+def _resource_of(location: str) -> str:
+    """The resource a location is in (an entry's, or one contained in it)."""
+    match = re.match(r"Bundle\.entry\[\d+\]\.resource(\.contained\[\d+\])?", location)
+    return match.group(0) if match else location
 
 
 def _ours(node: Node) -> bool:

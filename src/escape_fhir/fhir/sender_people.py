@@ -18,6 +18,8 @@ from escape_fhir.fhir.bundle_index import Json, Node, objects
 from escape_fhir.fhir.sender_context import Context, Found
 
 REGISTRATION_BODIES: Final = {system: body for body, system in codes.REGISTRATION_SYSTEMS.items()}
+#: Identifier systems of a receiving site named only by a logical reference, and the field each gives.
+RECEIVER_IDS: Final = {codes.DOS_SERVICE_ID: "serviceId", codes.ODS_ORGANIZATION: "odsCode"}
 
 
 def find_identifier(resource: Json, system: str) -> tuple[int, str] | None:
@@ -204,6 +206,7 @@ def _from_role(ctx: Context, node: Node, record: Any) -> Json:
     record("referrer.role", out["role"], role.location if role else node.at("code"))
     org = ctx.resolve(node.get("organization"), node)
     if org is not None and org.type == "Organization":
+        record("referrer.organisation", "the PractitionerRole's organisation", node.at("organization"))
         out["organisation"] = organisation(ctx, org, "referrer.organisation", record)
     else:
         _organisation_elsewhere(ctx, out, record)
@@ -249,12 +252,15 @@ def _organisation_elsewhere(ctx: Context, out: Json, record: Any) -> None:
         if sender is not None and sender.type == "PractitionerRole":
             sender = ctx.resolve(sender.get("organization"), sender)
         if sender is not None and sender.type == "Organization":
+            record("referrer.organisation", "the message's sender", ctx.header.at("sender"))
             out["organisation"] = organisation(ctx, sender, "referrer.organisation", record)
             return
     if ctx.patient is not None and out.get("role") in ("gp", "other"):
-        for ref in objects(ctx.patient.get("generalPractitioner")):
+        for k, ref in enumerate(objects(ctx.patient.get("generalPractitioner"))):
             node = ctx.resolve(ref, ctx.patient)
             if node is not None and node.type == "Organization":
+                where = ctx.patient.at(f"generalPractitioner[{k}]")
+                record("referrer.organisation", "the patient's registered GP practice", where)
                 out["organisation"] = organisation(ctx, node, "referrer.organisation", record)
                 return
 
@@ -278,8 +284,18 @@ def read_receiver(ctx: Context, record: Any) -> Json | None:
     """The receiving site: the performer (a HealthcareService, an Organization, a PractitionerRole's
     organisation), else the message's destination."""
     service_id, receiver = None, None
-    for performer in objects(ctx.sr.get("performer")):
+    logical: Json = {}
+    for k, performer in enumerate(objects(ctx.sr.get("performer"))):
         node = ctx.resolve(performer)
+        ident: Json = performer["identifier"] if isinstance(performer.get("identifier"), dict) else {}
+        if node is None and isinstance(ident.get("value"), str) and ident.get("system") in RECEIVER_IDS:
+            # A logical reference to the receiving service by its DoS id (BaRS routes on it) or its ODS code.
+            key = RECEIVER_IDS[str(ident["system"])]
+            logical[key] = ident["value"]
+            record(f"receiver.{key}", ident["value"], ctx.sr.at(f"performer[{k}].identifier.value"))
+            if isinstance(performer.get("display"), str) and performer["display"].strip():
+                logical["name"] = performer["display"]
+            continue
         if node is None:
             continue
         ctx.used.add(node.location)
@@ -304,5 +320,7 @@ def read_receiver(ctx: Context, record: Any) -> Json | None:
         if receiver is None:
             receiver = ctx.resolve(dest.get("receiver"), header)
     if receiver is None or receiver.type != "Organization":
-        return None
-    return organisation(ctx, receiver, "receiver", record, service_id)
+        if service_id and "serviceId" not in logical:
+            logical["serviceId"] = service_id
+        return logical or None
+    return organisation(ctx, receiver, "receiver", record, service_id or logical.get("serviceId"))

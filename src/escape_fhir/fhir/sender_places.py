@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any, Final
 
 from escape_fhir.fhir import codes
@@ -132,6 +133,8 @@ def _texts(ctx: Context) -> Iterator[tuple[str, str]]:
 
 def sites_in_text(ctx: Context) -> Iterator[Found]:
     for location, text in _texts(ctx):
+        if terms.PROGRAMME_WORDS.search(text):
+            continue  # "ESCAPE-pain for knees and hips" names the programme, not the patient's joints
         found = terms.sites_in_text(text)
         if found:
             yield Found(found, location)
@@ -288,8 +291,10 @@ def onset_dates(ctx: Context) -> Iterator[Found]:
 def _onset_from_age(age: Json, born: date) -> tuple[date, date] | None:
     """Onset at an age: from the day the person reached that age to the day before the next (in the unit)."""
     value, unit = age.get("value"), age.get("code") or age.get("unit")
-    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 150:
+    # JSON and XML decimals arrive as Decimal (kept as written), JSON integers as int.
+    if not isinstance(value, int | float | Decimal) or isinstance(value, bool) or not 0 <= value <= 150:
         return None
+    value = float(value)
     months = _UCUM_AGE.get(str(unit))
     if months is None:
         return None

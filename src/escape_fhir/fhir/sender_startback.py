@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Final
 
 from escape_fhir.domain.startback import ITEM_CODES, risk_for, score, startback_problems
@@ -178,6 +179,10 @@ def _panel(ctx: Context, node: Node, out: StartBackFound) -> None:
         code = loinc_of(component.get("code"))
         if code in ITEM_CODES:
             answer = {key: v for key, v in component.items() if key.startswith("value")}
+            concept = answer.pop("valueCodeableConcept", None)
+            if isinstance(concept, dict):  # an Observation's coded value is a CodeableConcept, an answer's a Coding
+                first = next(iter(objects(concept.get("coding"))), None)
+                answer.update({"valueCoding": first} if first else {"valueString": concept.get("text")})
             items.append({"linkId": code, "answer": [answer] if answer else []})
         elif code in SCORE_NAMES:
             scores.append((k, code, component))
@@ -215,8 +220,9 @@ def _scores(ctx: Context, nodes: list[Node], out: StartBackFound) -> None:
             continue
         values[name] = (node.location, node.resource)
     if values:
-        first = next(iter(values.values()))[0]
-        _result(ctx, values, first, "STarT Back score Observations", out)
+        # The reading is where its risk is (the result a clinician acts on), else the first score.
+        where = values["risk"][0] if "risk" in values else next(iter(values.values()))[0]
+        _result(ctx, values, where, "STarT Back score Observations", out)
 
 
 def _result(ctx: Context, values: dict[str, tuple[str, Json]], location: str, place: str, out: StartBackFound) -> None:
@@ -252,11 +258,13 @@ def _integer(element: Json) -> int | None:
     if value is None:
         quantity = element.get("valueQuantity")
         value = quantity.get("value") if isinstance(quantity, dict) else element.get("valueDecimal")
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         return None
-    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+    if isinstance(value, float | Decimal) and not math.isfinite(value):
         return None
-    return int(value) if -1000 <= value <= 1000 else None
+    if not -1000 <= value <= 1000:
+        return None  # bounded before any conversion: int(Decimal("1e999999")) would take seconds
+    return int(value) if value == int(value) else None
 
 
 def _risk(element: Json) -> str | None:
