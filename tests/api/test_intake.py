@@ -57,7 +57,8 @@ def test_the_triage_task_shows_the_eligibility_decision_and_the_startback_risk(c
     assert post(client, example("back-physio-medium")).status_code == 200
     (task,) = [e["resource"] for e in client.get("/Task").json()["entry"]]
     assert (task["status"], task["intent"]) == ("requested", "order")
-    shown = {i["type"]["coding"][0]["code"]: i["valueCodeableConcept"]["coding"][0]["code"] for i in task["input"]}
+    coded = [i for i in task["input"] if "valueCodeableConcept" in i]
+    shown = {i["type"]["coding"][0]["code"]: i["valueCodeableConcept"]["coding"][0]["code"] for i in coded}
     assert {k: shown[k] for k in ("eligibility-assessment", codes.STARTBACK_RISK[0])} == {
         "eligibility-assessment": "eligible",
         codes.STARTBACK_RISK[0]: "LA8982-6",
@@ -68,6 +69,9 @@ def test_the_triage_task_shows_the_eligibility_decision_and_the_startback_risk(c
     assert all(i["valueCodeableConcept"]["coding"][0]["code"] == "met" for i in criteria)
     assert all(i["valueCodeableConcept"]["text"] for i in criteria)
     assert task["owner"]["identifier"]["system"] == codes.ODS_ORGANIZATION
+    # where each fact came from in the sender's message (issue 8): the STarT Back answers, for one
+    sources = [i["valueString"] for i in task["input"] if i["type"]["coding"][0]["code"] == "fact-source"]
+    assert any(line.startswith("startBack: medium risk") and "Bundle.entry[" in line for line in sources), sources
 
 
 def test_a_repeated_request_id_gets_409_duplicate_and_changes_nothing(client: TestClient) -> None:

@@ -128,8 +128,8 @@ def test_eligibility_form_asks_every_field_of_its_pathway(pathway: Pathway, othe
     q = questionnaire_for(url)
     assert q is not None
     link_ids = [item["linkId"] for item in q["item"]]
-    assert link_ids[:2] == ["affected-sites", "symptom-duration-months"]
-    assert set(link_ids[2:]) == {f.replace("_", "-") for f in expected}
+    assert link_ids[:3] == ["affected-sites", "symptom-duration-months", "symptom-onset-date"]
+    assert set(link_ids[3:]) == {f.replace("_", "-") for f in expected}
 
 
 def test_startback_items_codes_and_weights() -> None:

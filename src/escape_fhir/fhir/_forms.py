@@ -206,6 +206,7 @@ PROGRAMME_TITLE: Final[Mapping[Pathway, str]] = {
 }
 LINK_SITES: Final = "affected-sites"
 LINK_DURATION: Final = "symptom-duration-months"
+LINK_ONSET: Final = "symptom-onset-date"
 
 
 def link_id(field: str) -> str:
@@ -222,6 +223,8 @@ def _eligibility_form(pathway: Pathway, sites: Sequence[Site], site_text: str) -
     duration = Question(
         LINK_DURATION, "How many months has the person had these symptoms?", "integer", bounds=(0, 1200)
     )
+    # The day the symptoms began, when known: it settles the duration where whole months cannot (issue 9).
+    onset = Question(LINK_ONSET, "When did these symptoms begin, if the date is known?", "date")
     booleans = tuple(Question(link_id(f), ELIGIBILITY_TEXT[f], "boolean") for f in PATHWAY_FIELDS[pathway])
     title = PROGRAMME_TITLE[pathway]
     return Form(
@@ -230,7 +233,7 @@ def _eligibility_form(pathway: Pathway, sites: Sequence[Site], site_text: str) -
         name="KneeHipEligibility" if pathway is Pathway.KNEE_HIP else "BackEligibility",
         title=f"{title}: eligibility",
         description=f"The questions a referrer answers to show whether a person meets the criteria of {title}.",
-        questions=(_site_question(sites, site_text), duration, *booleans),
+        questions=(_site_question(sites, site_text), duration, onset, *booleans),
     )
 
 

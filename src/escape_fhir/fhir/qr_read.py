@@ -19,6 +19,7 @@ are ignored with a warning. QuestionnaireResponse items carry no ``code`` in R4,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
@@ -30,6 +31,7 @@ from escape_fhir.fhir import codes
 from escape_fhir.fhir._forms import (
     ELIGIBILITY_FORMS,
     LINK_DURATION,
+    LINK_ONSET,
     LINK_SITES,
     PATHWAY_FIELDS,
     RISK_CODES,
@@ -53,6 +55,7 @@ class EligibilityFromResponse:
     pathway: Pathway
     affected_sites: list[Site]
     symptom_duration_months: int | None
+    symptom_onset_date: str | None
     answers: EligibilityAnswers
     warnings: tuple[Issue, ...] = ()
 
@@ -255,8 +258,14 @@ def _by_words(question: Question, text: Any) -> str | None:
     )
 
 
+def _date(question: Question, kind: str, value: Any) -> str | None:
+    """A whole date (YYYY-MM-DD): a partial one cannot settle a duration the way the item is meant to."""
+    return value if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else None
+
+
 _CONVERTERS: Final[dict[str, Callable[[Question, str, Any], Any]]] = {
     "boolean": _boolean,
+    "date": _date,
     "integer": _integer,
     "choice": _choice,
 }
@@ -320,11 +329,13 @@ def read_eligibility_response(qr: dict[str, Any], base: str = "QuestionnaireResp
     issues.check()
     sites = found[LINK_SITES].values if LINK_SITES in found else []
     duration = found[LINK_DURATION].first() if LINK_DURATION in found else None
+    onset = found[LINK_ONSET].first() if LINK_ONSET in found else None
     answers = {f: found[link_id(f)].first() for f in PATHWAY_FIELDS[pathway] if link_id(f) in found}
     return EligibilityFromResponse(
         pathway=pathway,
         affected_sites=[Site(s) for s in sites],
         symptom_duration_months=duration,
+        symptom_onset_date=onset,
         answers=EligibilityAnswers(**answers),
         warnings=tuple(issues.warnings),
     )

@@ -25,6 +25,7 @@ from escape_fhir.fhir._forms import (
     ELIGIBILITY_FORMS,
     FORMS,
     LINK_DURATION,
+    LINK_ONSET,
     LINK_SITES,
     PATHWAY_FIELDS,
     QR_PROFILE,
@@ -125,10 +126,15 @@ def eligibility_response(
     """
     form = ELIGIBILITY_FORMS[referral.pathway]
     sites = _question(form, LINK_SITES)
-    items = [_item(sites, [_coding_answer(sites, s.value) for s in dict.fromkeys(referral.affected_sites)])]
+    items = []
+    if referral.affected_sites:  # no site stated: no item (an item with no answer is not valid, qrs-1)
+        items.append(_item(sites, [_coding_answer(sites, s.value) for s in dict.fromkeys(referral.affected_sites)]))
     if referral.symptom_duration_months is not None:
         duration = _question(form, LINK_DURATION)
         items.append(_item(duration, [{"valueInteger": referral.symptom_duration_months}]))
+    if referral.symptom_onset_date is not None:
+        onset = _question(form, LINK_ONSET)
+        items.append(_item(onset, [{"valueDate": referral.symptom_onset_date.isoformat()}]))
     items.extend(_boolean_items(form, referral.eligibility, PATHWAY_FIELDS[referral.pathway]))
     return _response(form, items, id=id, subject=subject, author=author, authored=authored)
 

@@ -362,7 +362,9 @@ class _Reading:
         if chosen:
             latest = max(chosen)
             self.out["symptomOnsetDate"] = latest[0]
-            self.record("symptomOnsetDate", latest[0], latest[1], "Condition.onset[x]")
+            self.record(
+                "symptomOnsetDate", latest[0], latest[1], next(f.place for f in onsets if f.location == latest[1])
+            )
             if len({day for day, _ in chosen}) > 1:
                 shown = ", ".join(f"{day} ({where})" for day, where in chosen)
                 self.flag("duration", f"the onset dates disagree: {shown}; the latest is used")
@@ -521,6 +523,8 @@ def _eligibility(ctx: Context, reading: _Reading) -> EligibilityRead | None:
             sites_location=locations.get("affected-sites", node.location),
             months=got.symptom_duration_months,
             months_location=locations.get("symptom-duration-months", node.location),
+            onset=got.symptom_onset_date,
+            onset_location=locations.get("symptom-onset-date", node.location),
             answers=answers,
             answer_locations={k: locations.get(_kebab(k), node.location) for k in answers},
         )

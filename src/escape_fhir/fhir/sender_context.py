@@ -32,6 +32,8 @@ class EligibilityRead:
     sites_location: str
     months: int | None
     months_location: str
+    onset: str | None
+    onset_location: str
     answers: dict[str, bool]
     answer_locations: dict[str, str]
 

@@ -267,6 +267,12 @@ def day_range(partial: str) -> tuple[date, date] | None:
     return None
 
 
+def onset_in_eligibility_answers(ctx: Context) -> Iterator[Found]:
+    answers = ctx.eligibility
+    if answers is not None and answers.onset is not None and (days := day_range(answers.onset)) is not None:
+        yield Found(days, answers.onset_location)
+
+
 def onset_dates(ctx: Context) -> Iterator[Found]:
     """When the symptoms began, as the range of days it may mean: Condition.onsetDateTime, onsetPeriod.start,
     a date written in onsetString, and onsetAge on the patient's birth date."""
@@ -378,7 +384,10 @@ PLACES: Final[dict[str, tuple[Place, ...]]] = {
         Place("the eligibility answers", months_in_eligibility_answers),
         Place("Condition.onsetString", months_in_onset_text),
     ),
-    "symptomOnsetDate": (Place("Condition.onset[x]", onset_dates),),
+    "symptomOnsetDate": (
+        Place("the eligibility answers", onset_in_eligibility_answers),
+        Place("Condition.onset[x]", onset_dates),
+    ),
     "source": (
         Place("the ESCAPE-pain referral-source extension", source_from_our_extension),
         Place("UK Core source of service request", source_from_ukcore_extension),
