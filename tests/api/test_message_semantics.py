@@ -187,7 +187,11 @@ def test_a_contraindication_added_in_an_update_makes_the_task_not_eligible_and_s
     assert (after["status"], decision(after)) == ("requested", "not-eligible")
     shown = after["input"][0]["valueCodeableConcept"]["text"]
     assert "No contraindications to exercise" in shown
-    criterion = {i["type"]["coding"][0]["code"]: i["valueCodeableConcept"] for i in after["input"][1:]}
+    criterion = {
+        i["type"]["coding"][0]["code"]: i["valueCodeableConcept"]
+        for i in after["input"][1:]
+        if "valueCodeableConcept" in i
+    }
     assert criterion["contraindications"]["coding"][0]["code"] == "not-met"
     (note,) = after["note"]
     assert note["text"].startswith(f"updated {after['lastModified']}: decision eligible -> not-eligible; ")

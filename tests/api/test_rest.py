@@ -146,7 +146,7 @@ def test_a_transaction_is_atomic_and_a_referral_in_it_gets_a_task(client: TestCl
     assert search(client, "Task")["total"] == 1
     # The same referral again: a second referral of one request is refused (issue 9); it is updated with PUT.
     again = client.post("/", json=bundle)
-    assert again.status_code == 422 and "PUT ServiceRequest/" in again.json()["issue"][0]["diagnostics"]
+    assert again.status_code == 422 and "reason update" in again.json()["issue"][0]["diagnostics"]
     assert search(client, "ServiceRequest")["total"] == 1
     broken = json.loads(json.dumps(bundle))
     broken["entry"][-1]["request"]["method"] = "PATCH"
