@@ -59,6 +59,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     """Process every inbox message through the endpoint's intake; one line per message."""
     from escape_fhir.service.mesh_intake import MeshIntake
     from escape_fhir.settings import SettingsError
+    from escape_fhir.site_red_flags import load_red_flags
     from escape_fhir.storage import Database
     from escape_fhir.transport.mesh import MeshTransport
     from escape_fhir.validation.api import Validator
@@ -74,8 +75,9 @@ def cmd_poll(args: argparse.Namespace) -> int:
             if settings.migrate:
                 db.migrate()
             validator = Validator(load_definitions(settings.packages))
+            red_flags = load_red_flags(settings.red_flags) if settings.red_flags else None
             base = settings.base_url or f"http://{settings.host}:{settings.port}"
-            handler = MeshIntake(db, validator, settings.mesh_dead_letter_dir, base)
+            handler = MeshIntake(db, validator, settings.mesh_dead_letter_dir, base, red_flags)
             mesh.handshake()  # authenticate before touching anything; MESH asks for one a day at least
             received = mesh.poll(handler, workflow_id=args.workflow_id)
         except MeshError as exc:

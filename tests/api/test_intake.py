@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
+from escape_fhir.errors import InputError
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.formats import parse
 from tests.api.conftest import example, message_headers
@@ -231,3 +232,29 @@ def test_a_message_is_stored_with_a_few_statements_whatever_its_number_of_resour
     assert counts["hip-msk-triage"][1] <= 16, counts
     update = with_reason(json.loads(example("back-physio-medium")), "update", "update-count")
     assert statements_of(client, update)[1] <= 18
+
+
+def test_a_site_red_flag_list_is_used_by_the_server(make_client: Any, tmp_path: Path) -> None:
+    """ESCAPE_FHIR_RED_FLAGS reaches $process-message: a code on the site's list makes the Task not-eligible,
+    naming the code and where it was found. (The knee OA code stands in for a site's own exclusion here: the
+    example referral carries no other code.)"""
+    listed = tmp_path / "red-flags.csv"
+    listed.write_text("code,display,pathway\n239873007,Osteoarthritis of knee (site exclusion for this test),both\n")
+    client = make_client(red_flags=listed)
+    assert post(client, example("knee-gp")).status_code == 200
+    (task,) = [e["resource"] for e in client.get("/Task").json()["entry"]]
+    red = [
+        i
+        for i in task["input"]
+        if (i["type"]["coding"][0]["system"], i["type"]["coding"][0]["code"]) == (codes.CS_CRITERION, "red-flags")
+    ]
+    assert red[0]["valueCodeableConcept"]["coding"][0]["code"] == "not-met"
+    assert "239873007" in red[0]["valueCodeableConcept"]["text"]
+    assert "Bundle.entry[" in red[0]["valueCodeableConcept"]["text"]
+
+
+def test_an_unusable_site_red_flag_list_stops_the_server_starting(make_client: Any, tmp_path: Path) -> None:
+    listed = tmp_path / "red-flags.csv"
+    listed.write_text("code,display,pathway\n12345,not a concept,both\n")
+    with pytest.raises(InputError):
+        make_client(red_flags=listed)

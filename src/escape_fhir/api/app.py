@@ -16,6 +16,7 @@ from escape_fhir import __version__
 from escape_fhir.api import errors, messaging, rest
 from escape_fhir.api.logs import RequestLog
 from escape_fhir.settings import Settings, SettingsError, check_startable
+from escape_fhir.site_red_flags import load_red_flags
 from escape_fhir.storage import Database
 from escape_fhir.validation.api import Validator
 from escape_fhir.validation.definitions import default_definitions, package_errors
@@ -59,6 +60,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.db = db
     # One validator for the life of the app: definitions loaded and profiles compiled once, not per request.
     app.state.validator = Validator(definitions)
+    # The site's red flags (ESCAPE_FHIR_RED_FLAGS) read once at start: a bad file refuses to start (exit 2).
+    app.state.red_flags = load_red_flags(settings.red_flags) if settings.red_flags else None
     errors.install(app)
     app.include_router(messaging.router)
     app.include_router(rest.router)

@@ -44,13 +44,15 @@ def process_message(
     bundle = parse(body.data, body.fmt)
     settings: Settings = request.app.state.settings
     own = frozenset(settings.endpoints)
-    delivery = intake.Delivery(ids[0], ids[1], body.data, body.fmt, base, own)
+    delivery = intake.Delivery(ids[0], ids[1], body.data, body.fmt, base, own, request.app.state.red_flags)
     result = intake.process_message(db, bundle, delivery, validator)
     return fhir_response(result.body, fmt, data=result.data)
 
 
 @router.post("/")
-def transaction_bundle(scopes: Scopes, fmt: OutFormat, body: InBody, db: Db, base: Base, validator: Val) -> Response:
+def transaction_bundle(
+    request: Request, scopes: Scopes, fmt: OutFormat, body: InBody, db: Db, base: Base, validator: Val
+) -> Response:
     """Each entry is allowed or refused by the permissions table (``service.permissions``), not the route."""
     bundle = parse(body.data, body.fmt)
-    return fhir_response(process_transaction(db, bundle, base, validator, scopes), fmt)
+    return fhir_response(process_transaction(db, bundle, base, validator, scopes, request.app.state.red_flags), fmt)

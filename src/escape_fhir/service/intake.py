@@ -22,13 +22,14 @@ answers with the first one's stored response.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from escape_fhir.domain import Outcome
+from escape_fhir.domain import Outcome, RedFlag
 from escape_fhir.errors import FhirFormatError, Issue, MappingError
 from escape_fhir.fhir.canonical import content_hash, differences
 from escape_fhir.fhir.formats import parse
@@ -57,6 +58,8 @@ class Delivery:
     base: str
     #: Our own BaRS endpoints (``system|value``); empty: a message may be addressed to anyone.
     own_endpoints: frozenset[str] = frozenset()
+    #: The red-flag table (the built-in one with the site's rows, ``ESCAPE_FHIR_RED_FLAGS``); None: built-in.
+    red_flags: Mapping[str, RedFlag] | None = None
 
 
 @dataclass
@@ -102,12 +105,14 @@ def validated(bundle: Json, validator: Validator) -> list[Issue]:
     return warnings
 
 
-def assessment_of(message: Message, warnings: list[Issue]) -> Assessment | None:
+def assessment_of(
+    message: Message, warnings: list[Issue], red_flags: Mapping[str, RedFlag] | None = None
+) -> Assessment | None:
     """Eligibility and STarT Back risk of the referral; None for a withdrawal (it carries no referral)."""
-    return None if message.withdraws else assess_bundle(message.bundle, warnings)
+    return None if message.withdraws else assess_bundle(message.bundle, warnings, red_flags)
 
 
-def assess_bundle(bundle: Json, warnings: list[Issue]) -> Assessment:
+def assess_bundle(bundle: Json, warnings: list[Issue], red_flags: Mapping[str, RedFlag] | None = None) -> Assessment:
     """Map the Bundle to a referral (422 with located issues if it cannot be) and assess it."""
     try:
         read = read_referral(bundle)
@@ -115,7 +120,7 @@ def assess_bundle(bundle: Json, warnings: list[Issue]) -> Assessment:
         raise OutcomeError(Problem.UNPROCESSABLE, exc.issues) from None
     known = {i.location for i in warnings}
     warnings += [w for w in read.warnings if not w.location.startswith(tuple(known) or ("\0",))]
-    result = assess_read(read)
+    result = assess_read(read, red_flags)
     open_points = [f"{c.title}: {c.reason}" for c in result.criteria if c.outcome is not Outcome.MET]
     summary = "; ".join(open_points) if open_points else "every criterion met"
     start_back = read.referral.effective_start_back()
@@ -137,7 +142,7 @@ def process_message(db: Database, bundle: Json, delivery: Delivery, validator: V
     check_destination(message, delivery.own_endpoints)
     if (earlier := _earlier_answer(db, bundle, digest, delivery)) is not None:
         return earlier
-    assessment = assessment_of(message, warnings)
+    assessment = assessment_of(message, warnings, delivery.red_flags)
     try:
         return _store(db, message, digest, assessment, warnings, delivery)
     except IntegrityError:

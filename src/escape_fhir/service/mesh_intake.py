@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from escape_fhir.domain import RedFlag
 from escape_fhir.errors import FhirFormatError, Issue
 from escape_fhir.fhir import jsonio
 from escape_fhir.fhir.formats import format_from_mime, parse, sniff
@@ -47,7 +49,15 @@ MAX_ID = 200
 class MeshIntake:
     """The handler of :meth:`MeshTransport.poll` for referral messages (module docstring)."""
 
-    def __init__(self, db: Database, validator: Validator, dead_letters: Path, base: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        validator: Validator,
+        dead_letters: Path,
+        base: str,
+        red_flags: Mapping[str, RedFlag] | None = None,
+    ) -> None:
+        self.red_flags = red_flags
         self.db = db
         self.validator = validator
         self.dead_letters = DeadLetters(dead_letters)
@@ -64,7 +74,7 @@ class MeshIntake:
         try:
             fmt = _format(message)
             bundle = parse(message.data, fmt)
-            delivery = intake.Delivery(request_id, correlation, message.data, fmt, self.base)
+            delivery = intake.Delivery(request_id, correlation, message.data, fmt, self.base, red_flags=self.red_flags)
             result = intake.process_message(self.db, bundle, delivery, self.validator)
         except FhirFormatError as exc:
             problem = OutcomeError(Problem.BAD_REQUEST, [Issue("error", "structure", str(exc), exc.location)])

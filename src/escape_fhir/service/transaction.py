@@ -26,12 +26,14 @@ message is. Any failure rolls the whole Bundle back.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from sqlalchemy.exc import IntegrityError
 
+from escape_fhir.domain import RedFlag
 from escape_fhir.errors import Issue
 from escape_fhir.service import conditional, permissions
 from escape_fhir.service.common import READ_TYPES, new_id, now, ref, referral_reference, rewrite_references
@@ -119,7 +121,14 @@ class _Entry:
         return ref(self.kind, self.rid)
 
 
-def process(db: Database, bundle: Json, base: str, validator: Validator, scopes: frozenset[Scope]) -> Json:
+def process(
+    db: Database,
+    bundle: Json,
+    base: str,
+    validator: Validator,
+    scopes: frozenset[Scope],
+    red_flags: Mapping[str, RedFlag] | None = None,
+) -> Json:
     if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
         raise _bad("POST / takes a Bundle of type transaction", "Bundle.type", code="structure")
     raw = bundle.get("entry")
@@ -131,11 +140,11 @@ def process(db: Database, bundle: Json, base: str, validator: Validator, scopes:
     submits_referral = any(e.kind == "ServiceRequest" and e.method in ("POST", "PUT") for e in entries)
     moment = now()
     try:
-        results, reads = _write(db, bundle, entries, rules, scopes, base, submits_referral, moment)
+        results, reads = _write(db, bundle, entries, rules, scopes, base, submits_referral, moment, red_flags)
     except IntegrityError:
         # Another transaction registered the same referral identifier at the same moment (PostgreSQL waits
         # on the unique key): done again, this one now finds that referral held and gets its 422.
-        results, reads = _write(db, bundle, entries, rules, scopes, base, submits_referral, moment)
+        results, reads = _write(db, bundle, entries, rules, scopes, base, submits_referral, moment, red_flags)
     out = [_response_entry(base, e, *results[e.n], reads.get(e.n)) for e in entries]
     return {
         "resourceType": "Bundle",
@@ -154,12 +163,15 @@ def _write(
     base: str,
     submits_referral: bool,
     moment: datetime,
+    red_flags: Mapping[str, RedFlag] | None,
 ) -> tuple[dict[int, tuple[Stored | None, str]], dict[int, Json]]:
     with db.write() as repo:
         _identify(repo, entries)
         bodies = _resolved_bodies(repo, entries)
         # After the references are resolved, so that a reference naming nothing is reported as such.
-        assessment = assess_bundle(_for_reader(repo, bundle, entries, bodies), []) if submits_referral else None
+        assessment = (
+            assess_bundle(_for_reader(repo, bundle, entries, bodies), [], red_flags) if submits_referral else None
+        )
         results: dict[int, tuple[Stored | None, str]] = {}
         for method in ORDER:
             for e in (e for e in entries if e.method == method):
