@@ -2,8 +2,12 @@
 
 Only the method, the path without its query (queries may carry NHS numbers: ``patient.identifier=...``),
 the status, the time taken, ``X-Request-ID`` and ``X-Correlation-ID`` are logged. Both ids are echoed on
-every response (BaRS, nhs-standards.md 1.2). Every log record made while a request runs carries its
-correlation id (``%(correlation_id)s``).
+every response (BaRS, nhs-standards.md 1.2), a 500 included. Every log record made while a request runs
+carries both ids (``%(request_id)s``, ``%(correlation_id)s``).
+
+Log lines cannot be forged: request-derived text (a path with ``%0A``, a header) has its control characters
+escaped (``\\n``, ``\\x00``), and the lines of a traceback are indented under their record, so no text a
+client sends starts a line of its own. An unexpected error is logged once, with a bounded traceback.
 """
 
 from __future__ import annotations
@@ -12,22 +16,53 @@ import logging
 import re
 import sys
 import time
+import traceback
 from contextvars import ContextVar
+from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 correlation: ContextVar[str] = ContextVar("correlation", default="-")
+request_ids: ContextVar[str] = ContextVar("request_ids", default="-")
 log = logging.getLogger("escape_fhir.access")
+errors_log = logging.getLogger("escape_fhir.api")
 MAX_ID = 200
+#: Frames and characters of the one traceback an unexpected error writes (a RecursionError has ~1000 frames).
+TRACEBACK_FRAMES = 12
+TRACEBACK_CHARS = 8000
 #: Ten digits, spaced or not, could be an NHS number typed into a path: never logged.
 _NHS_NUMBER_LIKE = re.compile(r"\d{3}[ -]?\d{3}[ -]?\d{4}")
-FORMAT = "%(asctime)s %(levelname)s %(name)s [correlation=%(correlation_id)s] %(message)s"
+#: C0 and C1 controls, DEL and the Unicode line and paragraph separators: each could end a log line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+FORMAT = "%(asctime)s %(levelname)s %(name)s [request=%(request_id)s correlation=%(correlation_id)s] %(message)s"
+
+
+def escape(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\n``, ``\\x1b``), on one line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class CorrelationFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.correlation_id = correlation.get()
+        record.request_id = request_ids.get()
         return True
+
+
+class SafeFormatter(logging.Formatter):
+    """Escapes the message and indents each (escaped) traceback line, so one record is one entry."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        text = bounded_traceback(ei[1]) if ei[1] is not None else super().formatException(ei)
+        return "\n".join(f"    | {escape(line)}" for line in text.splitlines())
+
+    def formatStack(self, stack_info: str) -> str:
+        return "\n".join(f"    | {escape(line)}" for line in stack_info.splitlines())
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
@@ -43,7 +78,7 @@ def configure(level: str) -> None:
     """Log to stderr with the correlation id on every line (the ``serve`` and ``outbox run`` commands call this)."""
     handler = _Stderr()
     handler.addFilter(CorrelationFilter())
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(SafeFormatter(FORMAT))
     root = logging.getLogger("escape_fhir")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -55,6 +90,28 @@ def _header(scope: Scope, name: bytes) -> str:
         if key.lower() == name:
             return str(value.decode("latin-1"))[:MAX_ID]
     return ""
+
+
+def bounded_traceback(exc: BaseException) -> str:
+    """The last frames of ``exc``'s traceback (and of its causes), at most :data:`TRACEBACK_CHARS` long."""
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-TRACEBACK_FRAMES)
+    text = "".join(lines)
+    if len(text) <= TRACEBACK_CHARS:
+        return text
+    return f"... ({len(text) - TRACEBACK_CHARS} characters left out)\n{text[-TRACEBACK_CHARS:]}"
+
+
+def log_unexpected(exc: BaseException, method: str, path: str) -> None:
+    """Our bug: one ERROR record with a bounded, escaped traceback; no request body, no query."""
+    where = _NHS_NUMBER_LIKE.sub("<redacted>", path)
+    errors_log.error("unexpected %s on %s %s", type(exc).__name__, method, where, exc_info=exc)
+
+
+def server_error(request: Request) -> ASGIApp:
+    """The 500 OperationOutcome (imported late: the error handlers import this module)."""
+    from escape_fhir.api.errors import internal_error
+
+    return internal_error(request)
 
 
 class RequestLog:
@@ -69,20 +126,29 @@ class RequestLog:
             return
         request_id, correlation_id = _header(scope, b"x-request-id"), _header(scope, b"x-correlation-id")
         token = correlation.set(correlation_id or "-")
-        echo = [(b"x-request-id", request_id.encode()), (b"x-correlation-id", correlation_id.encode())]
+        request_token = request_ids.set(request_id or "-")
+        echo = [
+            (b"x-request-id", request_id.encode("latin-1")),
+            (b"x-correlation-id", correlation_id.encode("latin-1")),
+        ]
         echo = [(k, v) for k, v in echo if v]
         status = 500
+        started_response = False
         started = time.perf_counter()
 
         async def send_with_ids(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started_response = message["status"], True
                 message["headers"] = [*message.get("headers", []), *echo]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_ids)
+        except Exception as exc:  # our bug: answered here, so the ids are echoed and nothing logs it again
+            log_unexpected(exc, scope["method"], scope["path"])
+            if not started_response:
+                await server_error(Request(scope))(scope, receive, send_with_ids)
         finally:
             elapsed = (time.perf_counter() - started) * 1000
             log.info(
@@ -94,3 +160,4 @@ class RequestLog:
                 request_id or "-",
             )
             correlation.reset(token)
+            request_ids.reset(request_token)

@@ -12,7 +12,7 @@ from escape_fhir.api.deps import Base, Db, Val
 from escape_fhir.api.negotiation import InBody, OutFormat, fhir_response
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.formats import parse
-from escape_fhir.service import intake
+from escape_fhir.service import intake, shapes
 from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.service.transaction import process as process_transaction
 from escape_fhir.settings import Scope, Settings
@@ -51,4 +51,5 @@ def process_message(
 @router.post("/", dependencies=[require(Scope.SUBMIT)])
 def transaction_bundle(fmt: OutFormat, body: InBody, db: Db, base: Base, validator: Val) -> Response:
     bundle = parse(body.data, body.fmt)
+    shapes.check_bundle(bundle)  # types of what the transaction reads before validating
     return fhir_response(process_transaction(db, bundle, base, validator), fmt)

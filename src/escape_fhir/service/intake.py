@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from escape_fhir.domain import Outcome, assess
 from escape_fhir.errors import Issue, MappingError
 from escape_fhir.fhir.readers import read_referral
-from escape_fhir.service import responses
+from escape_fhir.service import responses, shapes
 from escape_fhir.service.common import now, referral_reference
 from escape_fhir.service.messages import Message, read_message, retired_verification_codes
 from escape_fhir.service.outcomes import OutcomeError, Problem
@@ -112,6 +112,7 @@ def assess_bundle(bundle: Json, warnings: list[Issue]) -> Assessment:
 
 
 def process_message(db: Database, bundle: Json, delivery: Delivery, validator: Validator) -> Result:
+    shapes.check_bundle(bundle)
     if responses.is_response(bundle):
         return _process_response(db, bundle, delivery, validator)
     message, warnings = checked(bundle, validator)
