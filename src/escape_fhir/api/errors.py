@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 
 from escape_fhir.api.negotiation import fhir_response, safe_format
 from escape_fhir.errors import FhirFormatError, Issue, MappingError
+from escape_fhir.fhir.bounds import TooLarge
 from escape_fhir.service.outcomes import TABLE, OutcomeError, Problem
 
 _BY_STATUS = {row.status: problem for problem, row in TABLE.items()}
@@ -33,8 +34,10 @@ async def on_outcome(request: Request, exc: Exception) -> Response:
 
 async def on_format(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FhirFormatError)
-    issue = Issue("error", "structure", str(exc).removeprefix(f"{exc.location}: "), exc.location)
-    return _answer(request, OutcomeError(Problem.BAD_REQUEST, [issue]))
+    too_large = isinstance(exc, TooLarge)
+    code = "too-costly" if too_large else "structure"
+    issue = Issue("error", code, str(exc).removeprefix(f"{exc.location}: "), exc.location)
+    return _answer(request, OutcomeError(Problem.TOO_LARGE if too_large else Problem.BAD_REQUEST, [issue]))
 
 
 async def on_mapping(request: Request, exc: Exception) -> Response:

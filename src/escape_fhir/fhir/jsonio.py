@@ -95,7 +95,9 @@ def loads(data: bytes | str) -> dict[str, Any]:
     bounds.ensure_recursion()
     # A document with fewer openers than the depth limit cannot pass it; only bigger ones are checked, first
     # by orjson (no Python recursion, refuses beyond 1024 levels) so the stdlib scanner never recurses deeper.
-    deep_possible = text.count("{") + text.count("[") > bounds.MAX_DEPTH
+    containers = text.count("{") + text.count("[")
+    bounds.check_size(containers, "JSON objects and arrays")
+    deep_possible = containers > bounds.MAX_DEPTH
     if deep_possible:
         _bounded_nesting(text)
     try:

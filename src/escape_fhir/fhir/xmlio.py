@@ -94,6 +94,7 @@ def _check_prolog(data: bytes) -> None:
 
 def _parse_xml(data: bytes) -> etree._Element:
     _check_prolog(data)
+    bounds.check_size(data.count(b"<") // 2, "XML elements")
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as e:

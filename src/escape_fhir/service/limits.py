@@ -11,16 +11,24 @@ from __future__ import annotations
 import re
 
 from escape_fhir.errors import Issue
-from escape_fhir.service.outcomes import OutcomeError, Problem
+from escape_fhir.fhir.bounds import MAX_CONTAINERS, MAX_DEPTH
+from escape_fhir.service.outcomes import MAX_ISSUES, OutcomeError, Problem
 
-#: Nesting of FHIR elements (JSON objects, XML elements) a resource may have. Real FHIR nests far less
-#: (a Bundle entry's QuestionnaireResponse item tree is about 10-20 deep); extensions nested 300 deep are
-#: still valid FHIR and must validate. The same number for JSON and XML (fhir/depth.py).
-MAX_DEPTH = 400
+__all__ = [
+    "MAX_CONTAINERS",
+    "MAX_DEPTH",
+    "MAX_DIGITS",
+    "MAX_ENTRIES",
+    "MAX_ISSUES",
+    "MAX_SEARCH_VALUES",
+    "ascii_int",
+    "too_many",
+]
+
+# MAX_DEPTH (elements nested) and MAX_CONTAINERS (JSON objects and arrays) are checked as a document is read
+# (fhir/bounds.py); MAX_ISSUES caps every OperationOutcome answer (service/outcomes.py).
 #: Entries of one Bundle (a referral message has about 20; BaRS messages stay far below this).
 MAX_ENTRIES = 1000
-#: Issues in one OperationOutcome answer; the rest are counted in a last issue.
-MAX_ISSUES = 500
 #: Values of all OR'd (comma-separated) search parameters of one search together.
 MAX_SEARCH_VALUES = 100
 #: Digits of a version id, ``_count`` or ``_offset``: a version id is a 64-bit integer at most.

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.questionnaires import all_questionnaires
 from escape_fhir.service.common import READ_TYPES, now
-from escape_fhir.service.limits import ascii_int
+from escape_fhir.service.limits import MAX_ENTRIES, ascii_int, too_many
 from escape_fhir.service.outcomes import OutcomeError, Problem, outcome
 from escape_fhir.service.search import PARAMETERS, Query, parse_query
 from escape_fhir.storage import Database, Stored, TokenFilter, instant
@@ -171,6 +171,9 @@ def validate_operation(
     """The OperationOutcome of ``$validate`` (200 whatever the verdict; the issues carry it)."""
     if resource.get("resourceType") == "Parameters":
         resource, profiles = _from_parameters(resource, profiles)
+    entries = resource.get("entry") if resource.get("resourceType") == "Bundle" else None
+    if isinstance(entries, list) and len(entries) > MAX_ENTRIES:  # the same bound as messages and transactions
+        raise too_many("Bundle entries", MAX_ENTRIES, "Bundle.entry", Problem.TOO_LARGE)
     if resource_type is not None and resource.get("resourceType") != resource_type:
         text = f"POST /{resource_type}/$validate takes a {resource_type}, not a {resource.get('resourceType')}"
         raise OutcomeError(Problem.BAD_REQUEST, text, location="resourceType")
