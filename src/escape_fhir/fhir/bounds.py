@@ -109,8 +109,9 @@ def check_strings(text: str, obj: Any) -> None:
         value, where = stack.pop()
         if isinstance(value, dict):
             for key, item in value.items():
-                _check_string(key, f"{where}.{key}".lstrip("."))
-                stack.append((item, f"{where}.{key}".lstrip(".")))
+                at = f"{where}.{key.encode('unicode_escape').decode('ascii')}".lstrip(".")  # a NUL shown as \x00
+                _check_string(key, at)
+                stack.append((item, at))
         elif isinstance(value, list):
             stack += [(item, f"{where}[{i}]") for i, item in enumerate(value)]
         elif isinstance(value, str):
