@@ -20,6 +20,7 @@ import traceback
 from contextvars import ContextVar
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,6 +32,7 @@ MAX_ID = 200
 #: Frames and characters of the one traceback an unexpected error writes (a RecursionError has ~1000 frames).
 TRACEBACK_FRAMES = 12
 TRACEBACK_CHARS = 8000
+_DATABASE_DRIVERS = frozenset({"psycopg", "psycopg2", "sqlite3", "psycopg_binary"})
 #: Ten digits, spaced or not, could be an NHS number typed into a path: never logged.
 _NHS_NUMBER_LIKE = re.compile(r"\d{3}[ -]?\d{3}[ -]?\d{4}")
 #: C0 and C1 controls, DEL and the Unicode line and paragraph separators: each could end a log line.
@@ -45,8 +47,8 @@ def escape(text: str) -> str:
 
 class CorrelationFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.correlation_id = correlation.get()
-        record.request_id = request_ids.get()
+        record.correlation_id = escape(correlation.get())
+        record.request_id = escape(request_ids.get())
         return True
 
 
@@ -93,12 +95,36 @@ def _header(scope: Scope, name: bytes) -> str:
 
 
 def bounded_traceback(exc: BaseException) -> str:
-    """The last frames of ``exc``'s traceback (and of its causes), at most :data:`TRACEBACK_CHARS` long."""
-    lines = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-TRACEBACK_FRAMES)
-    text = "".join(lines)
+    """The last frames of ``exc``'s traceback and of its causes, at most :data:`TRACEBACK_CHARS` long.
+
+    A database error's own text is left out (PostgreSQL quotes the offending value: ``invalid input syntax
+    for type integer: "<NHS number>"``, ``Key (...)=(...) already exists``); its SQL statement is kept.
+    Anything shaped like an NHS number is redacted from the rest.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    parts = [
+        "Traceback (most recent call last):\n"
+        + "".join(traceback.format_tb(e.__traceback__, limit=-TRACEBACK_FRAMES))
+        + _exception_line(e)
+        for e in reversed(chain)
+    ]
+    text = _NHS_NUMBER_LIKE.sub("<redacted>", "\n\nwhich led to\n\n".join(parts))
     if len(text) <= TRACEBACK_CHARS:
         return text
     return f"... ({len(text) - TRACEBACK_CHARS} characters left out)\n{text[-TRACEBACK_CHARS:]}"
+
+
+def _exception_line(exc: BaseException) -> str:
+    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    if isinstance(exc, DBAPIError) or type(exc).__module__.split(".")[0] in _DATABASE_DRIVERS:
+        statement = getattr(exc, "statement", None)
+        sql = f" [SQL: {statement[:300]}]" if isinstance(statement, str) else ""
+        return f"{name}: (the database's text is not logged: it may quote patient data){sql}"
+    return f"{name}: {exc}"
 
 
 def log_unexpected(exc: BaseException, method: str, path: str) -> None:
