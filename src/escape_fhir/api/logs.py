@@ -55,6 +55,13 @@ class CorrelationFilter(logging.Filter):
 class SafeFormatter(logging.Formatter):
     """Escapes the message and indents each (escaped) traceback line, so one record is one entry."""
 
+    def format(self, record: logging.LogRecord) -> str:
+        cached, record.exc_text = record.exc_text, None  # another handler's unindented text is not reused
+        try:
+            return super().format(record)
+        finally:
+            record.exc_text = cached
+
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape(record.message)
         return super().formatMessage(record)
