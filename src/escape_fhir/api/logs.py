@@ -32,6 +32,8 @@ MAX_ID = 200
 #: Frames and characters of the one traceback an unexpected error writes (a RecursionError has ~1000 frames).
 TRACEBACK_FRAMES = 12
 TRACEBACK_CHARS = 8000
+#: What an id may be to be echoed in a response header (BaRS ids are GUIDs).
+VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 _DATABASE_DRIVERS = frozenset({"psycopg", "psycopg2", "sqlite3", "psycopg_binary"})
 #: Ten digits, spaced or not, could be an NHS number typed into a path: never logged.
 _NHS_NUMBER_LIKE = re.compile(r"\d{3}[ -]?\d{3}[ -]?\d{4}")
@@ -160,11 +162,9 @@ class RequestLog:
         request_id, correlation_id = _header(scope, b"x-request-id"), _header(scope, b"x-correlation-id")
         token = correlation.set(correlation_id or "-")
         request_token = request_ids.set(request_id or "-")
-        echo = [
-            (b"x-request-id", request_id.encode("latin-1")),
-            (b"x-correlation-id", correlation_id.encode("latin-1")),
-        ]
-        echo = [(k, v) for k, v in echo if v]
+        # Echoed only when visible ASCII, as a GUID is: other octets are not sent back to the client.
+        echo = [(b"x-request-id", request_id), (b"x-correlation-id", correlation_id)]
+        echo_bytes = [(k, v.encode("ascii")) for k, v in echo if v and VISIBLE_ASCII.fullmatch(v)]
         status = 500
         started_response = False
         started = time.perf_counter()
@@ -173,7 +173,7 @@ class RequestLog:
             nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status, started_response = message["status"], True
-                message["headers"] = [*message.get("headers", []), *echo]
+                message["headers"] = [*message.get("headers", []), *echo_bytes]
             await send(message)
 
         try:

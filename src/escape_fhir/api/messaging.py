@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from escape_fhir.api.auth import require
 from escape_fhir.api.deps import Base, Db, Val
+from escape_fhir.api.logs import VISIBLE_ASCII
 from escape_fhir.api.negotiation import InBody, OutFormat, fhir_response
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.formats import parse
@@ -26,8 +27,8 @@ async def bars_ids(request: Request) -> tuple[str, str]:
     found = []
     for name in ("X-Request-ID", "X-Correlation-ID"):
         value = request.headers.get(name, "").strip()
-        if not value or len(value) > MAX_ID:
-            text = f"the {name} header is required (a GUID of at most {MAX_ID} characters)"
+        if not value or len(value) > MAX_ID or not VISIBLE_ASCII.fullmatch(value):
+            text = f"the {name} header is required (a GUID of at most {MAX_ID} visible ASCII characters)"
             raise OutcomeError(Problem.BAD_REQUEST, [Issue("error", "required", text, name)])
         found.append(value)
     return found[0], found[1]

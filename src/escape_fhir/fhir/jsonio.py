@@ -141,7 +141,10 @@ def _where(text: str, key: str) -> str:
     decoder = json.JSONDecoder(
         object_pairs_hook=lambda pairs: _mark(pairs, key, marker), parse_float=str, parse_constant=str
     )
-    obj = decoder.decode(text)
+    try:
+        obj = decoder.decode(text)
+    except ValueError:  # the text after the duplicate is malformed too: name the key alone
+        return key
     path = _path_to(obj, marker, obj.get("resourceType") if isinstance(obj, dict) else "")
     return f"{path}.{key}" if path else key
 
