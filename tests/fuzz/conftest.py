@@ -12,6 +12,12 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+from escape_fhir.fhir import bounds
+
+# The reader raises the recursion limit on first use (fhir/bounds.py); raised here first, hypothesis does not
+# see it change during a test.
+bounds.ensure_recursion()
+
 _COMMON = {
     "database": None,
     # A generous bound per example: a request that the server should refuse at once must not take seconds

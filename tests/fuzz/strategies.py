@@ -47,7 +47,7 @@ def write(value: Any) -> str:
             members = item.items if isinstance(item, Pairs) else tuple(item.items())
             todo: list[Any] = [_Text("{")]
             for n, (key, member) in enumerate(members):
-                todo += [_Text(("," if n else "") + json.dumps(key) + ":"), member]
+                todo += [_Text(("," if n else "") + json.dumps(key, ensure_ascii=False) + ":"), member]
             todo.append(_Text("}"))
             stack.extend(reversed(todo))
         elif isinstance(item, list):
@@ -58,7 +58,7 @@ def write(value: Any) -> str:
             todo.append(_Text("]"))
             stack.extend(reversed(todo))
         else:
-            parts.append(json.dumps(item))
+            parts.append(json.dumps(item, ensure_ascii=False))  # non-ASCII as it is, as most writers do
     return "".join(parts)
 
 
