@@ -263,6 +263,19 @@ def test_ored_search_values_at_the_limit_and_past_it(client: TestClient) -> None
     outcome_of(client.get("/ServiceRequest", params=split), 400)
 
 
+@pytest.mark.parametrize(("count", "status"), [(limits.MAX_SEARCH_VALUES, (200, 400, 422)), (1500, (400,))])
+def test_ored_values_of_a_conditional_create(client: TestClient, count: int, status: tuple[int, ...]) -> None:
+    patient = {"resourceType": "Patient", "identifier": [{"system": "urn:example", "value": "1"}]}
+    entry = {
+        "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+        "resource": patient,
+        "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={or_values(count)}"},
+    }
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+    r = client.post("/", content=json.dumps(bundle), headers={"Content-Type": "application/fhir+json"})
+    assert r.status_code in status, r.text[:300]
+
+
 def bundle_with_entries(n: int, kind: str) -> Json:
     entries = [{"fullUrl": f"urn:uuid:{uuid.uuid4()}"} for _ in range(n)]
     return {"resourceType": "Bundle", "type": kind, "entry": entries}

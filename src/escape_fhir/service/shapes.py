@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from escape_fhir.errors import Issue
-from escape_fhir.service.limits import MAX_ENTRIES, ascii_int, too_many
+from escape_fhir.service.limits import MAX_ENTRIES, MAX_SEARCH_VALUES, ascii_int, too_many
 from escape_fhir.service.outcomes import OutcomeError, Problem
 
 Json = dict[str, Any]
@@ -75,6 +75,9 @@ def check_bundle(bundle: Json) -> None:
 
 def _request(request: Json, where: str) -> None:
     _check(request, REQUEST, where)
+    condition = request.get("ifNoneExist")
+    if condition is not None and condition.count(",") >= MAX_SEARCH_VALUES:  # OR'd values, as in a search
+        raise too_many("OR'd search values", MAX_SEARCH_VALUES, f"{where}.ifNoneExist")
     if_match = request.get("ifMatch")
     if if_match is not None and ascii_int(if_match.removeprefix("W/").strip('"')) is None:
         raise _bad(f'ifMatch {if_match[:40]!r} is not W/"<version>" (FHIR http.html#concurrency)', f"{where}.ifMatch")
