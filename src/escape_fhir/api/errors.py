@@ -4,12 +4,11 @@
 * :class:`~escape_fhir.errors.FhirFormatError`: unreadable JSON/XML, refused unsafe XML -> 400;
 * :class:`~escape_fhir.errors.MappingError`: a Bundle that cannot be mapped -> 422 with located issues;
 * Starlette's HTTP errors (unknown route 404, wrong method 405) and FastAPI's request validation -> 400;
-* anything else is our bug -> 500, logged with its traceback but without the request body.
+* anything else is our bug -> 500 from :class:`~escape_fhir.api.logs.RequestLog`, which logs one bounded
+  traceback (without the request body) and echoes the request's ids.
 """
 
 from __future__ import annotations
-
-import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,9 +17,8 @@ from starlette.exceptions import HTTPException
 
 from escape_fhir.api.negotiation import fhir_response, safe_format
 from escape_fhir.errors import FhirFormatError, Issue, MappingError
+from escape_fhir.fhir.bounds import TooLarge
 from escape_fhir.service.outcomes import TABLE, OutcomeError, Problem
-
-log = logging.getLogger("escape_fhir.api")
 
 _BY_STATUS = {row.status: problem for problem, row in TABLE.items()}
 
@@ -36,8 +34,10 @@ async def on_outcome(request: Request, exc: Exception) -> Response:
 
 async def on_format(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FhirFormatError)
-    issue = Issue("error", "structure", str(exc).removeprefix(f"{exc.location}: "), exc.location)
-    return _answer(request, OutcomeError(Problem.BAD_REQUEST, [issue]))
+    too_large = isinstance(exc, TooLarge)
+    code = "too-costly" if too_large else "structure"
+    issue = Issue("error", code, str(exc).removeprefix(f"{exc.location}: "), exc.location)
+    return _answer(request, OutcomeError(Problem.TOO_LARGE if too_large else Problem.BAD_REQUEST, [issue]))
 
 
 async def on_mapping(request: Request, exc: Exception) -> Response:
@@ -62,8 +62,8 @@ async def on_request_validation(request: Request, exc: Exception) -> Response:
     return _answer(request, OutcomeError(Problem.BAD_REQUEST, issues))
 
 
-async def on_bug(request: Request, exc: Exception) -> Response:
-    log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
+def internal_error(request: Request) -> Response:
+    """The answer to our own bug: a 500 OperationOutcome that says nothing about the cause."""
     return _answer(request, OutcomeError(Problem.SERVER_ERROR, "internal error; the request was not completed"))
 
 
@@ -73,4 +73,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(MappingError, on_mapping)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_request_validation)
-    app.add_exception_handler(Exception, on_bug)
+    # Any other exception is our bug: logs.RequestLog answers it (500 with the request's ids) and logs it once.

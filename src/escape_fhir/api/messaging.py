@@ -9,10 +9,11 @@ from fastapi.responses import Response
 
 from escape_fhir.api.auth import Scopes, permit
 from escape_fhir.api.deps import Base, Db, Val
+from escape_fhir.api.logs import VISIBLE_ASCII
 from escape_fhir.api.negotiation import InBody, OutFormat, fhir_response
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.formats import parse
-from escape_fhir.service import intake
+from escape_fhir.service import intake, shapes
 from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.service.permissions import Action
 from escape_fhir.service.transaction import process as process_transaction
@@ -27,8 +28,8 @@ async def bars_ids(request: Request) -> tuple[str, str]:
     found = []
     for name in ("X-Request-ID", "X-Correlation-ID"):
         value = request.headers.get(name, "").strip()
-        if not value or len(value) > MAX_ID:
-            text = f"the {name} header is required (a GUID of at most {MAX_ID} characters)"
+        if not value or len(value) > MAX_ID or not VISIBLE_ASCII.fullmatch(value):
+            text = f"the {name} header is required (a GUID of at most {MAX_ID} visible ASCII characters)"
             raise OutcomeError(Problem.BAD_REQUEST, [Issue("error", "required", text, name)])
         found.append(value)
     return found[0], found[1]
@@ -55,4 +56,5 @@ def transaction_bundle(
 ) -> Response:
     """Each entry is allowed or refused by the permissions table (``service.permissions``), not the route."""
     bundle = parse(body.data, body.fmt)
+    shapes.check_bundle(bundle)  # types of what the transaction reads before validating
     return fhir_response(process_transaction(db, bundle, base, validator, scopes, request.app.state.red_flags), fmt)

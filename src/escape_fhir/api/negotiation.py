@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from escape_fhir.fhir.formats import MIME, dump, format_from_mime, sniff
+from escape_fhir.service.limits import ascii_int
 from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.storage import Stored
 
@@ -76,8 +77,8 @@ class Body:
 async def read_body(request: Request) -> Body:
     """The request body (413 above the limit) and its format (415 when not FHIR JSON or XML)."""
     limit: int = request.app.state.settings.max_body_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = ascii_int(request.headers.get("content-length", ""), max_digits=30)
+    if declared is not None and declared > limit:
         raise OutcomeError(Problem.TOO_LARGE, f"the body is larger than {limit} bytes", location="Content-Length")
     data = bytearray()
     async for chunk in request.stream():

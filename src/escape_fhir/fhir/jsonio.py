@@ -6,6 +6,10 @@ numbers with a fraction or exponent are read as :class:`decimal.Decimal`, never 
 Decimal's own text differs from the source (``1e2`` -> ``1E+2``, ``0.0000001`` -> ``1E-7``) the value is a
 :class:`RawDecimal` that remembers the source text. Integers stay ``int``.
 
+Reading refuses duplicate keys (RFC 8259 section 4 leaves them undefined; a second NHS number ``value`` in
+one identifier must not silently replace the first), documents nested deeper than ``bounds.MAX_DEPTH``,
+decimals beyond ``bounds``' magnitude, and strings with NUL or lone surrogates (:mod:`escape_fhir.fhir.bounds`).
+
 Why these libraries: the stdlib C scanner with ``parse_float`` is the fastest reader we measured that sees
 the number text (orjson reads floats and loses the text; walking its result to detect floats costs as much
 as the stdlib parse). Writing uses orjson with ``orjson.Fragment`` to emit each decimal's exact text.
@@ -14,16 +18,19 @@ as the stdlib parse). Writing uses orjson with ``orjson.Fragment`` to emit each 
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from escape_fhir.errors import FhirFormatError
+from escape_fhir.fhir import bounds
 
 __all__ = ["RawDecimal", "dumps", "loads"]
 
 _BOM = "\ufeff"
+_STRING = json.encoder.encode_basestring  # the C string writer, non-ASCII kept
 
 
 class RawDecimal(Decimal):
@@ -42,6 +49,7 @@ class RawDecimal(Decimal):
 def decimal_from_text(text: str) -> Decimal:
     """A Decimal for a JSON/XML number text, a :class:`RawDecimal` when ``str()`` would not give the text back."""
     value = Decimal(text)
+    bounds.check_number(text, value)
     if value.__str__() == text:
         return value
     raw = RawDecimal(text)
@@ -54,7 +62,46 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
+class DuplicateKeyError(ValueError):
+    """The same key twice in one JSON object; the message names the key (the location is added later)."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # The exact check: the decoder calls this once per object with its members in order. It costs about
+    # 0.9 microseconds per object, so it runs only when the fast count below cannot rule duplicates out.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError(key)
+            seen.add(key)
+    return obj
+
+
 _DECODER = json.JSONDecoder(parse_float=decimal_from_text, parse_constant=_refuse_constant)
+_CHECKING_DECODER = json.JSONDecoder(
+    object_pairs_hook=_object, parse_float=decimal_from_text, parse_constant=_refuse_constant
+)
+#: The one escape that writes a colon (``\\u003a``): only then is the fast count below not exact.
+_ESCAPED_COLON = re.compile(r"\\u003[aA]")
+
+
+def _no_duplicates(text: str, obj: dict[str, Any]) -> bool:
+    """True when the parsed ``obj`` kept every member of ``text``; False when it may not have.
+
+    Every object member is written with exactly one colon outside strings, and strings are the same in
+    ``text`` and in orjson's writing of ``obj`` (a colon is never escaped, except as ``\\u003a``). So the
+    colons of the two texts are equal exactly when no member was dropped, and a duplicate key drops one.
+    Two counts at C speed instead of a Python call per object; the exact check runs when this says False.
+    """
+    if _ESCAPED_COLON.search(text):
+        return False
+    try:
+        written = orjson.dumps(obj, default=_default)
+    except (orjson.JSONEncodeError, TypeError):  # deeper than orjson writes, or an integer past 64 bits
+        return False
+    return text.count(":") == written.count(b":")
 
 
 def loads(data: bytes | str) -> dict[str, Any]:
@@ -68,15 +115,83 @@ def loads(data: bytes | str) -> dict[str, Any]:
         raise FhirFormatError(f"JSON is not valid UTF-8 (byte {e.start})") from e
     if text.startswith(_BOM):
         text = text[1:]
+    bounds.ensure_recursion()
+    # A document with fewer openers than the depth limit cannot pass it; only bigger ones are checked, first
+    # by orjson (no Python recursion, refuses beyond 1024 levels) so the stdlib scanner never recurses deeper.
+    containers = text.count("{") + text.count("[")
+    bounds.check_size(containers, "JSON objects and arrays")
+    deep_possible = containers > bounds.MAX_DEPTH
+    if deep_possible:
+        _bounded_nesting(text)
     try:
         obj = _DECODER.decode(text)
+        if not _no_duplicates(text, obj):
+            obj = _CHECKING_DECODER.decode(text)  # raises DuplicateKeyError at the first duplicate
     except json.JSONDecodeError as e:
         raise FhirFormatError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
-    except ValueError as e:  # a refused NaN/Infinity
+    except DuplicateKeyError as e:
+        raise _duplicate(text, str(e)) from None
+    except RecursionError:
+        raise bounds.too_deep() from None
+    except ValueError as e:  # a refused NaN/Infinity, a number beyond the bounds, an integer of 4300+ digits
         raise FhirFormatError(f"malformed JSON: {e}") from e
     if not isinstance(obj, dict):
         raise FhirFormatError(f"JSON must be an object, not {type(obj).__name__}")
+    if deep_possible and bounds.json_depth(obj) > bounds.MAX_DEPTH:
+        raise bounds.too_deep()
+    bounds.check_strings(text, obj)
     return obj
+
+
+def _bounded_nesting(text: str) -> None:
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        if "depth limit" in str(e):
+            raise bounds.too_deep() from None
+        # anything else orjson refuses (e.g. lone surrogates) is reported by the exact parse that follows
+
+
+def _duplicate(text: str, key: str) -> FhirFormatError:
+    """The error for a duplicate key, located by a second parse that tracks the path (the rare case only)."""
+    return FhirFormatError(
+        f"duplicate JSON key {key!r} (each member may appear once, RFC 8259 section 4)", _where(text, key)
+    )
+
+
+def _where(text: str, key: str) -> str:
+    """The FHIRPath-like location of the first duplicate ``key``: a second parse marks the objects that hold
+    it, then an iterative search finds the first marked one (the rare, refused case only)."""
+    marker = "\x00duplicate\x00"  # a key no parsed JSON can have: NUL is refused in keys
+    decoder = json.JSONDecoder(
+        object_pairs_hook=lambda pairs: _mark(pairs, key, marker), parse_float=str, parse_constant=str
+    )
+    try:
+        obj = decoder.decode(text)
+    except ValueError:  # the text after the duplicate is malformed too: name the key alone
+        return key
+    path = _path_to(obj, marker, obj.get("resourceType") if isinstance(obj, dict) else "")
+    return f"{path}.{key}" if path else key
+
+
+def _mark(pairs: list[tuple[str, Any]], key: str, marker: str) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs) and [k for k, _ in pairs].count(key) > 1:
+        obj[marker] = True
+    return obj
+
+
+def _path_to(obj: Any, marker: str, root: Any) -> str:
+    stack: list[tuple[Any, str]] = [(obj, root if isinstance(root, str) else "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            if marker in value:
+                return where
+            stack += [(v, f"{where}.{k}" if where else k) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return ""
 
 
 def _default(obj: Any) -> Any:
@@ -105,8 +220,45 @@ def dumps(obj: Any, *, pretty: bool = False) -> bytes:
         try:
             return orjson.dumps(obj, default=_default, option=option)
         except orjson.JSONEncodeError as e:
+            if "Recursion limit" in str(e):
+                return _deep_dumps(obj)
             if "64-bit" not in str(e):
                 raise
             return orjson.dumps(big_ints_as_fragments(obj), default=_default, option=option)
-    except orjson.JSONEncodeError as e:
+    except (orjson.JSONEncodeError, TypeError) as e:
         raise FhirFormatError(f"cannot write JSON: {e}") from e
+
+
+def _deep_dumps(obj: Any) -> bytes:
+    """Compact JSON of a document deeper than orjson writes (255 levels; bounds.MAX_DEPTH allows more, e.g.
+    extensions nested 300 deep). Rare, so plain Python; the depth was bounded when the document was read."""
+    bounds.ensure_recursion()
+    out: list[str] = []
+    _write(obj, out)
+    return "".join(out).encode("utf-8")
+
+
+def _write(obj: Any, out: list[str]) -> None:
+    if isinstance(obj, dict):
+        out.append("{")
+        for n, (key, value) in enumerate(obj.items()):
+            out.append(f"{',' if n else ''}{_STRING(key)}:")
+            _write(value, out)
+        out.append("}")
+    elif isinstance(obj, list | tuple):
+        out.append("[")
+        for n, value in enumerate(obj):
+            if n:
+                out.append(",")
+            _write(value, out)
+        out.append("]")
+    elif isinstance(obj, str):
+        out.append(_STRING(obj))
+    elif obj is None or isinstance(obj, bool | int):
+        out.append(json.dumps(obj))
+    elif isinstance(obj, Decimal):
+        if not obj.is_finite():
+            raise TypeError(f"{obj} has no JSON form")
+        out.append(str(obj))
+    else:
+        raise TypeError(f"{type(obj).__name__} is not JSON serializable")

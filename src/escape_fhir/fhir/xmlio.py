@@ -13,8 +13,11 @@ Rules applied (https://hl7.org/fhir/R4/xml.html and https://hl7.org/fhir/R4/json
   decimals kept exact (:mod:`escape_fhir.fhir.jsonio`); XML element order is the definition order.
 
 Safety: documents with a DOCTYPE are refused before lxml sees them, so no entity can be declared, let alone
-expanded or fetched; the parser itself also resolves no entities, loads no DTD, reaches no network and keeps
-libxml2's size limits (no ``huge_tree``). Comments and processing instructions are dropped.
+expanded or fetched; the parser itself also resolves no entities, loads no DTD and reaches no network.
+Comments and processing instructions are dropped. ``huge_tree`` lifts libxml2's fixed depth of 256 so that
+the depth limit is the same as JSON's (``bounds.MAX_DEPTH``, checked on the tree without recursion); what
+else it lifts (text node and name sizes) stays bounded by the body size limit, and with no DOCTYPE there
+are no entities to amplify.
 
 Why lxml and not ``fhir.resources``: the latter mishandles element ids in XML, drops decimal trailing zeros
 and rewrites timestamps (see docs/DESIGN.md). The conversion is written here over :mod:`r4model`.
@@ -30,6 +33,7 @@ from typing import Any
 from lxml import etree
 
 from escape_fhir.errors import FhirFormatError
+from escape_fhir.fhir import bounds
 from escape_fhir.fhir.jsonio import decimal_from_text
 from escape_fhir.fhir.r4model import ChildRef, R4Model, model
 
@@ -61,7 +65,7 @@ def _parser() -> etree.XMLParser:
             load_dtd=False,
             dtd_validation=False,
             no_network=True,
-            huge_tree=False,
+            huge_tree=True,  # see the module doc: depth is bounded by bounds.MAX_DEPTH instead
             remove_comments=True,
             remove_pis=True,
             collect_ids=False,
@@ -90,13 +94,37 @@ def _check_prolog(data: bytes) -> None:
 
 def _parse_xml(data: bytes) -> etree._Element:
     _check_prolog(data)
+    bounds.check_size(data.count(b"<") // 2, "XML elements")
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as e:
         raise FhirFormatError(f"malformed XML: {e.msg}") from e
     if root.getroottree().docinfo.internalDTD is not None:  # unreachable after _check_prolog; kept as a guard
         raise FhirFormatError("DOCTYPE/entity declarations are not allowed in FHIR XML")
+    # Fewer start tags than the limit cannot nest deeper than it; otherwise measure, without recursion.
+    if data.count(b"<") > bounds.MAX_DEPTH and _xml_depth(root) > bounds.MAX_DEPTH:
+        raise bounds.too_deep()
+    bounds.ensure_recursion()
     return root
+
+
+def _xml_depth(root: etree._Element) -> int:
+    """Nesting of elements that have child elements (the root is 1), stopping once past the limit.
+
+    Elements without children are primitives (``<valueString value=".."/>``), which are no object in JSON,
+    so the same resource has the same depth in both formats."""
+    depth = deepest = 0
+    counted: list[int] = []
+    for event, elem in etree.iterwalk(root, events=("start", "end")):
+        if event == "start":
+            counted.append(1 if len(elem) else 0)
+            depth += counted[-1]
+            deepest = max(deepest, depth)
+            if deepest > bounds.MAX_DEPTH:
+                break
+        else:
+            depth -= counted.pop()
+    return deepest
 
 
 def _split(tag: str) -> tuple[str, str]:
@@ -229,7 +257,10 @@ def _typed_value(m: R4Model, type_code: str, text: str, loc: str) -> Any:
         raise FhirFormatError(f"{text!r} is not a valid {type_code}", loc)
     if info.json == "boolean":
         return text == "true"
-    return decimal_from_text(text) if type_code == "decimal" else int(text)
+    try:
+        return decimal_from_text(text) if type_code == "decimal" else int(text)
+    except ValueError as e:  # beyond the bounds of numbers (fhir/bounds.py) or 4300+ digits
+        raise FhirFormatError(str(e), loc) from None
 
 
 def _read_div(elem: etree._Element, loc: str) -> str:

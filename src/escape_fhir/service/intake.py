@@ -34,7 +34,7 @@ from escape_fhir.errors import FhirFormatError, Issue, MappingError
 from escape_fhir.fhir.canonical import content_hash, differences
 from escape_fhir.fhir.formats import parse
 from escape_fhir.fhir.readers import assess_read, read_referral
-from escape_fhir.service import permissions, responses
+from escape_fhir.service import permissions, responses, shapes
 from escape_fhir.service.common import now, referral_reference
 from escape_fhir.service.messages import Message, read_message, retired_verification_codes
 from escape_fhir.service.outcomes import OutcomeError, Problem
@@ -135,6 +135,7 @@ def assess_bundle(bundle: Json, warnings: list[Issue], red_flags: Mapping[str, R
 
 
 def process_message(db: Database, bundle: Json, delivery: Delivery, validator: Validator) -> Result:
+    shapes.check_bundle(bundle)
     if responses.is_response(bundle):
         return _process_response(db, bundle, delivery, validator)
     digest = content_hash(bundle)  # before anything reads the Bundle, as the next delivery will see it

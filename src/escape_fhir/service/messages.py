@@ -144,14 +144,14 @@ def retired_verification_codes(entries: list[Json]) -> list[Issue]:
     """
     found = []
     for e, entry in enumerate(entries):
-        res = entry.get("resource") or {} if isinstance(entry, dict) else {}
+        res = _object(_object(entry).get("resource"))
         if res.get("resourceType") != "Patient":
             continue
-        for i, ident in enumerate(res.get("identifier") or []):
-            for j, ext in enumerate(ident.get("extension") or [] if isinstance(ident, dict) else []):
-                if not isinstance(ext, dict) or ext.get("url") != codes.EXT_NHS_NUMBER_VERIFICATION:
+        for i, ident in enumerate(_objects(res.get("identifier"))):
+            for j, ext in enumerate(_objects(ident.get("extension"))):
+                if ext.get("url") != codes.EXT_NHS_NUMBER_VERIFICATION:
                     continue
-                for coding in (ext.get("valueCodeableConcept") or {}).get("coding") or []:
+                for coding in _objects(_object(ext.get("valueCodeableConcept")).get("coding")):
                     if coding.get("system") == codes.CS_NHS_NUMBER_VERIFICATION_RETIRED:
                         text = (
                             f"retired UK Core NHS number verification code {coding.get('code')!r} accepted "
@@ -160,3 +160,13 @@ def retired_verification_codes(entries: list[Json]) -> list[Issue]:
                         where = f"Bundle.entry[{e}].resource.identifier[{i}].extension[{j}]"
                         found.append(Issue("warning", "code-invalid", text, where))
     return found
+
+
+def _object(value: Any) -> Json:
+    """``value`` when it is a JSON object, else empty (this runs before validation reports the wrong type)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _objects(value: Any) -> list[Json]:
+    """The JSON objects of an array (anything else: none), for reads that run before validation."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []

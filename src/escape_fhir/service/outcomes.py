@@ -20,6 +20,9 @@ from escape_fhir.fhir.outcome import operation_outcome
 
 Json = dict[str, Any]
 
+#: Issues in one OperationOutcome answer: past this, the first ones (errors first) and one issue saying how
+#: many were left out. A validator can find an issue per element; 1.5 million would be a 1.5 GB answer.
+MAX_ISSUES = 500
 HTTP_ERROR_CODES = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 UKCORE_OPERATION_OUTCOME = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-OperationOutcome"
 
@@ -96,8 +99,9 @@ class OutcomeError(EscapeFhirError):
 
 
 def outcome(problem: Problem | None, issues: Iterable[Issue]) -> Json:
-    """An OperationOutcome of ``issues``; with a problem, each error issue carries its BaRS error code."""
-    body = operation_outcome(issues)
+    """An OperationOutcome of ``issues`` (at most :data:`MAX_ISSUES` of them, then a count of the rest);
+    with a problem, each error issue carries its BaRS error code."""
+    body = operation_outcome(_capped(list(issues)))
     body = {"resourceType": "OperationOutcome", "meta": {"profile": [UKCORE_OPERATION_OUTCOME]}, **body}
     if problem is not None:
         coding = {"system": HTTP_ERROR_CODES, "code": TABLE[problem].bars_code}
@@ -105,3 +109,12 @@ def outcome(problem: Problem | None, issues: Iterable[Issue]) -> Json:
             if issue["severity"] in ("error", "fatal"):
                 issue["details"] = {"coding": [dict(coding)]}
     return body
+
+
+def _capped(issues: list[Issue]) -> list[Issue]:
+    if len(issues) <= MAX_ISSUES:
+        return issues
+    ranked = sorted(issues, key=lambda i: i.severity not in ("fatal", "error"))  # stable: errors first
+    left_out = len(issues) - (MAX_ISSUES - 1)
+    text = f"{left_out} more issues were left out (at most {MAX_ISSUES} are listed, a limit of this server)"
+    return [*ranked[: MAX_ISSUES - 1], Issue("information", "too-costly", text, "")]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
@@ -10,6 +11,7 @@ from urllib.parse import urlencode
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.questionnaires import all_questionnaires
 from escape_fhir.service.common import READ_TYPES, now
+from escape_fhir.service.limits import MAX_ENTRIES, ascii_int, too_many
 from escape_fhir.service.outcomes import OutcomeError, Problem, outcome
 from escape_fhir.service.search import PARAMETERS, Query, parse_query
 from escape_fhir.storage import Database, Repository, Stored, TokenFilter, instant
@@ -23,8 +25,19 @@ def check_type(resource_type: str, allowed: Sequence[str] = READ_TYPES) -> None:
         raise OutcomeError(Problem.NOT_FOUND, f"resource type {resource_type!r} is not served here")
 
 
+#: A FHIR id (datatypes.html#id): anything else is no resource of ours, so it is not looked up at all (a NUL
+#: or a 10 KB "id" never reaches the database).
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def check_id(resource_type: str, resource_id: str) -> None:
+    if not _ID.fullmatch(resource_id):
+        raise OutcomeError(Problem.NOT_FOUND, f"{resource_type}/{resource_id[:64]!r} is not a FHIR id, so not known")
+
+
 def read(db: Database, resource_type: str, resource_id: str) -> Stored:
     check_type(resource_type)
+    check_id(resource_type, resource_id)
     with db.read() as repo:
         found = repo.current(resource_type, resource_id)
     if found is None:
@@ -36,12 +49,15 @@ def read(db: Database, resource_type: str, resource_id: str) -> Stored:
 
 def vread(db: Database, resource_type: str, resource_id: str, version: str) -> Stored:
     check_type(resource_type)
+    check_id(resource_type, resource_id)
     found = None
-    if version.isdigit():
+    number = ascii_int(version)
+    if number is not None:
         with db.read() as repo:
-            found = repo.version(resource_type, resource_id, int(version))
+            found = repo.version(resource_type, resource_id, number)
     if found is None:
-        raise OutcomeError(Problem.NOT_FOUND, f"{resource_type}/{resource_id}/_history/{version} is not known")
+        text = f"{resource_type}/{resource_id}/_history/{version[:20]} is not known"
+        raise OutcomeError(Problem.NOT_FOUND, text)
     if found.deleted:
         raise OutcomeError(Problem.GONE, f"{resource_type}/{resource_id} version {version} is a deletion")
     return found
@@ -49,6 +65,7 @@ def vread(db: Database, resource_type: str, resource_id: str, version: str) -> S
 
 def history(db: Database, resource_type: str, resource_id: str, base: str) -> Json:
     check_type(resource_type)
+    check_id(resource_type, resource_id)
     with db.read() as repo:
         versions = repo.history(resource_type, resource_id)
     if not versions:
@@ -160,6 +177,9 @@ def validate_operation(
     """The OperationOutcome of ``$validate`` (200 whatever the verdict; the issues carry it)."""
     if resource.get("resourceType") == "Parameters":
         resource, profiles = _from_parameters(resource, profiles)
+    entries = resource.get("entry") if resource.get("resourceType") == "Bundle" else None
+    if isinstance(entries, list) and len(entries) > MAX_ENTRIES:  # the same bound as messages and transactions
+        raise too_many("Bundle entries", MAX_ENTRIES, "Bundle.entry", Problem.TOO_LARGE)
     if resource_type is not None and resource.get("resourceType") != resource_type:
         text = f"POST /{resource_type}/$validate takes a {resource_type}, not a {resource.get('resourceType')}"
         raise OutcomeError(Problem.BAD_REQUEST, text, location="resourceType")

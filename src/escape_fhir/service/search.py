@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from escape_fhir.errors import Issue
+from escape_fhir.service.limits import MAX_SEARCH_VALUES, ascii_int, too_many
 from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.storage import TokenFilter
 
@@ -45,7 +46,8 @@ REFERENCE_TYPES = {
     "performer": ("HealthcareService", "Organization", "Practitioner", "PractitionerRole"),
 }
 _DATE = re.compile(
-    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$"
+    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$",
+    re.ASCII,  # \d would also take other scripts' digits
 )
 
 
@@ -90,17 +92,26 @@ def _instant_range(text: str) -> tuple[datetime, datetime]:
     year, month, day, hour, minute, second, zone = match.groups()
     try:
         start = datetime(int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0), int(second or 0))
-    except ValueError:
-        raise _bad(f"_lastUpdated {text!r} is not a real date", "_lastUpdated") from None
-    if zone and zone != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        start -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-    if month is None:
-        return start, start.replace(year=start.year + 1)
-    if day is None:
-        return start, (start.replace(day=28) + timedelta(days=4)).replace(day=1)
-    step = timedelta(days=1) if hour is None else timedelta(minutes=1) if second is None else timedelta(seconds=1)
-    return start, start + step
+        if zone and zone != "Z":
+            sign = 1 if zone[0] == "+" else -1
+            start -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    except (ValueError, OverflowError):
+        raise _bad(f"_lastUpdated {text!r} is not a real date (years 0001-9999)", "_lastUpdated") from None
+    return start, _range_end(start, month is None, day is None, hour is None, second is None)
+
+
+def _range_end(start: datetime, by_year: bool, by_month: bool, by_day: bool, by_minute: bool) -> datetime:
+    """The end of the range a date of that precision names; past year 9999 (the end of Python's and the
+    databases' calendar) the range is open-ended, so ``le9999`` and ``eq9999-12-31`` still work."""
+    try:
+        if by_year:
+            return start.replace(year=start.year + 1)
+        if by_month:
+            return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+        step = timedelta(days=1) if by_day else timedelta(minutes=1) if by_minute else timedelta(seconds=1)
+        return start + step
+    except (ValueError, OverflowError):
+        return datetime.max
 
 
 def _last_updated(text: str) -> list[tuple[str, datetime]]:
@@ -119,9 +130,18 @@ def _last_updated(text: str) -> list[tuple[str, datetime]]:
 
 
 def _number(name: str, text: str, highest: int) -> int:
-    if not text.isdigit():
-        raise _bad(f"{name} must be a whole number", name)
-    return min(int(text), highest)
+    value = ascii_int(text)
+    if value is None:
+        raise _bad(f"{name} must be a whole number (ASCII digits, at most 18)", name)
+    return min(value, highest)
+
+
+def _check_values(query: Query, name: str) -> None:
+    """OR'd values are bounded: each becomes a condition of one SQL statement (SQLite refuses expression
+    trees deeper than 1000, and every value costs the database a comparison)."""
+    count = sum(len(f.values) for f in query.filters) + len(query.patient_identifiers)
+    if count > MAX_SEARCH_VALUES:
+        raise too_many("OR'd search values", MAX_SEARCH_VALUES, name)
 
 
 def parse_query(resource_type: str, params: Sequence[tuple[str, str]]) -> Query:
@@ -131,6 +151,8 @@ def parse_query(resource_type: str, params: Sequence[tuple[str, str]]) -> Query:
     for name, value in params:
         if name == "_format":
             continue
+        if "\x00" in value:
+            raise _bad(f"{name} must not contain a NUL character", name)
         query.used.append((name, value))
         if name == "_count":
             query.count = _number(name, value, MAX_COUNT)
@@ -151,4 +173,5 @@ def parse_query(resource_type: str, params: Sequence[tuple[str, str]]) -> Query:
         else:
             supported = ", ".join(sorted({*known, *COMMON} - {"_format"}))
             raise _bad(f"unknown search parameter {name!r} for {resource_type} (supported: {supported})", name)
+        _check_values(query, name)
     return query

@@ -33,6 +33,7 @@ from escape_fhir.domain import Criterion
 from escape_fhir.errors import Issue
 from escape_fhir.fhir import codes
 from escape_fhir.service.common import ID_REFERRAL_REFERENCE
+from escape_fhir.service.limits import ascii_int
 from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.service.responses import enqueue_triage_response
 from escape_fhir.storage import Database, Repository, Stored, VersionConflict, instant
@@ -207,10 +208,11 @@ def parse_if_match(value: str | None, location: str = "If-Match") -> int:
     """The version of ``If-Match: W/"3"``; 428 without one (RFC 6585), 412 for one that is no version of ours."""
     if not value:
         raise OutcomeError(Problem.PRECONDITION_REQUIRED, 'updates need If-Match: W/"<versionId>"', location=location)
-    text = value.strip().removeprefix("W/").strip('"')
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise OutcomeError(Problem.PRECONDITION_FAILED, f"If-Match {value!r} names no version", location=location)
-    return int(text)
+    version = ascii_int(value.strip().removeprefix("W/").strip('"'))
+    if version is None:
+        text = f"If-Match {value[:40]!r} names no version"
+        raise OutcomeError(Problem.PRECONDITION_FAILED, text, location=location)
+    return version
 
 
 def _strip(task: Json) -> Json:

@@ -27,17 +27,23 @@ _MIGRATION_LOCK = 0x65736366  # "escf"
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; a SQLite file's folder is created on first start."""
+    """An engine for ``url``; a SQLite file's folder is created on first start.
+
+    ``hide_parameters``: the text of a database error never shows the bound values, which hold NHS numbers
+    and names (they would otherwise reach the log with the error).
+    """
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
 
 
 def _sqlite_engine(url: str) -> Engine:
     path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
     if path and path != ":memory:":
         _create_private(Path(path))
-    engine = create_engine(url, connect_args={"timeout": _BUSY_TIMEOUT, "check_same_thread": False})
+    engine = create_engine(
+        url, connect_args={"timeout": _BUSY_TIMEOUT, "check_same_thread": False}, hide_parameters=True
+    )
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from escape_fhir.errors import Issue
+from escape_fhir.fhir import bounds
 from escape_fhir.validation.result import ValidationResult
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class Validator:
         """
         from escape_fhir.validation.walker import Walk
 
+        bounds.ensure_recursion()  # the walk recurses per element; documents are at most bounds.MAX_DEPTH deep
         walk = Walk(self)
         loc = resource.get("resourceType") if isinstance(resource, dict) else None
         walk.resource(resource, loc if isinstance(loc, str) else "Resource", explicit=profiles)

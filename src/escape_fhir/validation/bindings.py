@@ -54,17 +54,24 @@ def _coding(terms: Terms, binding: Binding, severity: str, coding: dict[str, Any
 
 
 def _codeable_concept(terms: Terms, binding: Binding, severity: str, cc: dict[str, Any], loc: str) -> list[Issue]:
-    codings = [c for c in cc.get("coding") or () if isinstance(c, dict) and isinstance(c.get("code"), str)]
+    listed = cc.get("coding")
+    listed = listed if isinstance(listed, list) else []  # a wrong type is reported by the structure check
+    codings = [c for c in listed if isinstance(c, dict) and isinstance(c.get("code"), str)]
     if not codings:
         if binding.strength != "required":
             return []
         message = f"no code provided, and a code is required from value set {binding.value_set}"
         return [Issue("error", "code-invalid", message, loc)]
-    answers = [terms.has_code(binding.value_set, c.get("system"), c["code"]) for c in codings]
+    # A system of the wrong JSON type is reported by the structure check; here it counts as absent.
+    answers = [terms.has_code(binding.value_set, _text(c.get("system")), c["code"]) for c in codings]
     if any(a is not False for a in answers):
         return []
     shown = ", ".join(_show(c) for c in codings)
     return [_issue(severity, binding, shown, loc)]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _show(coding: dict[str, Any]) -> str:

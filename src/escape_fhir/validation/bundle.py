@@ -42,7 +42,8 @@ _FIRST = {"message": "MessageHeader", "document": "Composition"}
 
 def check_bundle(bundle: Json, base: str = "Bundle") -> list[Issue]:
     """Issues with the entries of one Bundle (JSON) as a whole; ``base`` is its location."""
-    entries = [e if isinstance(e, dict) else {} for e in bundle.get("entry", [])]
+    listed = bundle.get("entry")
+    entries = [e if isinstance(e, dict) else {} for e in (listed if isinstance(listed, list) else [])]
     kind = str(bundle.get("type", ""))
     issues = _full_urls(entries, kind, base)
     issues += _entry_parts(entries, kind, base)
@@ -69,7 +70,9 @@ def _full_urls(entries: list[Json], kind: str, base: str) -> list[Issue]:
                 issues.append(Issue("error", "required", "an entry with a resource must have a fullUrl", here))
             continue
         issues += _full_url_matches(full_url, resource, f"{here}.fullUrl")
-        key = (full_url, (resource.get("meta") or {}).get("versionId"))
+        meta = resource.get("meta")
+        version = meta.get("versionId") if isinstance(meta, dict) else None  # a wrong type: the structure check's
+        key = (full_url, version if isinstance(version, str) else None)
         if key in seen and kind != "history":
             message = f"fullUrl {full_url!r} is already used by entry[{seen[key]}]"
             issues.append(Issue("error", "duplicate", message, f"{here}.fullUrl"))

@@ -36,8 +36,8 @@ def check_identifier(identifier: Json, location: str) -> list[Issue]:
     """
     value = identifier.get("value")
     system = identifier.get("system")
-    if not isinstance(value, str):
-        return []
+    if not isinstance(value, str) or not isinstance(system, str | None):
+        return []  # wrong JSON types are the structure checks' business
     if system == codes.NHS_NUMBER:
         return _nhs_number(value, f"{location}.value")
     if system in _ODS_SYSTEMS:

@@ -111,7 +111,11 @@ class Walk:
         found: list[CompiledProfile] = []
         meta = res.get("meta")
         claimed = meta.get("profile") if isinstance(meta, dict) else None
-        wanted = [(u, f"{loc}.meta.profile[{i}]", "warning") for i, u in enumerate(claimed or ()) if isinstance(u, str)]
+        wanted = [
+            (u, f"{loc}.meta.profile[{i}]", "warning")
+            for i, u in enumerate(claimed if isinstance(claimed, list) else ())
+            if isinstance(u, str)
+        ]
         wanted += [(u, loc, "warning") for u in declared] + [(u, loc, "error") for u in explicit]
         for url, where, severity in wanted:
             profile = self.validator.compiled(url)
@@ -140,7 +144,7 @@ class Walk:
         seen: set[str] = set()
         for key, value in obj.items():
             companion: Any = None
-            if key[0] == "_":
+            if key[:1] == "_":  # (an empty key is an unknown element, below)
                 if key[1:] in obj:
                     continue  # checked with its value
                 key, value, companion = key[1:], None, value
