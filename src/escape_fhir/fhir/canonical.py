@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
 
-import orjson
-
-from escape_fhir.fhir.jsonio import big_ints_as_fragments
+from escape_fhir.fhir.jsonio import dumps
 
 __all__ = ["canonical_bytes", "content_hash", "differences", "stable_content"]
 
@@ -65,17 +62,9 @@ def _without_last_updated(resource: Json) -> Json:
     return out
 
 
-def _decimal(obj: Any) -> Any:
-    if isinstance(obj, Decimal):
-        return orjson.Fragment(str(obj))  # the exact text read (RawDecimal keeps it)
-    raise TypeError(f"{type(obj).__name__} has no JSON form")
-
-
 def _dumps(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value, default=_decimal, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError:  # an integer beyond 64 bits: valid JSON, refused later by the validator
-        return orjson.dumps(big_ints_as_fragments(value), default=_decimal, option=orjson.OPT_SORT_KEYS)
+    """Sorted keys, decimals as written, any depth the reader allowed (jsonio writes past orjson's 255 levels)."""
+    return dumps(value, sort_keys=True)
 
 
 def canonical_bytes(resource: Json) -> bytes:

@@ -213,15 +213,15 @@ def big_ints_as_fragments(obj: Any) -> Any:
     return obj
 
 
-def dumps(obj: Any, *, pretty: bool = False) -> bytes:
-    """Serialise to UTF-8 JSON bytes, each Decimal written with its exact text; key order kept."""
-    option = orjson.OPT_INDENT_2 if pretty else 0
+def dumps(obj: Any, *, pretty: bool = False, sort_keys: bool = False) -> bytes:
+    """Serialise to UTF-8 JSON bytes, each Decimal written with its exact text; key order kept (or sorted)."""
+    option = (orjson.OPT_INDENT_2 if pretty else 0) | (orjson.OPT_SORT_KEYS if sort_keys else 0)
     try:
         try:
             return orjson.dumps(obj, default=_default, option=option)
         except orjson.JSONEncodeError as e:
             if "Recursion limit" in str(e):
-                return _deep_dumps(obj)
+                return _deep_dumps(obj, sort_keys)
             if "64-bit" not in str(e):
                 raise
             return orjson.dumps(big_ints_as_fragments(obj), default=_default, option=option)
@@ -229,28 +229,28 @@ def dumps(obj: Any, *, pretty: bool = False) -> bytes:
         raise FhirFormatError(f"cannot write JSON: {e}") from e
 
 
-def _deep_dumps(obj: Any) -> bytes:
+def _deep_dumps(obj: Any, sort_keys: bool = False) -> bytes:
     """Compact JSON of a document deeper than orjson writes (255 levels; bounds.MAX_DEPTH allows more, e.g.
     extensions nested 300 deep). Rare, so plain Python; the depth was bounded when the document was read."""
     bounds.ensure_recursion()
     out: list[str] = []
-    _write(obj, out)
+    _write(obj, out, sort_keys)
     return "".join(out).encode("utf-8")
 
 
-def _write(obj: Any, out: list[str]) -> None:
+def _write(obj: Any, out: list[str], sort_keys: bool) -> None:
     if isinstance(obj, dict):
         out.append("{")
-        for n, (key, value) in enumerate(obj.items()):
+        for n, (key, value) in enumerate(sorted(obj.items()) if sort_keys else obj.items()):
             out.append(f"{',' if n else ''}{_STRING(key)}:")
-            _write(value, out)
+            _write(value, out, sort_keys)
         out.append("}")
     elif isinstance(obj, list | tuple):
         out.append("[")
         for n, value in enumerate(obj):
             if n:
                 out.append(",")
-            _write(value, out)
+            _write(value, out, sort_keys)
         out.append("]")
     elif isinstance(obj, str):
         out.append(_STRING(obj))
