@@ -190,6 +190,14 @@ def knee_site(kind: str) -> tuple[Json | None, str | None]:
     return None, None
 
 
+def shuffled(shape: Shape, rnd: Any) -> tuple[Json, dict[str, int]]:
+    """The Bundle with a MessageHeader and its entries in a random order (the header first in a message)."""
+    header(shape)
+    order = list(shape.entries)
+    rnd.shuffle(order)
+    return shape.build(order)
+
+
 def read(bundle: Json) -> ReadResult:
     return read_referral(copy.deepcopy(bundle))
 
@@ -205,10 +213,7 @@ def test_knee_facts_are_found_wherever_placed(
     if site_kind == "diagnosis-display":
         diagnosis, expected_site = (KNEE_OA[0], "Osteoarthritis of right knee"), "right-knee"
     place_diagnosis(shape, diagnosis_place, diagnosis, site)
-    header(shape)
-    order = list(shape.entries)
-    rnd.shuffle(order)
-    bundle, index = shape.build(order)
+    bundle, index = shuffled(shape, rnd)
     result = read(bundle)
     r = result.referral
     assert r.pathway.value == "knee-hip"
@@ -323,10 +328,7 @@ def test_startback_is_found_wherever_placed(
     shape = base(bundle_type, ref_style, "back")
     place_diagnosis(shape, diagnosis_place, LBP, None)
     place_startback(shape, where, agree, bother)
-    header(shape)
-    order = list(shape.entries)
-    rnd.shuffle(order)
-    bundle, index = shape.build(order)
+    bundle, index = shuffled(shape, rnd)
     result = read(bundle)
     r = result.referral
     assert r.pathway.value == "back"
