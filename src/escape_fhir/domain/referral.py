@@ -312,7 +312,7 @@ class Referral(_Model):
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> Referral:
         today = _today(info.context)
-        problems = consistency_problems(self.model_dump(mode="json", by_alias=True, exclude_none=True), today)
+        problems = consistency_problems(self._cross_field_view(), today)
         if self.start_back is not None and self.start_back_result is not None:
             computed = score(self.start_back)
             given = self.start_back_result
@@ -331,6 +331,24 @@ class Referral(_Model):
         if problems:
             raise ValueError(_join(problems))
         return self
+
+    def _cross_field_view(self) -> dict[str, Any]:
+        """The fields consistency_problems reads, in their JSON form: cheaper than a whole model_dump, which
+        every referral read from a Bundle would pay (the checks themselves are the same)."""
+        birth = self.patient.birth_date
+        result = self.start_back_result
+        return {
+            "pathway": self.pathway.value,
+            "source": self.source.value,
+            "referrer": {} if self.referrer is not None else None,
+            "affectedSites": [s.value for s in self.affected_sites],
+            "eligibility": self.eligibility.model_dump(by_alias=True, exclude_none=True),
+            "startBack": self.start_back,
+            "startBackResult": result.model_dump(exclude_none=True) if result is not None else None,
+            "patient": {"birthDate": birth.isoformat() if birth else None},
+            "referralDate": self.referral_date.isoformat(),
+            "symptomOnsetDate": self.symptom_onset_date.isoformat() if self.symptom_onset_date else None,
+        }
 
     def effective_start_back(self) -> StartBackResult | None:
         """The STarT Back result: scored from the answers when given, else ``startBackResult`` as sent."""
