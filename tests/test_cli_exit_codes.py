@@ -64,7 +64,7 @@ ROWS = {
     "referral cannot be mapped": row("referral {tmp}/searchset.json", 1, "Bundle.type"),
     "referral malformed": row("referral {tmp}/malformed.xml", 2, "malformed XML"),
     "referral entity declaration": row("referral {tmp}/doctype.xml", 2, "DOCTYPE"),
-    "referral deep JSON": row("referral {tmp}/deep.json", 2, "nested too deeply"),
+    "referral deep JSON": row("referral {tmp}/deep.json", 2, "nested deeper than"),
     "referral deep XML": row("referral {tmp}/deep.xml", 2, "error: "),
     "schema": row("schema", 0),
     # validate: 0 no errors; 1 errors; 2 unreadable (files, packages)
@@ -76,7 +76,7 @@ ROWS = {
     "validate junk package": row(f"validate --package {{tmp}}/junk.bin {MESSAGE}", 2, "junk.bin not found"),
     "validate corrupt .tgz package": row(f"validate --package {{tmp}}/junk.tgz {MESSAGE}", 2, "cannot be read"),
     "validate missing package": row(f"validate --package {{tmp}}/absent {MESSAGE}", 2, "cannot read package"),
-    "validate deep JSON": row("validate {tmp}/deep.json", 2, "nested too deeply"),
+    "validate deep JSON": row("validate {tmp}/deep.json", 2, "nested deeper than"),
     "validate malformed": row("validate {tmp}/malformed.xml", 2, "malformed XML"),
     # serve: 2 bad settings; 3 cannot listen (port in use)
     "serve unknown database": row("serve --database-url nonsense://x", 2, "database_url"),

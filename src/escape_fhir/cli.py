@@ -134,6 +134,16 @@ def cmd_referral(args: argparse.Namespace) -> int:
     except MappingError as exc:
         sys.stderr.buffer.write(orjson.dumps(operation_outcome(exc.issues), option=orjson.OPT_INDENT_2) + b"\n")
         return EXIT_FAILED
+    except (TypeError, AttributeError, ValueError, KeyError, IndexError):
+        # The reader takes valid FHIR (the endpoint validates before reading): say what is not valid, where.
+        from escape_fhir.validation.api import Validator
+        from escape_fhir.validation.definitions import default_definitions
+
+        errors = Validator(default_definitions([])).validate(bundle).errors
+        if not errors:
+            raise  # valid FHIR the reader cannot take is a bug of ours: exit 70 (main)
+        sys.stderr.buffer.write(orjson.dumps(operation_outcome(errors), option=orjson.OPT_INDENT_2) + b"\n")
+        return EXIT_FAILED
     for warning in result.warnings:
         print(f"warning: {warning.location}: {warning.message}", file=sys.stderr)
     if args.explain:

@@ -455,7 +455,10 @@ def _resource_of(location: str) -> str:
 
 def _ours(node: Node) -> bool:
     """Our own eligibility assessment Observation: recomputed here, never read back."""
-    return any(c.get("system") == codes.CS_OBSERVATION for c in objects((node.get("code") or {}).get("coding")))
+    concept = node.get("code")
+    return isinstance(concept, dict) and any(
+        c.get("system") == codes.CS_OBSERVATION for c in objects(concept.get("coding"))
+    )
 
 
 def _describe(node: Node) -> str:

@@ -39,7 +39,7 @@ def official_name(names: Any) -> tuple[int, Json | None]:
 
 
 def read_name(name: Json) -> Json | None:
-    given = [g for g in name.get("given", []) if isinstance(g, str) and g.strip()]
+    given = [g for g in _list(name.get("given")) if isinstance(g, str) and g.strip()]
     family = name.get("family") if isinstance(name.get("family"), str) else None
     if not family and isinstance(name.get("text"), str):
         # A name sent only as text: the last word is taken as the family name.
@@ -48,10 +48,14 @@ def read_name(name: Json) -> Json | None:
     if not family and not given:
         return None
     out: Json = {"given": given or [family], "family": family or given[-1]}
-    prefixes = [p for p in name.get("prefix", []) if isinstance(p, str)]
+    prefixes = [p for p in _list(name.get("prefix")) if isinstance(p, str)]
     if prefixes:
         out["prefix"] = prefixes
     return out
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def read_telecom(telecom: Any) -> Json:
@@ -69,7 +73,8 @@ def read_address(addresses: Any) -> tuple[int, Json] | None:
     if chosen is None:
         return None
     address, out = listed[chosen], {}
-    lines = [line for line in address.get("line", []) if isinstance(line, str) and line.strip()]
+    listed = address.get("line")
+    lines = [line for line in listed if isinstance(line, str) and line.strip()] if isinstance(listed, list) else []
     if lines:
         out["lines"] = lines
     if isinstance(address.get("city"), str) and address["city"].strip():

@@ -33,7 +33,8 @@ class Place:
 
 
 def codings(concept: Any) -> Iterator[tuple[int, Json]]:
-    for k, coding in enumerate(concept.get("coding", []) if isinstance(concept, dict) else []):
+    listed = concept.get("coding") if isinstance(concept, dict) else None
+    for k, coding in enumerate(listed if isinstance(listed, list) else []):
         if isinstance(coding, dict):
             yield k, coding
 
