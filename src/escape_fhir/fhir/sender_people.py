@@ -73,8 +73,7 @@ def read_address(addresses: Any) -> tuple[int, Json] | None:
     if chosen is None:
         return None
     address, out = listed[chosen], {}
-    listed = address.get("line")
-    lines = [line for line in listed if isinstance(line, str) and line.strip()] if isinstance(listed, list) else []
+    lines = [line for line in _list(address.get("line")) if isinstance(line, str) and line.strip()]
     if lines:
         out["lines"] = lines
     if isinstance(address.get("city"), str) and address["city"].strip():
