@@ -26,19 +26,17 @@ class Node:
     """A resource of the Bundle (an entry's or a contained one) and where it is. Compared by identity: two
     entries with the same content are still two resources."""
 
-    __slots__ = ("entry", "location", "resource")
+    __slots__ = ("entry", "location", "resource", "type")
 
     def __init__(self, resource: Json, location: str, entry: int) -> None:
         self.resource = resource
         self.location = location
         self.entry = entry  # the entry it is, or is contained in
+        kind = resource.get("resourceType")
+        self.type = kind if isinstance(kind, str) else ""
 
     def __repr__(self) -> str:
         return f"Node({self.type} at {self.location})"
-
-    @property
-    def type(self) -> str:
-        return str(self.resource.get("resourceType", ""))
 
     def at(self, path: str = "") -> str:
         return f"{self.location}.{path}" if path else self.location
@@ -66,6 +64,7 @@ class BundleIndex:
     nodes: list[Node]
     keys: dict[str, Node] = field(default_factory=dict)
     contained: dict[tuple[int, str], Node] = field(default_factory=dict)
+    _by_type: dict[str, list[Node]] | None = None
 
     @classmethod
     def of(cls, bundle: Json) -> BundleIndex:
@@ -92,7 +91,11 @@ class BundleIndex:
         return next((n for n in self.nodes if n.entry == i and ".contained[" not in n.location), None)
 
     def of_type(self, resource_type: str) -> list[Node]:
-        return [n for n in self.nodes if n.type == resource_type]
+        if self._by_type is None:
+            self._by_type = {}
+            for n in self.nodes:
+                self._by_type.setdefault(n.type, []).append(n)
+        return list(self._by_type.get(resource_type, ()))
 
     def resolve(self, reference: Any, holder: Node | None = None) -> Node | None:
         """The resource a Reference points at, or None when it is not in the Bundle."""

@@ -56,15 +56,11 @@ DIAGNOSIS_JOINTS: Final[dict[str, str]] = {
     **{code: "lower-back" for code in LOW_BACK_PAIN_CODES if code not in ("161891005", "134407002")},
 }
 
-#: Words in free text, in order: side words, then joints (``knees`` is both knees).
+#: Words in free text: a joint, and the side words just before it ("left", "both"; "knees" is both knees).
 _SIDE_WORDS: Final = {"left": ("left",), "right": ("right",), "both": ("left", "right"), "bilateral": ("left", "right")}
-_JOINT_WORDS: Final = (
-    (re.compile(r"\bknees\b"), "knee", ("left", "right")),
-    (re.compile(r"\bhips\b"), "hip", ("left", "right")),
-    (re.compile(r"\bknee"), "knee", None),
-    (re.compile(r"\bhip\b"), "hip", None),
-    (re.compile(r"\b(low(er)? back|lumbar|lumbago)\b"), "lower-back", None),
-)
+_JOINTS: Final = re.compile(r"\b(knees|hips|knee(?:caps?)?|hip|low(?:er)? back|lumbar|lumbago)(?![a-z])")
+_JOINT_OF: Final = {"knees": ("knee", ("left", "right")), "hips": ("hip", ("left", "right")), "knee": ("knee", None)}
+_WORD: Final = re.compile(r"[a-z]+")
 
 
 def sites_of(joint: str, sides: tuple[str, ...] | None) -> list[Site]:
@@ -80,14 +76,15 @@ def sites_in_text(text: str) -> list[Site]:
     """Sites named in free text ("right knee", "both hips", "OA L knee"): each joint, with the side words
     just before it."""
     lowered = text.lower()
-    if not any(word in lowered for word in ("knee", "hip", "back", "lumbar", "lumbago")):
-        return []
     found: list[Site] = []
-    for pattern, joint, plural_sides in _JOINT_WORDS:
-        for match in pattern.finditer(lowered):
-            before = re.findall(r"[a-z]+", lowered[max(0, match.start() - 24) : match.start()])[-3:]
-            sides = next((_SIDE_WORDS[w] for w in reversed(before) if w in _SIDE_WORDS), None)
-            found += [s for s in sites_of(joint, sides or plural_sides) if s not in found]
+    for match in _JOINTS.finditer(lowered):
+        word = match.group(1)
+        joint, plural_sides = _JOINT_OF.get(word) or (
+            ("knee", None) if word.startswith("knee") else ("hip", None) if word == "hip" else ("lower-back", None)
+        )
+        before = _WORD.findall(lowered, max(0, match.start() - 24), match.start())[-3:]
+        sides = next((_SIDE_WORDS[w] for w in reversed(before) if w in _SIDE_WORDS), None)
+        found += [s for s in sites_of(joint, sides or plural_sides) if s not in found]
     return found
 
 
