@@ -229,7 +229,10 @@ class _Reading:
         for location, value in (
             (sr.at("authoredOn"), sr.get("authoredOn")),
             ("Bundle.timestamp", self.ctx.bundle.get("timestamp")),
-            (sr.at("meta.lastUpdated"), (sr.get("meta") or {}).get("lastUpdated")),
+            (
+                sr.at("meta.lastUpdated"),
+                sr.get("meta", {}).get("lastUpdated") if isinstance(sr.get("meta"), dict) else None,
+            ),
         ):
             if isinstance(value, str) and re.match(r"\d{4}-\d{2}-\d{2}", value):
                 out["referralDate"] = value[:10]

@@ -125,7 +125,8 @@ def _verification(ctx: Context, node: Node, k: int) -> str | None:
     for e, ext in enumerate(objects(ident.get("extension"))):
         if ext.get("url") != codes.EXT_NHS_NUMBER_VERIFICATION:
             continue
-        for c, coding in enumerate(objects((ext.get("valueCodeableConcept") or {}).get("coding"))):
+        concept = ext.get("valueCodeableConcept")
+        for c, coding in enumerate(objects(concept.get("coding") if isinstance(concept, dict) else None)):
             system, code = coding.get("system"), coding.get("code")
             where = node.at(f"identifier[{k}].extension[{e}].valueCodeableConcept.coding[{c}]")
             if system == codes.CS_NHS_NUMBER_VERIFICATION_ENGLAND and code in codes.NHS_NUMBER_VERIFICATION_DISPLAY:

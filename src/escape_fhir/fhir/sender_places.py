@@ -156,7 +156,8 @@ def diagnoses_coded(ctx: Context) -> Iterator[Found]:
 
 def pathway_from_programme_code(ctx: Context) -> Iterator[Found]:
     for k, coding in codings(ctx.sr.get("code")):
-        if coding.get("system") == codes.CS_PROGRAMME and coding.get("code") in codes.PROGRAMME_DISPLAY:
+        code = coding.get("code")
+        if coding.get("system") == codes.CS_PROGRAMME and isinstance(code, str) and code in codes.PROGRAMME_DISPLAY:
             yield Found(coding["code"], ctx.sr.at(f"code.coding[{k}]"))
 
 

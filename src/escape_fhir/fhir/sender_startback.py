@@ -272,7 +272,7 @@ def _risk(element: Json) -> str | None:
     words = ("low", "medium", "high")
     if isinstance(concept, dict):
         for coding in objects(concept.get("coding")):
-            if coding.get("code") in RISK_BY_LOINC:
+            if isinstance(coding.get("code"), str) and coding["code"] in RISK_BY_LOINC:
                 return RISK_BY_LOINC[str(coding["code"])]
             if str(coding.get("display", "")).strip().lower() in words:
                 return str(coding["display"]).strip().lower()
