@@ -118,11 +118,7 @@ class BundleIndex:
         path, _, query = ref.partition("?")
         if query:
             return self._conditional(path.rstrip("/").split("/")[-1], query)
-        parts = path.rstrip("/").split("/")
-        # An absolute or versioned URL: match on its last Type/id (FHIR R4 Bundle, "Resolving references").
-        if "_history" in parts:
-            parts = parts[: parts.index("_history")]
-        return self.keys.get("/".join(parts[-2:])) if len(parts) >= 2 else None
+        return self.keys.get(type_id(path))
 
     def _conditional(self, kind: str, query: str) -> Node | None:
         """``Type?identifier=system|value`` (and ``&``-joined identifiers): the one entry that matches all."""
@@ -159,9 +155,12 @@ def resolve_reference(keys: dict[str, int], reference: Any) -> int | None:
     ref = reference.get("reference") if isinstance(reference, dict) else None
     if not isinstance(ref, str):
         return None
-    if ref in keys:
-        return keys[ref]
-    parts = ref.split("?")[0].rstrip("/").split("/")
+    return keys[ref] if ref in keys else keys.get(type_id(ref.split("?")[0]))
+
+
+def type_id(url: str) -> str:
+    """The ``Type/id`` an absolute or versioned URL ends in (FHIR R4 Bundle, "Resolving references")."""
+    parts = url.rstrip("/").split("/")
     if "_history" in parts:
         parts = parts[: parts.index("_history")]
-    return keys.get("/".join(parts[-2:])) if len(parts) >= 2 else None
+    return "/".join(parts[-2:]) if len(parts) >= 2 else ""

@@ -100,10 +100,14 @@ class ReadResult:
 
     def where(self) -> dict[str, str]:
         """Referral field path -> FHIR location (first found), for reasons that name where a fact came from."""
-        out: dict[str, str] = {}
-        for p in self.provenance:
-            out.setdefault(p.field, p.location)
-        return out
+        return first_locations(self.provenance)
+
+
+def first_locations(provenance: list[Provenance]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in provenance:
+        out.setdefault(p.field, p.location)
+    return out
 
 
 _ANSWERS: Final = "the eligibility answers (a QuestionnaireResponse to an ESCAPE-pain eligibility questionnaire)"
@@ -183,7 +187,8 @@ class _Reading:
         self._diagnoses()
         sites = self._collect("affectedSites", PLACES["affectedSites"][:-1])
         if all(s in SIDELESS for f in sites for s in f.value):  # none, or no side: free text may tell it
-            sites = self._collect("affectedSites")
+            sites += self._collect("affectedSites", PLACES["affectedSites"][-1:])
+            self.ctx.found["affectedSites"] = sites
         self._pathway()
         self._sites(sites)
         self._duration()
@@ -574,7 +579,7 @@ def _load(reading: _Reading) -> Referral:
         try:
             return load_referral({k: v for k, v in out.items() if v is not None})
         except ReferralInputError as exc:
-            where = {p.field: p.location for p in reversed(reading.provenance)}
+            where = first_locations(reading.provenance)
             fatal = [e for e in exc.errors if _fatal(e.location)]
             if fatal:
                 raise MappingError(

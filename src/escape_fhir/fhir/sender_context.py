@@ -90,9 +90,6 @@ class Context:
             bucket.extend(n for n in index.of_type(kind) if _about_patient(ctx, n))
         return ctx
 
-    def subject_is_patient(self, node: Node) -> bool:
-        return _about_patient(self, node)
-
 
 def _service_request(bundle: Json, index: BundleIndex) -> Node:
     kind = bundle.get("type")
