@@ -269,6 +269,10 @@ class Walk:
             self.invariants(item, scope, loc)
         if code == "Identifier":
             checks.identifier(self, item, loc)
+        elif code == "Coding":
+            checks.coding(self, item, loc)
+        elif code in checks.QUANTITY_TYPES:
+            checks.quantity(self, item, loc)
 
     def primitive(self, node: Node, code: str, value: Any, comp: Any, loc: str, def_path: str) -> None:
         """A primitive: JSON type and value format (https://hl7.org/fhir/R4/json.html#primitive), then its
