@@ -385,7 +385,10 @@ def build_terminology(core: Path) -> Json:
     }
     unit_sets = {rule[1] for _, rule in VITAL_SIGNS.values() if rule and rule[0] == "valueSet"}
     units = {
-        url: {"name": value_sets[url].get("title") or value_sets[url]["name"], "codes": sorted(codes_of(value_sets[url]))}
+        url: {
+            "name": value_sets[url].get("title") or value_sets[url]["name"],
+            "codes": sorted(codes_of(value_sets[url])),
+        }
         for url in sorted(unit_sets)
     }
     vital_signs = {

@@ -21,7 +21,9 @@ from tests.helpers import ROOT, shared
 
 Errors = list[tuple[str, str]]
 
-_WRONG_DISPLAY = "Wrong Display Name 'In person' for https://fhir.hl7.org.uk/CodeSystem/UKCore-DeliveryChannel#In-person"
+_WRONG_DISPLAY = (
+    "Wrong Display Name 'In person' for https://fhir.hl7.org.uk/CodeSystem/UKCore-DeliveryChannel#In-person"
+)
 _NEWS2_FULL_URLS = [
     "21344a45-2660-45d1-9fb3-49e54d14b662",
     "dbf6ec86-ebd7-4490-8586-596328519ed2",
@@ -66,9 +68,14 @@ REFERENCE_FAILS: dict[str, Errors] = {
     ],
     "UKCore-Observation-Lab-Albumin-Example.xml": [("Observation.meta", "out of order")],
     "UKCore-Observation-VitalSigns-BodyHeight-Example.xml": [
-        ("Observation.valueQuantity.code", "The value provided ('m') was not found in the value set 'Body Length Units'")
+        (
+            "Observation.valueQuantity.code",
+            "The value provided ('m') was not found in the value set 'Body Length Units'",
+        )
     ],
-    "UKCore-Questionnaire-EOLPlan-Example.xml": [("Questionnaire.item[0].item[0].item[0].extension[0]", "out of order")],
+    "UKCore-Questionnaire-EOLPlan-Example.xml": [
+        ("Questionnaire.item[0].item[0].item[0].extension[0]", "out of order")
+    ],
     "UKCore-QuestionnaireResponse-EOLPlan-Example.xml": [
         ("QuestionnaireResponse.item[0].item[0].item[0].answer[0]", "is not in the options value set")
     ],

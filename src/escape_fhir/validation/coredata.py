@@ -34,6 +34,4 @@ class CoreTerminology(NamedTuple):
 @functools.cache
 def core_terminology() -> CoreTerminology:
     data = orjson.loads(gzip.decompress(resources.files("escape_fhir").joinpath("data", _DATA_FILE).read_bytes()))
-    return CoreTerminology(
-        data["displays"], data["vitalSigns"], data["unitValueSets"], frozenset(data["ucumCommon"])
-    )
+    return CoreTerminology(data["displays"], data["vitalSigns"], data["unitValueSets"], frozenset(data["ucumCommon"]))

@@ -42,7 +42,9 @@ def check_display(terms: Displays, coding: dict[str, Any], loc: str) -> list[Iss
     if any(wanted == v.lower() for v in valid):
         return []
     spacing = any(_normal(display) == _normal(v) for v in valid)
-    shown = f"'{valid[0]}'" if len(valid) == 1 else f"one of {len(valid)} choices: " + ", ".join(f"'{v}'" for v in valid)
+    shown = (
+        f"'{valid[0]}'" if len(valid) == 1 else f"one of {len(valid)} choices: " + ", ".join(f"'{v}'" for v in valid)
+    )
     message = (
         f"Wrong {'whitespace in ' if spacing else ''}Display Name '{display}' for {system}#{code}. "
         f"Valid display is {shown} (for the language(s) 'en')"

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 from escape_fhir.errors import Issue
 
@@ -73,9 +73,7 @@ def check_questionnaire_response(
     return checker.issues
 
 
-def find_questionnaire(
-    qr: Json, enclosing: Sequence[Json], lookup: Callable[[str], Json | None]
-) -> Json | None:
+def find_questionnaire(qr: Json, enclosing: Sequence[Json], lookup: Callable[[str], Json | None]) -> Json | None:
     """The Questionnaire that ``qr.questionnaire`` names, or None when none is at hand.
 
     Looked for where the reference validator looks: among the resources contained in the response
@@ -95,13 +93,13 @@ def find_questionnaire(
                 return candidate
         if holder.get("resourceType") == "Bundle":
             for entry in _list(holder, "entry"):
-                candidate = entry.get("resource")
-                if _is_questionnaire(candidate) and _canonical_matches(candidate, wanted):
-                    return candidate
+                resource = entry.get("resource")
+                if _is_questionnaire(resource) and _canonical_matches(resource, wanted):
+                    return resource
     return None if wanted.startswith("#") else lookup(wanted)
 
 
-def _is_questionnaire(resource: Any) -> bool:
+def _is_questionnaire(resource: Any) -> TypeGuard[Json]:
     return isinstance(resource, dict) and resource.get("resourceType") == "Questionnaire"
 
 
