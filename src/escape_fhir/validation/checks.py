@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from escape_fhir.errors import Issue
+from escape_fhir.validation.display import check_display
 from escape_fhir.validation.elements import Node
 from escape_fhir.validation.native import NATIVE, Defer, Native
 
@@ -209,8 +210,6 @@ def identifier(walk: Walk, value: Json, loc: str) -> None:
 def coding(walk: Walk, value: Json, loc: str) -> None:
     """The display against the code system when it is held whole (:mod:`~escape_fhir.validation.display`)."""
     if "display" in value:
-        from escape_fhir.validation.display import check_display
-
         walk.issues += check_display(walk.definitions, value, loc)
 
 

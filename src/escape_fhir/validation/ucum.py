@@ -6,7 +6,7 @@ code; the reference validator reports one that is not valid UCUM as an error. Th
 
 Speed: the 1,357 codes of R4's ``ucum-common`` value set are known valid without parsing (a frozenset from
 ``r4-terminology.json.gz``); any other code is parsed once per process (an LRU cache), and the parser is built
-only when the first such code is met (about 0.4 s: importing ucumvert and compiling its grammar). A few of
+only when the first such code is met (about 0.2 s: importing ucumvert and building its parser). A few of
 those common codes hold a space inside an annotation (``{# of fetuses}``), which ucumvert's grammar refuses;
 FHIR lists them, so they are accepted.
 """
