@@ -92,7 +92,7 @@ DIFFERENCES: dict[str, tuple[Errors, str]] = {
     ),
     "UKCore-DiagnosticReport-ECG-Example.xml": (
         [],
-        "v2-0074 is not held: the R4 definitions we ship carry no v2 tables (terminology not held)",
+        "terminology: v2-0074 is not held locally (the R4 definitions we ship carry no v2 tables)",
     ),
     "UKCore-QuestionnaireResponse-EOLPlan-Example.xml": (
         [],
