@@ -235,6 +235,13 @@ def test_vital_signs_base_profile(edit: Any, location: str, fragment: str) -> No
     assert [loc for loc, message in errors(obs) if fragment in message] == [location]
 
 
+def test_a_panel_with_members_needs_no_value() -> None:
+    panel = vital_sign("85353-1")
+    assert [m for _, m in errors(panel) if "vs-2" in m] != []
+    panel["hasMember"] = [{"reference": "Observation/heart-rate"}]
+    assert errors(panel) == []
+
+
 def test_other_observations_are_not_vital_signs() -> None:
     obs = vital_sign("2345-7", quantity(5.4, "mmol/L"))  # glucose: any valid unit, no vital-signs rules
     obs.pop("category")

@@ -1,16 +1,17 @@
-"""The R4 vital-signs profiles, selected by the Observation's LOINC code (https://hl7.org/fhir/R4/observation-vitalsigns.html).
+"""The R4 vital-signs profiles, selected by an Observation's LOINC code (R4 observation-vitalsigns.html).
 
 R4 says an Observation whose code is one of the vital-signs LOINC codes SHALL conform to that sign's profile,
 whether or not it claims it, and the reference validator checks it so. The profiles are not in the shipped
-model; what they require is (``r4-terminology.json.gz``, generated from the R4 definitions):
+model; what they require is (the table of ``scripts/generate_r4_model.py``, with the unit value sets of the
+R4 definitions, in ``r4-terminology.json.gz``):
 
 * from the ``vitalsigns`` base profile: a ``category`` coding ``observation-category#vital-signs``, a
   ``subject``, an ``effective[x]`` (dateTime or Period) and, without ``component`` or ``hasMember``, a value
-  or a ``dataAbsentReason`` (vs-2); a ``valueQuantity`` in UCUM (``system`` fixed to
-  ``http://unitsofmeasure.org``) with a ``value`` and a ``code``;
-* from each sign's profile, the unit: fixed (heart and respiratory rate ``/min``, BMI ``kg/m2``, oxygen
-  saturation ``%``, blood pressure components ``mm[Hg]``) or required from a value set (body length, weight,
-  temperature units).
+  or a ``dataAbsentReason`` (vs-2);
+* from each sign's profile (not the two panels'): a ``valueQuantity`` in UCUM (``system`` fixed to
+  ``http://unitsofmeasure.org``) with a ``value`` and a ``code``, and the unit: fixed (heart and respiratory
+  rate ``/min``, BMI ``kg/m2``, oxygen saturation ``%``, blood pressure components ``mm[Hg]``) or required
+  from a value set (body length, weight, temperature units).
 
 Messages follow the reference validator's wording, the profile named as ``url|4.0.1``.
 """
@@ -39,8 +40,8 @@ def check_vital_signs(obs: Json, loc: str) -> list[Issue]:
     profile = f"{rule['profile']}|{_R4}"
     issues = _base_profile(obs, loc, profile)
     value = obs.get("valueQuantity")
-    if isinstance(value, dict):
-        issues += _quantity(value, rule.get("unit"), f"{loc}.valueQuantity", profile)
+    if isinstance(value, dict) and rule.get("unit") is not None:  # the panels' profiles set no unit
+        issues += _quantity(value, rule["unit"], f"{loc}.valueQuantity", profile)
     components = rule.get("components") or {}
     for i, component in enumerate(_list(obs.get("component"))):
         component_rule = _loinc_rule(component.get("code"), components)
