@@ -3,8 +3,8 @@
 For a code of a code system held whole (R4's own and HL7 terminology's from the shipped R4 definitions, and
 any CodeSystem with ``content = complete`` in the loaded packages: UK Core's, BaRS', the project's), a
 display that is neither the concept's display nor one of its designations is an error, as the HL7 reference
-validator reports it ("Wrong Display Name"). Its rules, followed here (org.hl7.fhir.core, the code system
-display check of its ValueSetValidator):
+validator reports it ("Wrong Display Name"). Its rules, followed here (hapifhir/org.hl7.fhir.core, the
+display check in ``org.hl7.fhir.r5.terminologies.validation.ValueSetValidator``):
 
 * language: the validator's default language is English, so the concept's display counts when the code
   system has no ``language`` or an English one, and designations count when they have no language or an
