@@ -311,7 +311,7 @@ def test_common_ucum_codes_taken_without_parsing_are_valid() -> None:
             parse_ucum(code, parser)
         except InvalidUcumError:
             refused.append(code)
-    assert refused and all(" " in code for code in refused)
+    assert all(" " in code for code in refused), refused
 
 
 # ---- fullUrl -------------------------------------------------------------------------------------------------
