@@ -154,6 +154,24 @@ def test_retired_nhs_number_verification_codes_are_accepted_with_a_warning(clien
     assert all(i["severity"] == "warning" for i in outcome["issue"])
 
 
+def test_a_wrong_display_label_is_a_warning_not_a_lost_referral(client: TestClient) -> None:
+    sent = json.loads(example("knee-gp"))
+    condition = entries(sent, "Condition")[0]
+    condition["clinicalStatus"]["coding"][0]["display"] = "Currently active"  # a sender's own label for 'active'
+    r = post(client, sent)
+    assert r.status_code == 200, r.text
+    (outcome,) = entries(r.json(), "OperationOutcome")
+    wrong = [i for i in outcome["issue"] if "Wrong Display Name 'Currently active'" in i["diagnostics"]]
+    assert wrong and all(i["severity"] == "warning" for i in wrong)
+    # The same label is still an error for a developer asking the validator.
+    checked = client.post(
+        "/$validate", content=json.dumps(sent).encode(), headers={"Content-Type": "application/fhir+json"}
+    )
+    assert any(
+        i["severity"] == "error" and "Wrong Display Name" in i.get("diagnostics", "") for i in checked.json()["issue"]
+    )
+
+
 @pytest.mark.parametrize("missing", ["X-Request-ID", "X-Correlation-ID"])
 def test_both_bars_ids_are_required(client: TestClient, missing: str) -> None:
     headers = message_headers()

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from escape_fhir.errors import Issue
 
-__all__ = ["check_display"]
+__all__ = ["check_display", "is_wrong_display"]
 
 
 class Displays(Protocol):
@@ -50,6 +50,13 @@ def check_display(terms: Displays, coding: dict[str, Any], loc: str) -> list[Iss
         f"Valid display is {shown} (for the language(s) 'en')"
     )
     return [Issue("error", "invalid", message, f"{loc}.display")]
+
+
+def is_wrong_display(issue: Issue) -> bool:
+    """Whether ``issue`` is this module's: a label that does not match its code (the code itself is valid)."""
+    return (
+        issue.location.endswith(".display") and issue.message.startswith("Wrong ") and "Display Name" in issue.message
+    )
 
 
 def _normal(text: str) -> str:
