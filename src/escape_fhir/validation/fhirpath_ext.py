@@ -8,7 +8,8 @@ form as ``fhirpathpy.engine.invocations.invocation_registry``, which the table o
 * ``hasValue()`` (FHIR): true when the input is a single primitive with a value. fhirpathpy yields a
   primitive's ``_name`` extension object as a separate item, so such a companion is not counted;
 * ``htmlChecks()`` (FHIR, used by ``txt-1``/``txt-2``): the narrative rules of
-  https://hl7.org/fhir/R4/narrative.html#rules (allowed elements, no scripting, some content);
+  https://hl7.org/fhir/R4/narrative.html#rules (allowed elements, no scripting, some content), as
+  :func:`escape_fhir.validation.narrative.narrative_ok` says them;
 * ``resolve()`` (FHIR): contained resources (``#id``) and, when ``%rootResource`` is a Bundle, its entries
   (by fullUrl, or by ``Type/id`` per https://hl7.org/fhir/R4/bundle.html#references); nothing else;
 * ``as(T)`` as a function on a collection filters like ``ofType(T)`` (fhirpathpy raises on more than one
@@ -37,10 +38,8 @@ from fhirpathpy.engine.invocations.constants import constants
 from fhirpathpy.engine.nodes import ResourceNode, TypeInfo
 from fhirpathpy.engine.util import get_data
 from fhirpathpy.models import models
-from lxml import etree
 
-from escape_fhir.errors import FhirFormatError
-from escape_fhir.fhir.xmlio import XHTML_NS, _parse_div
+from escape_fhir.validation.narrative import narrative_ok
 
 __all__ = ["FUNCTIONS", "R4_PATHS", "evaluate", "known_function"]
 
@@ -106,84 +105,11 @@ def _has_value(ctx: Any, coll: list[Any]) -> bool:
     return len(values) == 1 and values[0] is not None and not isinstance(values[0], dict | list)
 
 
-# Narrative rules (https://hl7.org/fhir/R4/narrative.html#rules): the basic HTML 4.0 formatting elements
-# of chapters 7-11 and 15, <a>, images and style attributes; no scripts, forms, frames, objects or events.
-_HTML_ELEMENTS = frozenset(
-    {
-        "a",
-        "abbr",
-        "acronym",
-        "b",
-        "big",
-        "blockquote",
-        "br",
-        "caption",
-        "cite",
-        "code",
-        "col",
-        "colgroup",
-        "dd",
-        "dfn",
-        "div",
-        "dl",
-        "dt",
-        "em",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "hr",
-        "i",
-        "img",
-        "li",
-        "ol",
-        "p",
-        "pre",
-        "q",
-        "samp",
-        "small",
-        "span",
-        "strong",
-        "sub",
-        "sup",
-        "table",
-        "tbody",
-        "td",
-        "tfoot",
-        "th",
-        "thead",
-        "tr",
-        "tt",
-        "ul",
-        "var",
-    }
-)
-
-
-def _html_ok(div: etree._Element) -> bool:
-    for elem in div.iter():
-        if not isinstance(elem.tag, str):
-            continue
-        namespace, _, name = elem.tag[1:].partition("}")
-        if namespace != XHTML_NS or name not in _HTML_ELEMENTS:
-            return False
-        if any(str(attr).lower().startswith("on") for attr in elem.attrib):  # event handlers are scripts
-            return False
-    has_text = "".join(str(text) for text in div.itertext()).strip() != ""
-    return has_text or any(True for _ in div.iter(f"{{{XHTML_NS}}}img"))
-
-
 def _html_checks(ctx: Any, coll: list[Any]) -> list[bool]:
     values = [get_data(x) for x in coll]
     if len(values) != 1 or not isinstance(values[0], str):
         return []
-    try:
-        div = _parse_div(values[0], "")
-    except FhirFormatError:
-        return [False]
-    return [_html_ok(div)]
+    return [narrative_ok(values[0])]
 
 
 def _matches(ctx: Any, coll: list[Any], regex: str) -> Any:
