@@ -39,6 +39,7 @@ from fhirpathpy.engine.nodes import ResourceNode, TypeInfo
 from fhirpathpy.engine.util import get_data
 from fhirpathpy.models import models
 
+from escape_fhir.validation.fhirpath_reads import resolve_one
 from escape_fhir.validation.narrative import narrative_ok
 
 __all__ = ["FUNCTIONS", "R4_PATHS", "evaluate", "known_function"]
@@ -128,31 +129,10 @@ def _resolve(ctx: Any, coll: list[Any]) -> list[ResourceNode]:
     found = []
     for item in map(get_data, coll):
         ref = item.get("reference") if isinstance(item, dict) else item
-        target = _resolve_one(ref, variables.get("resource"), variables.get("rootResource")) if ref else None
+        target = resolve_one(ref, variables.get("resource"), variables.get("rootResource")) if ref else None
         if target is not None:
             found.append(ResourceNode.create_node(target))
     return found
-
-
-def _resolve_one(ref: Any, resource: Any, root: Any) -> Any:
-    if not isinstance(ref, str):
-        return None
-    if ref.startswith("#"):
-        contained = resource.get("contained", []) if isinstance(resource, dict) else []
-        return next((r for r in contained if r.get("id") == ref[1:]), None)
-    if not isinstance(root, dict) or root.get("resourceType") != "Bundle":
-        return None
-    for entry in root.get("entry", []):
-        target = entry.get("resource")
-        full_url = entry.get("fullUrl", "")
-        if target is not None and (full_url == ref or _matches_type_id(target, full_url, ref)):
-            return target
-    return None
-
-
-def _matches_type_id(target: Mapping[str, Any], full_url: str, ref: str) -> bool:
-    rtype, _, rid = ref.partition("/")
-    return target.get("resourceType") == rtype and target.get("id") == rid and full_url.endswith(ref)
 
 
 FUNCTIONS: dict[str, dict[str, Any]] = {

@@ -28,6 +28,7 @@ __all__ = [
     "exists",
     "fhirpath_type_is",
     "objects",
+    "resolve_one",
     "resource_is",
     "single",
     "string",
@@ -160,6 +161,32 @@ def single(node: Any, name: str) -> list[Json]:
     if len(found) > 1:
         raise Defer
     return found
+
+
+# --- resolve() -------------------------------------------------------------------------------------------------
+
+
+def resolve_one(ref: Any, resource: Any, root: Any) -> Any:
+    """FHIR's ``resolve()`` of one reference as :mod:`.fhirpath_ext` supplies it: ``#id`` in the contained
+    resources of ``resource`` (``%resource``), else an entry of ``root`` (``%rootResource``) when that is a Bundle."""
+    if not isinstance(ref, str):
+        return None
+    if ref.startswith("#"):
+        contained = resource.get("contained", []) if isinstance(resource, dict) else []
+        return next((r for r in contained if r.get("id") == ref[1:]), None)
+    if not isinstance(root, dict) or root.get("resourceType") != "Bundle":
+        return None
+    for entry in root.get("entry", []):
+        target = entry.get("resource")
+        full_url = entry.get("fullUrl", "")
+        if target is not None and (full_url == ref or _matches_type_id(target, full_url, ref)):
+            return target
+    return None
+
+
+def _matches_type_id(target: Mapping[str, Any], full_url: str, ref: str) -> bool:
+    rtype, _, rid = ref.partition("/")
+    return target.get("resourceType") == rtype and target.get("id") == rid and full_url.endswith(ref)
 
 
 # --- the type fhirpathpy gives a value ----------------------------------------------------------------------------

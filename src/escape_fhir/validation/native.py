@@ -34,7 +34,7 @@ from escape_fhir.validation.fhirpath_reads import (
     single,
     string,
 )
-from escape_fhir.validation.native_resources import RESOURCE_NATIVE
+from escape_fhir.validation.native_resources import RESOURCE_NATIVE, RESOURCE_NEEDS_PLACE
 
 __all__ = ["NATIVE", "NEEDS_PLACE", "Defer", "Native"]
 
@@ -481,4 +481,4 @@ NATIVE: dict[str, Native] = {
 }
 
 #: The functions that read ``%resource`` or ``%rootResource`` (found from the location when not given).
-NEEDS_PLACE = frozenset({_ref_1, _obs_7})
+NEEDS_PLACE = frozenset({_ref_1, _obs_7, *RESOURCE_NEEDS_PLACE})

@@ -27,11 +27,12 @@ from escape_fhir.validation.fhirpath_reads import (
     coded,
     exists,
     objects,
+    resolve_one,
     string,
 )
 from escape_fhir.validation.narrative import narrative_ok
 
-__all__ = ["RESOURCE_NATIVE"]
+__all__ = ["RESOURCE_NATIVE", "RESOURCE_NEEDS_PLACE"]
 
 Json = dict[str, Any]
 Native = Callable[[Any, Any, Any], bool]
@@ -122,18 +123,19 @@ def _cnt_3(node: Any, resource: Any, container: Any) -> bool:
 # --- Period, Range, date-time comparisons ----------------------------------------------------------------------
 
 _DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
-_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})")
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
 
 
 def _at_most(first: Any, second: Any) -> bool:
-    """``first <= second`` for two date-times of the same form: dates of one precision, or instants to the
-    second with a time zone. Anything else (precisions that differ, fractions of a second, no zone): the
-    engine's."""
+    """``first <= second`` for two date-times of the same form: dates of one precision, or instants with a
+    time zone, both to the second or both with a fraction. Anything else (precisions that differ, no zone):
+    the engine's."""
     if not isinstance(first, str) or not isinstance(second, str):
         raise Defer
     if _DATE.fullmatch(first) and _DATE.fullmatch(second) and len(first) == len(second):
         return first <= second
-    if _INSTANT.fullmatch(first) and _INSTANT.fullmatch(second):
+    instants = _INSTANT.fullmatch(first), _INSTANT.fullmatch(second)
+    if instants[0] and instants[1] and (instants[0][1] is None) == (instants[1][1] is None):
         return datetime.fromisoformat(first) <= datetime.fromisoformat(second)
     raise Defer
 
@@ -381,6 +383,24 @@ def _trd_1(node: Any, resource: Any, container: Any) -> bool:
     return not exists(node, "data") or choice_empty(node, "TriggerDefinition.timing", "timing")
 
 
+def _ctm_1(node: Any, resource: Any, container: Any) -> bool:
+    """``onBehalfOf.exists() implies (member.resolve().iif(empty(), true, ofType(Practitioner).exists()))``: a
+    member on behalf of an organization is a Practitioner, when the reference resolves (``resolve()`` as
+    :func:`.fhirpath_reads.resolve_one`: contained resources, or the entries of a Bundle ``%rootResource``)."""
+    refs = [m.get("reference") if "_reference" not in m else _defer() for m in objects(node, "member")]
+    try:
+        targets = [t for ref in refs if ref and (t := resolve_one(ref, resource, container)) is not None]
+    except (AttributeError, TypeError):  # contained or entries of an odd shape: the engine fails on them too
+        raise Defer from None
+    return (
+        not exists(node, "onBehalfOf") or not targets or any(t.get("resourceType") == "Practitioner" for t in targets)
+    )
+
+
+def _defer() -> Any:
+    raise Defer
+
+
 def _narrative(node: Any, resource: Any, container: Any) -> bool:
     """txt-1/txt-2: ``htmlChecks()`` on ``Narrative.div`` (:func:`.narrative.narrative_ok`)."""
     if not isinstance(node, str):
@@ -484,7 +504,11 @@ RESOURCE_NATIVE: dict[str, Native] = {
         "name", "telecom", "address", "organization"
     ),
     "resource.exists() != action.exists()": _exists_xor("resource", "action"),
+    "onBehalfOf.exists() implies (member.resolve().iif(empty(), true, ofType(Practitioner).exists()))": _ctm_1,
     "lastModified.exists().not() or authoredOn.exists().not() or lastModified >= authoredOn": _not_before(
         "lastModified", "authoredOn"
     ),
 }
+
+#: The functions that read ``%resource`` or ``%rootResource``.
+RESOURCE_NEEDS_PLACE = frozenset({_ctm_1})
