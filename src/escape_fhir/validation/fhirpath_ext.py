@@ -18,7 +18,8 @@ form as ``fhirpathpy.engine.invocations.invocation_registry``, which the table o
   that System type (https://hl7.org/fhir/R4/fhirpath.html#types: FHIR primitives map to System types);
 * ``matches()`` on a non-string primitive (decimal, integer, boolean) matches its string form, as the HL7
   validator does, instead of raising;
-* ``trace()`` never prints (library code does not write to stdout).
+* ``trace()`` never prints (library code does not write to stdout);
+* a path may start with the type of a resource focus (``Appointment.status``), see :class:`_Root`.
 
 Evaluation runs the engine's ``do_eval`` on a parsed expression with our own context (the same steps as
 ``fhirpathpy.apply_parsed_path``) so that our functions receive the engine's nodes (needed for types) and
@@ -153,6 +154,18 @@ def known_function(name: str) -> bool:
     return name in FUNCTIONS or name in invocation_registry
 
 
+class _Root(ResourceNode):  # type: ignore[misc]
+    """The focus node. A path may start with the type name of a resource focus (``Appointment.status`` on an
+    Appointment, https://hl7.org/fhirpath/N1/#path-selection): fhirpathpy tells that by reading
+    ``node["resourceType"]``, which its own nodes do not allow (the name was then read as a member, so
+    ``app-4`` could never fail). A TypeError, as before, for anything but a resource."""
+
+    def __getitem__(self, key: str) -> Any:
+        if isinstance(self.data, dict) and "resourceType" in self.data:
+            return self.data[key]
+        raise TypeError("not a resource")
+
+
 def evaluate(parsed: Mapping[str, Any], node: Any, type_path: str | None, variables: Mapping[str, Any]) -> list[Any]:
     """Evaluate a parsed expression (``fhirpathpy.parser.parse``) on ``node``, typed by ``type_path``.
 
@@ -160,7 +173,7 @@ def evaluate(parsed: Mapping[str, Any], node: Any, type_path: str | None, variab
     ``"Questionnaire.item.enableWhen"``); a resource is typed by its ``resourceType`` anyway.
     """
     constants.reset()  # now()/today() are fixed per evaluation
-    root = [ResourceNode.create_node(node, type_path)]
+    root = [_Root(node, type_path)]
     ctx = {
         "dataRoot": root,
         "vars": {"ucum": "http://unitsofmeasure.org", "context": node, **variables},

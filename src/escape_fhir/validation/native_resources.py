@@ -128,14 +128,14 @@ _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d
 
 def _at_most(first: Any, second: Any) -> bool:
     """``first <= second`` for two date-times of the same form: dates of one precision, or instants with a
-    time zone, both to the second or both with a fraction. Anything else (precisions that differ, no zone):
-    the engine's."""
+    time zone, to the second or with fractions of as many digits (fhirpathpy does not take ``.5`` for
+    ``.500``). Anything else (precisions that differ, no zone): the engine's."""
     if not isinstance(first, str) or not isinstance(second, str):
         raise Defer
     if _DATE.fullmatch(first) and _DATE.fullmatch(second) and len(first) == len(second):
         return first <= second
     instants = _INSTANT.fullmatch(first), _INSTANT.fullmatch(second)
-    if instants[0] and instants[1] and (instants[0][1] is None) == (instants[1][1] is None):
+    if instants[0] and instants[1] and len(instants[0][1] or "") == len(instants[1][1] or ""):
         return datetime.fromisoformat(first) <= datetime.fromisoformat(second)
     raise Defer
 
