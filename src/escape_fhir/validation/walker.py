@@ -142,15 +142,17 @@ class Walk:
             self.add("error", "invariant", "ele-1: all FHIR elements must have a @value or children", loc)
         children = scope.children
         seen: set[str] = set()
+        # Most objects have no ``_name`` companion: look one up only where some key starts with "_".
+        companions = any(key[:1] == "_" for key in obj)
         for key, value in obj.items():
             companion: Any = None
-            if key[:1] == "_":  # (an empty key is an unknown element, below)
+            if companions and key[:1] == "_":  # (an empty key is an unknown element, below)
                 if key[1:] in obj:
                     continue  # checked with its value
                 key, value, companion = key[1:], None, value
             elif host.is_resource and key == "resourceType":
                 continue
-            else:
+            elif companions:
                 companion = obj.get("_" + key)
             node = children.get(key)
             code: str | None = None
@@ -195,9 +197,12 @@ class Walk:
         if value is None and companion is None:
             self.add("error", "structure", "null is not allowed here", loc)
             return
-        items = self._listed(node, value, loc, value is None)
+        if value is not None and type(value) is not list and not node.is_array:
+            items = [value]  # the usual single value of a 0..1 element: nothing to report about its shape
+        else:
+            items = self._listed(node, value, loc, value is None)
         comps = self._listed(node, companion, _companion(loc), True) if companion is not None else []
-        count = max(len(items), len(comps))
+        count = len(items) if len(items) >= len(comps) else len(comps)
         if node.max is not None and count > node.max:
             message = f"maximum allowed = {node.max}, but found {count}"
             self.add("error", "structure", message if node.max else "element is not allowed here (max = 0)", loc)
@@ -205,6 +210,12 @@ class Walk:
             self.add("error", "required", f"minimum required = {node.min}, but only found {count}", loc)
         assigned = slicing.assign(self, node, items, loc) if node.slicing is not None else None
         def_path = f"{host.def_path}.{node.name}"
+        if count == 1 and not comps and not node.is_array and type(value) is not list:
+            if items[0] is None:
+                self.add("error", "structure", "null is not allowed here", loc)
+            else:
+                self.item((assigned and assigned[0]) or node, code, items[0], None, loc, def_path, host)
+            return
         indexed = node.is_array or isinstance(value, list)
         for i in range(count):
             item = items[i] if i < len(items) else None
