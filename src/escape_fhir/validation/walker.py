@@ -245,7 +245,12 @@ class Walk:
         code = code or _single_type(node)
         kind = _KINDS.get(code) or _kind(code)
         if kind is _PRIMITIVE:
-            self.primitive(node, code, item, comp, loc, def_path)
+            if comp is None and node.max_length is None:  # the usual primitive: only its value to check
+                problem = _primitive_problem(code, item)
+                if problem is not None:
+                    self.add("error", problem[0], problem[1], loc)
+            else:
+                self.primitive(node, code, item, comp, loc, def_path)
         elif kind is _XHTML:
             if not isinstance(item, str) or not item.lstrip().startswith("<div"):
                 self.add("error", "structure", "narrative must be XHTML in a <div> element", loc)
@@ -377,8 +382,25 @@ def _companion(loc: str) -> str:
     return f"{head}._{last}"
 
 
+#: (type code, string value) -> its problem or None: ids, codes, systems and dates recur in every Bundle.
+_CHECKED: dict[tuple[str, str], tuple[str, str] | None] = {}
+_CHECKED_MAX, _CHECKED_LONGEST = 8192, 128
+
+
 def _primitive_problem(code: str, value: Any) -> tuple[str, str] | None:
-    """(issue code, message) when a JSON value is not a valid ``code`` primitive, else None."""
+    """(issue code, message) when a JSON value is not a valid ``code`` primitive, else None; the verdicts
+    on short strings are remembered (a bounded table, emptied when full)."""
+    if type(value) is not str or len(value) > _CHECKED_LONGEST:
+        return _check_primitive(code, value)
+    found = _CHECKED.get((code, value), _MISSING)
+    if found is _MISSING:
+        if len(_CHECKED) >= _CHECKED_MAX:
+            _CHECKED.clear()
+        found = _CHECKED[code, value] = _check_primitive(code, value)
+    return found  # type: ignore[return-value]
+
+
+def _check_primitive(code: str, value: Any) -> tuple[str, str] | None:
     info = _PRIMITIVES.get(code) or model().primitive(code)
     if info is None:
         return None
