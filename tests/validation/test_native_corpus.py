@@ -5,7 +5,8 @@ corpus (tests/fhir/senders) and, where ../shared is present, the UK Core and BaR
 with UK Core and BaRS loaded when present, and wherever the walk checks an invariant natively the same
 invariant is also evaluated by the engine on the same element: the verdicts must be identical, no check may
 defer to the engine on these files, and none may go to the engine at all (the base resources' invariants of
-all these resource types are native; ``engine_calls`` counts what the engine evaluates).
+all these resource types are native; ``engine_calls`` counts what the engine evaluates). ``ele-1`` and
+``ext-1``, which the walker checks itself, are compared on every object and every extension too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from escape_fhir.fhir.formats import parse
-from escape_fhir.validation import checks, invariants
+from escape_fhir.validation import checks, extensions, invariants
 from escape_fhir.validation.api import Validator
 from escape_fhir.validation.definitions import default_definitions
 from escape_fhir.validation.elements import Node
@@ -70,13 +71,41 @@ class Compared:
                 self.mismatches.append(f"{key} at {loc}: native {native}, engine {engine}")
         return ORIGINAL(value, node, loc, walk)
 
+    def walker_rules(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Also compare the two invariants the walker checks itself, ele-1 on every object and ext-1 on every
+        extension, with the engine's verdict on the same element."""
+        walk_object, ext_1 = Walk.object, extensions.extension_has_value_or_children
+
+        def on_object(walk: Walk, obj: Json, scope: Node, loc: str, host: Any) -> None:
+            if walk.resources:
+                walker = bool(obj) and not (len(obj) == 1 and "id" in obj)
+                self.compare_one("ele-1", walker, obj, ELE_1, loc, walk)
+            walk_object(walk, obj, scope, loc, host)
+
+        def on_extension(walk: Walk, ext: Json, loc: str) -> None:
+            count = len(walk.issues)
+            ext_1(walk, ext, loc)
+            self.compare_one("ext-1", len(walk.issues) == count, ext, EXT_1, loc, walk)
+
+        monkeypatch.setattr(Walk, "object", on_object)
+        monkeypatch.setattr(extensions, "extension_has_value_or_children", on_extension)
+
+    def compare_one(self, key: str, verdict: bool, value: Json, expression: str, loc: str, walk: Walk) -> None:
+        engine = invariants.engine_holds(value, expression, loc, walk.resources[0], walk.resources[-1])
+        self.verdicts[key, verdict] += 1
+        if verdict is not engine:
+            self.mismatches.append(f"{key} at {loc}: walker {verdict}, engine {engine}")
+
 
 ORIGINAL = checks.invariants
+ELE_1 = "hasValue() or (children().count() > id.count())"
+EXT_1 = "extension.exists() != value.exists()"
 
 
 def compare(path: Path, monkeypatch: pytest.MonkeyPatch) -> Compared:
     compared = Compared()
     monkeypatch.setattr(checks, "invariants", compared.invariants)
+    compared.walker_rules(monkeypatch)
     before = invariants.engine_calls.total()
     validator().validate(parse(path.read_bytes()))
     engine = invariants.engine_calls.total() - before
@@ -97,6 +126,7 @@ def test_native_checks_agree_with_the_engine_on_our_examples_and_the_sender_corp
 ) -> None:
     compared = compare(path, monkeypatch)
     assert compared.verdicts, "no invariant was checked natively"
+    assert compared.verdicts["ele-1", True] > 0
 
 
 @pytest.mark.parametrize(
@@ -111,18 +141,25 @@ def test_native_checks_agree_with_the_engine_on_uk_core_and_bars_examples(
 
 
 def test_the_corpus_makes_the_contained_rules_both_true_and_false(monkeypatch: pytest.MonkeyPatch) -> None:
-    """dom-3 and txt-1 are seen to hold on the corpus; a copy of a corpus Bundle with an unreferenced
-    contained resource and a scripted narrative makes both false, natively and in the engine alike."""
+    """dom-3, txt-1, ele-1 and ext-1 are seen to hold on the corpus; a copy of a corpus Bundle with an
+    unreferenced contained resource, a scripted narrative, an element with only an id and an extension with
+    both a value and sub-extensions makes each false, natively and in the engine alike."""
     path = SENDERS / "epr-ortho-knees-contained.xml"
     resource = parse(path.read_bytes())
     first = next(e["resource"] for e in resource["entry"] if e["resource"].get("contained"))
     first["contained"].append({"resourceType": "Practitioner", "id": "nobody-refers-to-me"})
     first["text"] = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml"><script>x</script></div>'}
+    first.setdefault("identifier", []).append({"id": "only-an-id"})
+    both = {"url": "http://example.org/both", "valueString": "a", "extension": [{"url": "b", "valueString": "b"}]}
+    first.setdefault("extension", []).append(both)
     compared = Compared()
     monkeypatch.setattr(checks, "invariants", compared.invariants)
+    compared.walker_rules(monkeypatch)
     issues = validator().validate(resource).issues
     assert not compared.mismatches, "\n".join(compared.mismatches)
     assert compared.verdicts["dom-3", False] == 1 and compared.verdicts["dom-3", True] >= 1
     assert compared.verdicts["txt-1", False] == 1 and compared.verdicts["txt-1", True] >= 0
     assert any(i.message.startswith("dom-3") for i in issues)
     assert any(i.message.startswith("txt-1") for i in issues)
+    assert compared.verdicts["ele-1", False] == 1 and compared.verdicts["ext-1", False] == 1
+    assert compared.verdicts["ext-1", True] >= 1
