@@ -57,9 +57,28 @@ def questionnaire(questionnaire_id: str, fmt: OutFormat) -> Response:
     return fhir_response(rest.questionnaire(questionnaire_id), fmt)
 
 
+def lenient(prefer: str | None) -> bool:
+    """``Prefer: handling=lenient`` (FHIR search.html#errors; RFC 7240): unknown search parameters are ignored
+    and reported. Anything else, or no header, is strict."""
+    for part in (prefer or "").split(","):
+        for token in part.split(";"):
+            name, _, value = token.strip().partition("=")
+            if name.strip().lower() == "handling":
+                return value.strip().strip('"').lower() == "lenient"
+    return False
+
+
 @router.get("/{resource_type}", dependencies=[READ])
-def search(resource_type: str, request: Request, fmt: OutFormat, db: Db, base: Base) -> Response:
-    return fhir_response(rest.search(db, resource_type, _params(request), base), fmt)
+def search(
+    resource_type: str,
+    request: Request,
+    fmt: OutFormat,
+    db: Db,
+    base: Base,
+    prefer: Annotated[str | None, Header()] = None,
+) -> Response:
+    strict = not lenient(prefer)
+    return fhir_response(rest.search(db, resource_type, _params(request), base, strict=strict), fmt)
 
 
 @router.get("/{resource_type}/{resource_id}", dependencies=[READ])

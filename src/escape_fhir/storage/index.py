@@ -142,8 +142,9 @@ def _add(entries: Entries, param: SearchParam, resource: Json) -> None:
         entries.tokens += [Token(param.name, s, v) for item in values for s, v in _tokens(item)]
     elif param.type == REFERENCE:
         for item in values:
-            if isinstance(item, str) and param.canonical:
-                entries.tokens.append(Token(param.name, "", item))
+            if isinstance(item, str) and param.canonical:  # url|version: the version kept as the system
+                url, _, version = item.partition("|")
+                entries.tokens.append(Token(param.name, version, url))
             elif isinstance(item, dict) and isinstance(item.get("reference"), str):
                 entries.tokens.append(Token(param.name, "", item["reference"]))
     elif param.type == STRING:
@@ -162,8 +163,12 @@ def index_of(resource: Json) -> Entries:
         _add(entries, param, resource)
     if "identifier" not in declared:
         _add(entries, IDENTIFIER, resource)
-    entries.tokens = [t for t in dict.fromkeys(entries.tokens) if len(t.value) <= MAX_VALUE and len(t.system) <= MAX_VALUE]
-    entries.strings = [s for s in dict.fromkeys(entries.strings) if len(s.value) <= MAX_VALUE and len(s.norm) <= MAX_VALUE]
+    entries.tokens = [
+        t for t in dict.fromkeys(entries.tokens) if len(t.value) <= MAX_VALUE and len(t.system) <= MAX_VALUE
+    ]
+    entries.strings = [
+        s for s in dict.fromkeys(entries.strings) if len(s.value) <= MAX_VALUE and len(s.norm) <= MAX_VALUE
+    ]
     entries.dates = list(dict.fromkeys(entries.dates))
     return entries
 

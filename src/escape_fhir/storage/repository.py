@@ -372,7 +372,9 @@ class Repository:
         if not ids:
             return []
         s = t.search_token
-        query = select(s.c.value).where(s.c.resource_type == resource_type, s.c.param == param, s.c.resource_id.in_(ids))
+        query = select(s.c.value).where(
+            s.c.resource_type == resource_type, s.c.param == param, s.c.resource_id.in_(ids)
+        )
         return list(dict.fromkeys(str(v) for v in self.session.execute(query).scalars()))
 
     def referring(self, resource_type: str, param: str, refs: Sequence[str], limit: int) -> list[Stored]:
