@@ -94,6 +94,31 @@ def _resource(resource_type: str) -> Json:
     return entry
 
 
+def _subscription() -> Json:
+    forward, reverse = _includes("Subscription")
+    return {
+        "type": "Subscription",
+        "documentation": "R4 rest-hook Subscriptions: criteria a search of this server; notifications through the "
+        "outbox (retries, one per new version); status error with the reason after a failed attempt; "
+        "GET /Subscription/{id}/$status for the notifications by state",
+        "interaction": [
+            {"code": c} for c in ("read", "vread", "update", "delete", "history-instance", "create", "search-type")
+        ],
+        "versioning": "versioned",
+        "readHistory": True,
+        "updateCreate": False,
+        "searchInclude": forward,
+        "searchRevInclude": reverse,
+        "searchParam": _search_params("Subscription"),
+        "operation": [
+            {
+                "name": "status",
+                "definition": "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
+            }
+        ],
+    }
+
+
 def capability_statement(base: str, secured: bool) -> Json:
     resources = [_resource(t) for t in READ_TYPES]
     resources.append(
@@ -104,6 +129,7 @@ def capability_statement(base: str, secured: bool) -> Json:
             "searchParam": [{"name": "url", "type": "uri"}],
         }
     )
+    resources.append(_subscription())
     rest: Json = {"mode": "server"}
     if secured:
         rest["security"] = {

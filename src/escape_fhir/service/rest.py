@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.questionnaires import all_questionnaires
-from escape_fhir.service.common import READ_TYPES, now
+from escape_fhir.service.common import SERVED_TYPES, now
 from escape_fhir.service.includes import included
 from escape_fhir.service.limits import MAX_ENTRIES, ascii_int, too_many
 from escape_fhir.service.outcomes import OutcomeError, Problem, outcome
@@ -22,7 +22,7 @@ from escape_fhir.validation.api import Validator
 Json = dict[str, Any]
 
 
-def check_type(resource_type: str, allowed: Sequence[str] = READ_TYPES) -> None:
+def check_type(resource_type: str, allowed: Sequence[str] = SERVED_TYPES) -> None:
     if resource_type not in allowed:
         raise OutcomeError(Problem.NOT_FOUND, f"resource type {resource_type!r} is not served here")
 

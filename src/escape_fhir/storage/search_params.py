@@ -58,7 +58,7 @@ def _codings(value: Any) -> Iterator[tuple[str, str]]:
     """(system, code) of a CodeableConcept or Coding."""
     if not isinstance(value, dict):
         return
-    codings = value.get("coding") if isinstance(value.get("coding"), list) else [value]
+    codings: list[Any] = value["coding"] if isinstance(value.get("coding"), list) else [value]
     for coding in codings:
         if isinstance(coding, dict) and isinstance(coding.get("code"), str):
             system = coding.get("system")
