@@ -58,6 +58,9 @@ SUMMARIES = ("true", "text", "data", "count", "false")
 TOTALS = ("none", "estimate", "accurate")
 #: Result parameters every searchable type takes (besides ``_id`` and ``_lastUpdated``, which are matched).
 RESULT_PARAMS = ("_count", "_offset", "_sort", "_summary", "_elements", "_total", "_include", "_revinclude")
+#: ``_totalMethod`` (Aidbox's name for ``_total``: ``count``, ``estimate``, ``none``), which fhirpy's
+#: ``count()`` sends with ``_count=0``; taken as ``_total`` so that the Python client's count works.
+_TOTAL_METHODS = {"count": "accurate", "estimate": "estimate", "none": "none"}
 #: Ignored: how the answer is written, not what it holds.
 _FORMATTING = ("_format", "_pretty")
 #: Searchable types -> parameter name -> FHIR search type (the declared table, plus ``_id``, ``_lastUpdated``).
@@ -348,6 +351,10 @@ def parse_query(resource_type: str, params: Sequence[tuple[str, str]], *, strict
         name, _, modifier = head.partition(":")
         if name in ("_include", "_revinclude"):
             parser.include(name, value, modifier)
+        elif name == "_totalMethod":
+            if value not in _TOTAL_METHODS:
+                raise _bad(f"_totalMethod takes {', '.join(_TOTAL_METHODS)}", name)
+            parser.query.total = _TOTAL_METHODS[value]
         elif name in RESULT_PARAMS:
             if modifier or dot:
                 raise _bad(f"{name} takes no modifier", name)

@@ -198,11 +198,8 @@ def status(db: Database, subscription_id: str) -> Json:
         current = repo.current("Subscription", subscription_id)
         if current is None or current.deleted:
             raise OutcomeError(Problem.NOT_FOUND, f"Subscription/{subscription_id} is not known")
-        counts: dict[str, int] = dict(
-            repo.session.execute(
-                select(o.c.state, func.count()).where(o.c.subscription_id == subscription_id).group_by(o.c.state)
-            ).tuples()
-        )
+        by_state = select(o.c.state, func.count()).where(o.c.subscription_id == subscription_id).group_by(o.c.state)
+        counts = {str(state): int(number) for state, number in repo.session.execute(by_state).all()}
         last = repo.session.execute(
             select(o.c.last_error, o.c.updated)
             .where(o.c.subscription_id == subscription_id, o.c.last_error.is_not(None))
