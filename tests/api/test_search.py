@@ -152,6 +152,11 @@ def test_summary_elements_total_and_paging(filled: TestClient) -> None:
     ]["tag"]
     only = get(filled, "/Patient?_elements=birthDate&_count=1")["entry"][0]["resource"]
     assert set(only) == {"resourceType", "id", "meta", "birthDate"}
+    # A subsetted Task written back (its inputs and focus missing) is refused, not stored as the whole Task.
+    part = get(filled, "/Task?_elements=status,intent&_count=1")["entry"][0]["resource"]
+    part["status"] = "accepted"
+    version = part["meta"]["versionId"]
+    assert filled.put(f"/Task/{part['id']}", json=part, headers={"If-Match": f'W/"{version}"'}).status_code == 422
     untotalled = get(filled, "/Task?_total=none&_count=2")
     assert "total" not in untotalled and any(link["relation"] == "next" for link in untotalled["link"])
     ids = [get(filled, f"/Task?_sort=_id&_count=2&_offset={n}")["entry"] for n in (0, 2, 4)]
