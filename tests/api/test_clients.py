@@ -57,7 +57,7 @@ class Listener:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            do_POST = do_PUT = _any  # noqa: N815
+            do_POST = do_PUT = _any
 
             def log_message(self, *_args: Any) -> None:
                 pass

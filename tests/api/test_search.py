@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from escape_fhir.fhir import codes
-from tests.api.conftest import MakeClient, example, message_headers, postgres_answers
+from tests.api.conftest import example, message_headers, postgres_answers
 
 Json = dict[str, Any]
 NAMES = ["knee-gp", "back-physio-medium", "back-self-low", "hip-msk-triage", "knee-not-eligible"]
@@ -100,7 +100,7 @@ def test_clinical_resources_by_patient_code_and_composite(filled: TestClient) ->
     patient = get(filled, f"/Patient?identifier={NHS}|9990000034")["entry"][0]["resource"]["id"]
     observations = get(filled, f"/Observation?subject=Patient/{patient}&_count=50")
     assert observations["total"] >= 4
-    risk = f"http://loinc.org|91352-5$http://loinc.org|LA8982-6"
+    risk = "http://loinc.org|91352-5$http://loinc.org|LA8982-6"
     assert total(filled, f"/Observation?code-value-concept={risk}") == 1
     assert total(filled, "/Observation?code-value-concept=91352-5$LA8982-6") == 1
     assert total(filled, "/Observation?code-value-concept=91352-5$LA6752-5") == 0  # low risk: nobody

@@ -149,7 +149,7 @@ def search_in(
             {"resource": outcome(None, [Issue("warning", "not-supported", text)]), "search": {"mode": "outcome"}}
         )
     known_total = total if total >= 0 else None
-    return _bundle("searchset", entries, known_total, _links(base, resource_type, query, known_total))
+    return _bundle("searchset", entries, known_total, _links(base, resource_type, query, known_total, len(found)))
 
 
 def _shown(content: Json, query: Query) -> Json:
@@ -160,13 +160,13 @@ def _shown(content: Json, query: Query) -> Json:
     return content
 
 
-def _links(base: str, resource_type: str, query: Query, total: int | None) -> list[tuple[str, str]]:
+def _links(base: str, resource_type: str, query: Query, total: int | None, shown: int) -> list[tuple[str, str]]:
     """``self`` (the parameters used: an ignored one is left out) and, when more matches follow, ``next``
     (search.html#paging); ``_offset`` pages. Without a total (``_total=none``), ``next`` follows a full page."""
     kept = [(k, v) for k, v in query.used if k not in ("_offset", "_count")]
     page = [*kept, ("_count", str(query.count))]
     links = [("self", f"{base}/{resource_type}?{urlencode([*page, ('_offset', str(query.offset))])}")]
-    more = query.offset + query.count < total if total is not None else True
+    more = query.offset + query.count < total if total is not None else shown == query.count
     if query.count and more and query.summary != "count":
         links.append(
             ("next", f"{base}/{resource_type}?{urlencode([*page, ('_offset', str(query.offset + query.count))])}")

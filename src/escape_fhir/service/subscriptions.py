@@ -139,7 +139,13 @@ def queue_notifications(repo: Repository) -> None:
     subscriptions, _ = repo.search("Subscription", conditions=[_LIVE], count=MAX_SUBSCRIPTIONS, total=False)
     outbox = Outbox(repo.session)
     for sub in subscriptions:
-        kind, pairs = criteria(sub.content)
+        try:
+            kind, pairs = criteria(sub.content)
+        except OutcomeError as exc:
+            # Accepted once, no longer a search of this server (a parameter withdrawn by an upgrade): the
+            # Subscription shows why; the change that is being written is never refused for it.
+            repo.save({**sub.content, "status": "error", "error": f"criteria no longer accepted: {exc}"}, now())
+            continue
         ids = tuple(rid for (k, rid) in written if k == kind)
         if not ids:
             continue
