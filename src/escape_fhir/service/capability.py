@@ -100,7 +100,8 @@ def _subscription() -> Json:
         "type": "Subscription",
         "documentation": "R4 rest-hook Subscriptions: criteria a search of this server; notifications through the "
         "outbox (retries, one per new version); status error with the reason after a failed attempt; "
-        "GET /Subscription/{id}/$status for the notifications by state",
+        "GET /Subscription/{id}/$status (this server's own Parameters, not the R4B backport's $status): status, "
+        "error and the notifications by state",
         "interaction": [
             {"code": c} for c in ("read", "vread", "update", "delete", "history-instance", "create", "search-type")
         ],
@@ -110,12 +111,6 @@ def _subscription() -> Json:
         "searchInclude": forward,
         "searchRevInclude": reverse,
         "searchParam": _search_params("Subscription"),
-        "operation": [
-            {
-                "name": "status",
-                "definition": "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
-            }
-        ],
     }
 
 

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.dateranges import date_range
 from escape_fhir.service.limits import MAX_SEARCH_VALUES, ascii_int, too_many
 from escape_fhir.service.outcomes import OutcomeError, Problem
+from escape_fhir.storage.index import fold
 from escape_fhir.storage.search_params import (
     BY_TYPE,
     COMPOSITE,
@@ -168,7 +170,7 @@ def reference_values(param: SearchParam, text: str, only: str | None = None) -> 
     return tuple(out)
 
 
-def _dates(text: str, name: str) -> tuple[tuple[str, object, object], ...]:
+def _dates(text: str, name: str) -> tuple[tuple[str, datetime, datetime], ...]:
     out = []
     for part in _split(text):
         prefix, rest = (part[:2], part[2:]) if part[:2].isalpha() else ("eq", part)
@@ -218,7 +220,7 @@ class _Parser:
                 raise _bad(f"_lastUpdated takes no :{modifier}", name)
             dates = _dates(value, name)
             self.count_values(len(dates), name)
-            return UpdatedMatch(dates)  # type: ignore[arg-type]
+            return UpdatedMatch(dates)
         param = params_of(resource_type).get(name)
         if param is None:
             supported = ", ".join(sorted(PARAMETERS.get(resource_type, {})))
@@ -256,14 +258,12 @@ class _Parser:
                 raise _bad(f"{name} needs a value", name)
             self.count_values(len(texts), name)
             if modifier != "exact":
-                from escape_fhir.storage.index import fold
-
                 texts = tuple(fold(v) for v in texts)
             return StringMatch(name, texts, modifier or "start")
         if param.type == DATE:
             dates = _dates(value, name)
             self.count_values(len(dates), name)
-            return DateMatch(name, dates)  # type: ignore[arg-type]
+            return DateMatch(name, dates)
         return self._composite(name, value)
 
     def _composite(self, name: str, value: str) -> Condition:

@@ -17,7 +17,6 @@ from typing import Any
 
 from escape_fhir.fhir.dateranges import date_range
 from escape_fhir.storage.search_params import (
-    COMPOSITE,
     DATE,
     IDENTIFIER,
     REFERENCE,
@@ -178,4 +177,4 @@ def tokens_of(resource: Json) -> list[Token]:
     return index_of(resource).tokens
 
 
-__all__ = ["COMPOSITE", "Entries", "Range", "Text", "Token", "fold", "index_of", "tokens_of", "values_at"]
+__all__ = ["Entries", "Range", "Text", "Token", "fold", "index_of", "tokens_of", "values_at"]
