@@ -191,6 +191,9 @@ def _number(name: str, text: str, highest: int) -> int:
 
 
 class _Parser:
+    """Builds one :class:`Query` parameter by parameter: the OR'd values counted across all of them, and an
+    unknown name refused or set aside by one rule (``strict``)."""
+
     def __init__(self, resource_type: str, strict: bool) -> None:
         self.query = Query(resource_type)
         self.strict = strict
