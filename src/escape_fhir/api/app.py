@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from escape_fhir import __version__
 from escape_fhir.api import errors, messaging, rest
 from escape_fhir.api.logs import RequestLog
+from escape_fhir.service.subscriptions import attach
 from escape_fhir.settings import Settings, SettingsError, check_startable
 from escape_fhir.site_red_flags import load_red_flags
 from escape_fhir.storage import Database
@@ -32,7 +33,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     missing = package_errors(definitions)
     if missing:
         raise SettingsError("; ".join(missing))
-    db = database or Database.from_url(settings.database_url)
+    db = attach(database or Database.from_url(settings.database_url))
     if settings.migrate:
         db.migrate()
 
