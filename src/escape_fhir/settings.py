@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     #: step 1): with endpoints set, a referral whose MessageHeader names none of them is refused (422).
     #: Empty: any destination is accepted. JSON list in the environment.
     endpoints: list[str] = Field(default_factory=list)
+    #: Where a Subscription may send notifications: ``host`` or ``host:port`` of each allowed
+    #: ``channel.endpoint`` (JSON list in the environment). Empty: any endpoint on an open (loopback, no tokens)
+    #: server, none on a server with access control, so a token cannot make the server call arbitrary addresses.
+    subscription_hosts: list[str] = Field(default_factory=list)
     #: A site's own red flags and exclusions (CSV or JSON of code, display, pathway) added to the built-in
     #: table (escape_fhir.site_red_flags.load_red_flags; docs/clinical-safety.md). None: the built-in table.
     red_flags: Path | None = None

@@ -78,3 +78,49 @@ def test_a_subscription_that_no_longer_parses_never_blocks_a_referral(client: Te
     shown = client.get(f"/Subscription/{sub['id']}").json()
     assert shown["status"] == "error" and "withdrawn-parameter" in shown["error"]
     assert notifications(client) == []
+
+
+SUB = {
+    "resourceType": "Subscription",
+    "status": "requested",
+    "reason": "worklist",
+    "criteria": "Task?status=requested",
+    "channel": {"type": "rest-hook", "endpoint": "https://triage.example.nhs.uk/hook"},
+}
+
+
+def test_only_a_triage_token_may_subscribe_and_only_to_configured_hosts(make_client: Any) -> None:
+    tokens = {"s7Qx2mVb9LkP4nRw8TzY1cHd": ["submit", "read"], "t3Jf6gNq0WeR5uXa2BvM8kLs": ["triage", "read"]}
+    guarded = make_client(tokens=tokens)
+    sender = {"Authorization": "Bearer s7Qx2mVb9LkP4nRw8TzY1cHd"}
+    triage = {"Authorization": "Bearer t3Jf6gNq0WeR5uXa2BvM8kLs"}
+    assert guarded.post("/Subscription", json=SUB, headers=sender).status_code == 403
+    # Access control without a list of hosts: the server calls out to nobody.
+    r = guarded.post("/Subscription", json=SUB, headers=triage)
+    assert r.status_code == 422 and "ESCAPE_FHIR_SUBSCRIPTION_HOSTS" in r.text
+    listed = make_client(tokens=tokens, subscription_hosts=["triage.example.nhs.uk", "127.0.0.1:9000"])
+    assert listed.post("/Subscription", json=SUB, headers=triage).status_code == 201
+    for elsewhere in ("http://169.254.169.254/latest/meta-data", "http://127.0.0.1:9001/hook", "http://x@evil.test/"):
+        moved = {**SUB, "channel": {**SUB["channel"], "endpoint": elsewhere}}
+        r = listed.post("/Subscription", json=moved, headers=triage)
+        assert r.status_code == 422 and "Subscription.channel.endpoint" in r.text, elsewhere
+    ok = {**SUB, "channel": {**SUB["channel"], "endpoint": "http://127.0.0.1:9000/hook"}}
+    assert listed.post("/Subscription", json=ok, headers=triage).status_code == 201
+
+
+def test_a_transaction_cannot_make_a_subscription_unchecked(client: TestClient) -> None:
+    moved = {**SUB, "channel": {**SUB["channel"], "endpoint": "http://169.254.169.254/"}}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:4f1c2a9e-0000-4000-8000-000000000001",
+                "resource": moved,
+                "request": {"method": "POST", "url": "Subscription"},
+            }
+        ],
+    }
+    r = client.post("/", json=bundle)
+    assert r.status_code == 422 and "Subscription" in r.text
+    assert client.get("/Subscription").json()["total"] == 0

@@ -71,18 +71,23 @@ def lenient(prefer: str | None) -> bool:
 @router.post("/Subscription", dependencies=[permit(Action.CREATE, "Subscription")])
 def create_subscription(request: Request, fmt: OutFormat, body: InBody, db: Db, base: Base) -> Response:
     resource = _subscription(parse(body.data, body.fmt), None)
-    stored = subscriptions.create(db, resource)
+    stored = subscriptions.create(db, resource, _notify_hosts(request))
     headers = {**version_headers(stored), "Location": f"{base}/Subscription/{stored.resource_id}/_history/1"}
     return fhir_response(stored.content, fmt, 201, headers)
 
 
 @router.put("/Subscription/{subscription_id}", dependencies=[permit(Action.UPDATE, "Subscription")])
 def update_subscription(
-    subscription_id: str, fmt: OutFormat, body: InBody, db: Db, if_match: Annotated[str | None, Header()] = None
+    subscription_id: str,
+    request: Request,
+    fmt: OutFormat,
+    body: InBody,
+    db: Db,
+    if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     resource = _subscription(parse(body.data, body.fmt), subscription_id)
     expected = triage.parse_if_match(if_match) if if_match else None
-    stored = subscriptions.update(db, subscription_id, resource, expected)
+    stored = subscriptions.update(db, subscription_id, resource, expected, _notify_hosts(request))
     return fhir_response(stored.content, fmt, headers=version_headers(stored))
 
 
@@ -97,6 +102,14 @@ def delete_subscription(subscription_id: str, db: Db) -> Response:
 def subscription_status(subscription_id: str, fmt: OutFormat, db: Db) -> Response:
     rest.check_id("Subscription", subscription_id)
     return fhir_response(subscriptions.status(db, subscription_id), fmt)
+
+
+def _notify_hosts(request: Request) -> frozenset[str] | None:
+    """The hosts a Subscription may notify: the configured list; any on an open server; none otherwise."""
+    settings: Settings = request.app.state.settings
+    if settings.subscription_hosts:
+        return frozenset(h.lower() for h in settings.subscription_hosts)
+    return None if settings.open_access else frozenset()
 
 
 def _subscription(resource: dict[str, object], subscription_id: str | None) -> dict[str, object]:

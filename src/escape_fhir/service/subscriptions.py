@@ -71,8 +71,11 @@ def criteria(subscription: Json) -> tuple[str, list[tuple[str, str]]]:
     return kind, pairs
 
 
-def check(subscription: Json) -> None:
-    """What a Subscription must hold to be accepted (422 otherwise, naming the element)."""
+def check(subscription: Json, hosts: frozenset[str] | None = None) -> None:
+    """What a Subscription must hold to be accepted (422 otherwise, naming the element).
+
+    ``hosts``: the ``host`` or ``host:port`` an endpoint may name (Settings.subscription_hosts); None: any.
+    """
     criteria(subscription)
     channel: Json = subscription["channel"] if isinstance(subscription.get("channel"), dict) else {}
     if channel.get("type") != "rest-hook":
@@ -81,6 +84,12 @@ def check(subscription: Json) -> None:
     parts = urlsplit(endpoint) if isinstance(endpoint, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise _bad("channel.endpoint must be an http or https URL", "Subscription.channel.endpoint")
+    if hosts is not None and not {(parts.hostname or "").lower(), parts.netloc.rpartition("@")[2].lower()} & hosts:
+        allowed = ", ".join(sorted(hosts)) or "none (set ESCAPE_FHIR_SUBSCRIPTION_HOSTS)"
+        raise _bad(
+            f"channel.endpoint's host {parts.netloc!r} is not one this server may notify; allowed: {allowed}",
+            "Subscription.channel.endpoint",
+        )
     payload = channel.get("payload")
     if payload is not None and payload not in PAYLOADS:
         raise _bad(f"channel.payload must be one of {', '.join(PAYLOADS)} or absent", "Subscription.channel.payload")
@@ -100,14 +109,16 @@ def _accepted(subscription: Json, resource_id: str) -> Json:
     return out
 
 
-def create(db: Database, subscription: Json) -> Stored:
-    check(subscription)
+def create(db: Database, subscription: Json, hosts: frozenset[str] | None = None) -> Stored:
+    check(subscription, hosts)
     with db.write() as repo:
         return repo.save(_accepted(subscription, new_id()), now())
 
 
-def update(db: Database, subscription_id: str, subscription: Json, expected: int | None) -> Stored:
-    check(subscription)
+def update(
+    db: Database, subscription_id: str, subscription: Json, expected: int | None, hosts: frozenset[str] | None = None
+) -> Stored:
+    check(subscription, hosts)
     with db.write() as repo:
         current = repo.current("Subscription", subscription_id)
         if current is None or current.deleted:
