@@ -35,6 +35,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     from escape_fhir.settings import Scope
 
     path = _file(args)
+    staff.list_staff(path)  # a file that is not a staff list is refused before the password is asked
     new = staff.add(path, args.username, _password(args), frozenset(Scope(s) for s in args.scope), args.name or "")
     print(f"{'added' if new else 'updated'} {args.username.strip().lower()} in {path}", file=sys.stderr)
     return EXIT_OK

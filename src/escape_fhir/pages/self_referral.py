@@ -153,7 +153,7 @@ def details_page(request: Request) -> Response:
 
 
 def _details_errors(details: dict[str, str]) -> dict[str, str]:
-    errors = {}
+    errors: dict[str, str] = {}
     if not details["given"]:
         errors["given"] = "Enter your first name"
     if not details["family"]:
@@ -200,7 +200,7 @@ def _field_errors(exc: ReferralInputError) -> dict[str, str]:
         "patient.birthDate": ("birth-day", "Enter a real date of birth"),
         "patient.email": ("email", "Enter a real email address"),
     }
-    errors = {}
+    errors: dict[str, str] = {}
     for error in exc.errors:
         where = fields.get(error.location)
         field_id, text = where if where else ("given", f"Check your details: {error.message}")

@@ -63,7 +63,7 @@ def annotate(resource: dict[str, Any], issues: list[Issue]) -> tuple[list[Line],
     for line in shown:
         first.setdefault(line.path, line)
         first.setdefault(_INDEX.sub("", line.path), line)
-    apart = []
+    apart: list[Issue] = []
     for issue in issues:
         location = issue.location.split(" ")[0]
         target = None

@@ -38,7 +38,7 @@ REASON_LIMIT = 1000
 
 
 def _choice(value: str | None, allowed: Any) -> str:
-    return value if value in allowed else ""
+    return value if value is not None and value in allowed else ""
 
 
 @router.get("/triage")
