@@ -153,11 +153,13 @@ def _site(task: Json, found: dict[tuple[str, str], Stored]) -> str:
     return str(name) if name else "Not recorded"
 
 
-def cases(repo: Repository, statuses: tuple[str, ...]) -> tuple[list[Case], int]:
-    """The Tasks of ``statuses`` (newest first, at most :data:`MAX_ROWS`) with what each row shows; the total."""
-    tasks, total = repo.search(
-        "Task", [TokenFilter("status", tuple((None, s) for s in statuses))], newest_first=True, count=MAX_ROWS
-    )
+def cases(
+    repo: Repository, statuses: tuple[str, ...] = (), count: int = MAX_ROWS, offset: int = 0
+) -> tuple[list[Case], int]:
+    """The Tasks of ``statuses`` (every Task when empty), newest first, one page of ``count``, with what each
+    row shows; and the total."""
+    filters = [TokenFilter("status", tuple((None, s) for s in statuses))] if statuses else []
+    tasks, total = repo.search("Task", filters, newest_first=True, count=count, offset=offset)
     wanted = {k for task in tasks for k in (_target(task.content.get(e)) for e in ("focus", "for", "owner")) if k}
     found = repo.currents(sorted(wanted)) if wanted else {}
     result = []
