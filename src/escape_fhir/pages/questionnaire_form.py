@@ -142,7 +142,7 @@ def read_answers(
         problem = _problem(q, answers[q.link_id], q.link_id in optional)
         if problem:
             errors[q.field_id] = problem
-        elif answers[q.link_id] in ("", []):
+        if answers[q.link_id] in ("", []):
             answers.pop(q.link_id)
     return answers, errors
 
