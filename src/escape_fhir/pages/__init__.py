@@ -25,6 +25,8 @@ from escape_fhir.pages.signin import SIGN_IN_ATTEMPTS, SIGN_IN_WINDOW
 from escape_fhir.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
+#: The pages' routers, installed in this order.
+ROUTERS = (signin.router, worklist.router, self_referral.router, validator_page.router, figures.router)
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -36,8 +38,8 @@ def install(app: FastAPI, settings: Settings) -> None:
         "self-referral": RateLimiter(settings.self_referrals_per_hour, 3600),
     }
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
-    for module in (signin, worklist, self_referral, validator_page, figures):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.exception_handler(PageRedirect)
     async def _redirect(request: Request, exc: PageRedirect) -> Response:

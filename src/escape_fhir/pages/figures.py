@@ -149,6 +149,8 @@ def figures_page(request: Request, start: str = "", end: str = "") -> Response:
 @router.get("/figures.csv")
 def figures_csv(request: Request, start: str = "", end: str = "") -> Response:
     found, errors = _load(request, start, end)
+    if errors:
+        return render(request, "figures.html", 400, title="Programme figures", home="/triage", figures=found, errors=errors)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["measure", "category", "referrals", "period_start", "period_end"])
@@ -158,4 +160,4 @@ def figures_csv(request: Request, start: str = "", end: str = "") -> Response:
     writer.writerow(["Awaiting decision", "", found.waiting, found.start.isoformat(), found.end.isoformat()])
     name = f"escape-pain-figures-{found.start.isoformat()}-{found.end.isoformat()}.csv"
     headers = {**HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
-    return Response(out.getvalue(), 400 if errors else 200, headers=headers, media_type="text/csv")
+    return Response(out.getvalue(), headers=headers, media_type="text/csv")
