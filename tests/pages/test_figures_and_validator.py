@@ -27,7 +27,9 @@ def test_figures_count_what_arrives_by_source_programme_and_outcome(page: Any, s
     accessible(page)
     before = _figures_csv(page)
     for name in ("knee-gp", "back-physio-medium"):
-        posted = httpx.post(f"{site.url}/$process-message", content=example(name), headers=message_headers(str(uuid.uuid4())))
+        posted = httpx.post(
+            f"{site.url}/$process-message", content=example(name), headers=message_headers(str(uuid.uuid4()))
+        )
         assert posted.status_code in (200, 422), posted.text  # 422: a later test run's second "new" of it
     page.reload()
     accessible(page)

@@ -136,7 +136,11 @@ def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(make: Any) -> 
     client = make()
     wrong, unknown = sign_in(client, password="wrong password here"), sign_in(client, username="nobody")
     assert wrong.status_code == unknown.status_code == 400
-    assert errors(wrong.text) == errors(unknown.text) == ["Error: Enter a username and password that match a staff account"]
+    assert (
+        errors(wrong.text)
+        == errors(unknown.text)
+        == ["Error: Enter a username and password that match a staff account"]
+    )
 
 
 def test_sign_in_attempts_are_limited(make: Any) -> None:
@@ -172,7 +176,10 @@ def test_a_repeated_submission_stores_one_referral_with_the_answers(make: Any) -
     # The same QuestionnaireResponses as any referral: the eligibility answers and the STarT Back answers.
     supporting = [i["reference"] for i in requests["entry"][0]["resource"]["supportingInfo"]]
     responses = [client.get(f"/{r}").json() for r in supporting if r.startswith("QuestionnaireResponse/")]
-    assert sorted(r["questionnaire"].rsplit("/", 1)[1] for r in responses) == ["back-eligibility|1.0.0", "startback|1.0.0"]
+    assert sorted(r["questionnaire"].rsplit("/", 1)[1] for r in responses) == [
+        "back-eligibility|1.0.0",
+        "startback|1.0.0",
+    ]
     startback = next(r for r in responses if "startback" in r["questionnaire"])
     item = {i["linkId"]: i["answer"][0] for i in startback["item"]}
     assert item["91348-3"]["valueCoding"]["code"] == "slightly"
@@ -204,7 +211,9 @@ def test_details_are_checked_as_any_referral_is(make: Any, field: str, value: st
     answer = client.post("/self-referral/details", data={"csrf_token": csrf, **DETAILS, field: value})
     if message is None:  # a phone number is enough without an email address... but neither is not
         assert answer.status_code == 400
-        assert errors(answer.text) == ["Error: Enter a phone number or an email address, so that the service can contact you"]
+        assert errors(answer.text) == [
+            "Error: Enter a phone number or an email address, so that the service can contact you"
+        ]
         return
     assert answer.status_code == 400
     assert errors(answer.text) == [f"Error: {message}"]

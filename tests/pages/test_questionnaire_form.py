@@ -80,10 +80,23 @@ def test_enabled_questions_are_required_each_with_its_error() -> None:
     [
         ({"q-pain": "maybe"}, ("q-pain", "Select yes or no: Do you have pain?")),
         ({"q-pain": "yes", "q-where": "elbow"}, ("q-where", "Select one of the answers: Where?")),
-        ({"q-pain": "yes", "q-where": "hip", "q-months": "two"}, ("q-months", "Enter a whole number: How many months?")),
-        ({"q-pain": "yes", "q-where": "hip", "q-months": "1201"}, ("q-months", "Enter a number from 0 to 1200: How many months?")),
         (
-            {"q-pain": "yes", "q-where": "hip", "q-months": "6", "q-since-day": "30", "q-since-month": "2", "q-since-year": "2025"},
+            {"q-pain": "yes", "q-where": "hip", "q-months": "two"},
+            ("q-months", "Enter a whole number: How many months?"),
+        ),
+        (
+            {"q-pain": "yes", "q-where": "hip", "q-months": "1201"},
+            ("q-months", "Enter a number from 0 to 1200: How many months?"),
+        ),
+        (
+            {
+                "q-pain": "yes",
+                "q-where": "hip",
+                "q-months": "6",
+                "q-since-day": "30",
+                "q-since-month": "2",
+                "q-since-year": "2025",
+            },
             ("q-since", "Enter a real date, for example 15 3 2025: Since when?"),
         ),
     ],
@@ -99,7 +112,14 @@ def test_any_and_all_behaviours_and_comparisons() -> None:
     assert not enabled(months, {"where": ""})
     assert enabled(since, {"months": "3"}) and not enabled(since, {"months": "2"})
     answers, errors = read(
-        {"q-pain": "yes", "q-where": "hip", "q-months": "6", "q-since-day": "1", "q-since-month": "2", "q-since-year": "2025"}
+        {
+            "q-pain": "yes",
+            "q-where": "hip",
+            "q-months": "6",
+            "q-since-day": "1",
+            "q-since-month": "2",
+            "q-since-year": "2025",
+        }
     )
     assert errors == {}
     assert answers == {"pain": "yes", "where": "hip", "months": "6", "since": "1-2-2025"}

@@ -150,7 +150,9 @@ def figures_page(request: Request, start: str = "", end: str = "") -> Response:
 def figures_csv(request: Request, start: str = "", end: str = "") -> Response:
     found, errors = _load(request, start, end)
     if errors:
-        return render(request, "figures.html", 400, title="Programme figures", home="/triage", figures=found, errors=errors)
+        return render(
+            request, "figures.html", 400, title="Programme figures", home="/triage", figures=found, errors=errors
+        )
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["measure", "category", "referrals", "period_start", "period_end"])
