@@ -226,3 +226,32 @@ def test_figures_refuse_a_bad_period_saying_which(make: Any) -> None:
     answer = client.get("/figures", params={"start": "2026-13-01"})
     assert answer.status_code == 400
     assert errors(answer.text) == ["Error: Enter the start date as YYYY-MM-DD, for example 2026-01-01"]
+
+
+def test_answers_that_cannot_be_true_are_refused_not_sent(make: Any) -> None:
+    client = make()
+    csrf = token(client.get("/self-referral").text)
+    client.post("/self-referral", data={"csrf_token": csrf, "pathway": "back"})
+    future = {"q-symptom-onset-date-day": "1", "q-symptom-onset-date-month": "1", "q-symptom-onset-date-year": "2999"}
+    answer = client.post("/self-referral/questions", data={"csrf_token": csrf, **BACK_ANSWERS, **future})
+    assert answer.status_code == 400
+    assert errors(answer.text) == ["Error: The date your symptoms began must be today or in the past"]
+    before_birth = {
+        "q-symptom-onset-date-day": "1",
+        "q-symptom-onset-date-month": "1",
+        "q-symptom-onset-date-year": "1960",
+    }
+    client.post("/self-referral/questions", data={"csrf_token": csrf, **BACK_ANSWERS, **before_birth})
+    answer = client.post("/self-referral/details", data={"csrf_token": csrf, **DETAILS})  # born 1970
+    assert answer.status_code == 400
+    assert errors(answer.text) == ["Error: Your date of birth must be before the date your symptoms began"]
+    client.post("/self-referral/details", data={"csrf_token": csrf, **DETAILS, "birth-year": "1950"})
+    # Then the answers change after the details were given: checked again when sending, never sent as true.
+    client.post(
+        "/self-referral/questions",
+        data={"csrf_token": csrf, **BACK_ANSWERS, **{**before_birth, "q-symptom-onset-date-year": "1940"}},
+    )
+    sent = client.post("/self-referral/check", data={"csrf_token": csrf})
+    assert sent.status_code == 422
+    assert "Your referral was not sent" in sent.text and "Referral sent" not in sent.text
+    assert client.get("/ServiceRequest").json()["total"] == 0

@@ -136,6 +136,9 @@ async def answer(request: Request) -> Response:
     pathway = _pathway(request)
     everything = [q for _, qs in asked(pathway) for q in qs]
     answers, errors = read_answers(everything, form, form.getlist, OPTIONAL)
+    onset = parse_date(str(answers.get("symptom-onset-date", "")))
+    if onset is not None and onset > date.today():
+        errors["q-symptom-onset-date"] = "The date your symptoms began must be today or in the past"
     if errors:
         return _questions_page(request, pathway, answers, errors, 400)
     draft = _draft(request)
@@ -199,6 +202,7 @@ def _field_errors(exc: ReferralInputError) -> dict[str, str]:
         "patient.address.postcode": ("postcode", "Enter a real postcode, for example LS1 4AP"),
         "patient.birthDate": ("birth-day", "Enter a real date of birth"),
         "patient.email": ("email", "Enter a real email address"),
+        "symptomOnsetDate": ("birth-day", "Your date of birth must be before the date your symptoms began"),
     }
     errors: dict[str, str] = {}
     for error in exc.errors:
@@ -293,7 +297,13 @@ async def send(request: Request) -> Response:
             "Too many referrals sent",
             "Too many referrals were sent from this connection. Try again in an hour, or contact your GP practice.",
         )
-    referral = _referral(draft)
+    try:
+        referral = _referral(draft)
+    except ReferralInputError as exc:  # e.g. symptoms said to begin before the date of birth
+        problems = "; ".join(e.message for e in exc.errors) or str(exc)
+        raise PageRefused(
+            422, "Check your answers", f"Your referral was not sent: {problems}. Go back and change them."
+        ) from None
     reference = await run_in_threadpool(_submit, request, referral)
     site = signposting.local_site(referral.pathway.value, draft["details"]["postcode"])
     session = session_of(request)
