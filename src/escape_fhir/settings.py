@@ -151,6 +151,14 @@ class Settings(BaseSettings):
     mesh_ca_bundle: str = ""
     mesh_verify: bool = True
     mesh_dead_letter_dir: Path = Path("var/mesh-dead-letter")
+    #: The pages (escape_fhir.pages): the staff accounts file that ``escape-fhir staff add`` writes (argon2
+    #: password hashes and scopes), and the key that encrypts and signs the session cookie. An empty key is
+    #: replaced by a random one when the app starts: sign-ins then end when the server restarts, and with
+    #: several workers each would have its own, so set it (32+ random characters) for any real use.
+    staff_file: Path = Path("var/staff.json")
+    session_secret: SecretStr = SecretStr("")
+    #: Self-referrals accepted from one client address per hour (the pages' rate limit).
+    self_referrals_per_hour: int = Field(5, ge=1)
 
     @field_validator("database_url")
     @classmethod

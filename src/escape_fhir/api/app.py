@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from escape_fhir import __version__
+from escape_fhir import __version__, pages
 from escape_fhir.api import errors, messaging, rest
 from escape_fhir.api.logs import RequestLog
 from escape_fhir.service.subscriptions import attach
@@ -64,6 +64,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     # The site's red flags (ESCAPE_FHIR_RED_FLAGS) read once at start: a bad file refuses to start (exit 2).
     app.state.red_flags = load_red_flags(settings.red_flags) if settings.red_flags else None
     errors.install(app)
+    pages.install(app, settings)  # before the FHIR routes: /triage is a page, not a resource type
     app.include_router(messaging.router)
     app.include_router(rest.router)
     app.add_middleware(RequestLog)
