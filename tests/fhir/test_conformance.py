@@ -29,6 +29,7 @@ from escape_fhir.fhir import codes
 from escape_fhir.fhir.bundles import translate
 from escape_fhir.fhir.conformance import PACKAGE_NAME, conformance_resources, file_name, package_manifest
 from escape_fhir.fhir.r4model import ElementDef, model
+from escape_fhir.validation.sources import PACKAGE_ALIASES
 from tests.helpers import EXAMPLES, REFERRAL_EXAMPLES, ROOT, shared
 
 Json = dict[str, Any]
@@ -497,8 +498,41 @@ def test_package_manifest() -> None:
 
 
 def test_package_depends_on_the_ukcore_package() -> None:
+    """UK Core under its registry id; the reference copy's own name is an alias the validator knows."""
     ukcore = json.loads(shared("fhir", "ukcore", "package.json").read_text(encoding="utf-8"))
-    assert package_manifest()["dependencies"][ukcore["name"]] == ukcore["version"]
+    registry_id = PACKAGE_ALIASES[ukcore["name"]]
+    assert package_manifest()["dependencies"][registry_id] == ukcore["version"]
+
+
+def test_package_depends_on_what_its_extensions_come_from() -> None:
+    """Every extension URL the package's content uses is defined by the package, R4 core, or a declared
+    dependency (SDC for the Questionnaire's calculatedExpression and observationExtract, the extensions pack
+    for itemWeight): a tool that loads the package by its dependencies knows each of them."""
+    dependencies = package_manifest()["dependencies"]
+    owners = {
+        "http://hl7.org/fhir/uv/sdc/StructureDefinition/": "hl7.fhir.uv.sdc",
+        "http://hl7.org/fhir/StructureDefinition/itemWeight": "hl7.fhir.uv.extensions.r4",
+    }
+    used = {url for r in RESOURCES for url in _extension_urls(r)}
+    assert any(u.startswith("http://hl7.org/fhir/uv/sdc/") for u in used)
+    for url in sorted(used):
+        owner = next((name for prefix, name in owners.items() if url.startswith(prefix)), None)
+        if owner is not None:
+            assert owner in dependencies, url
+        else:
+            core = model().extension(url) is not None
+            assert core or url in BY_URL or url.startswith(codes.BASE), f"{url}: no package declared defines it"
+
+
+def _extension_urls(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("extension", "modifierExtension") and isinstance(value, list):
+                yield from (str(e.get("url")) for e in value if isinstance(e, dict))
+            yield from _extension_urls(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _extension_urls(item)
 
 
 def test_package_folder_holds_exactly_the_resources_and_their_index() -> None:
