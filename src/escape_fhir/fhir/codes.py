@@ -136,6 +136,7 @@ PROFILE_STARTBACK_SCORE: Final = f"{SD}/StartBackScore"
 PROFILE_ELIGIBILITY_ASSESSMENT: Final = f"{SD}/EscapePainEligibilityAssessment"
 PROFILE_MESSAGE_HEADER: Final = f"{SD}/EscapePainMessageHeader"
 PROFILE_MESSAGE: Final = f"{SD}/EscapePainReferralMessage"
+PROFILE_ACKNOWLEDGEMENT: Final = f"{SD}/EscapePainReferralAcknowledgement"
 #: meta.profile by resource kind (the ``kind`` of builders.ResourceSet.add) where the project has its own
 #: profile: a type alone cannot tell the eligibility from the STarT Back response, nor a score from the
 #: eligibility Observation. Other kinds keep the UK Core profile of their type (PROFILE).
