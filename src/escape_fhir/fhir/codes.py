@@ -78,6 +78,12 @@ CS_MESSAGE_REASON_BARS: Final = "https://fhir.nhs.uk/CodeSystem/message-reason-b
 CS_MESSAGE_CATEGORY_SR: Final = "https://fhir.nhs.uk/CodeSystem/message-category-servicerequest"
 BARS_REFERRAL_DEFINITION: Final = "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-referral"
 BARS_BUNDLE_PROFILE: Final = "https://fhir.nhs.uk/StructureDefinition/BARSBundleMessage"
+#: Bundle.meta.versionId of the messages we send: the version of the BaRS application they follow
+#: (nhs-standards.md 1.3; BaRS examples carry 1.0.0, 1.1.0, 1.0.0-alpha). No BaRS application covers MSK
+#: referrals yet, so this names the first release of the referral payload rules the messages follow.
+BARS_VERSION_ID: Final = "1.0.0"
+#: The BaRS application major version received messages may carry (semantic versioning: any 1.x reads alike).
+BARS_SUPPORTED_MAJOR: Final = "1"
 
 # --- terminologies ---------------------------------------------------------------------------------
 SNOMED: Final = "http://snomed.info/sct"

@@ -178,6 +178,11 @@ def message_bundle() -> Json:
     ]
     elements = [
         element("Bundle", short="An ESCAPE-pain referral message", constraint=invariants),
+        element(
+            "Bundle.meta.versionId",
+            min=1,
+            short="The BaRS application version the message follows (BaRS: MUST)",
+        ),
         element("Bundle.identifier", min=1),
         element("Bundle.type", fixedCode="message"),
         element("Bundle.timestamp", min=1),
@@ -197,7 +202,8 @@ def message_bundle() -> Json:
 
 def acknowledgement_bundle() -> Json:
     """The 200 answer of ``$process-message`` (BaRS synchronous response, nhs-standards.md 1.7): the request
-    message mirrored back with the receiver's ids and a planned Encounter. Entries are the receiver's
+    message mirrored back with the receiver's ids and its Encounter (planned; cancelled when the message
+    withdraws the referral). Entries are the receiver's
     resources now, at ``<base>/<Type>/<id>`` and referenced as ``Type/id``, so the referral message's
     urn:uuid rules (esc-bdl-2, esc-bdl-4) do not hold for it; these do."""
     url = codes.PROFILE_ACKNOWLEDGEMENT
@@ -218,8 +224,9 @@ def acknowledgement_bundle() -> Json:
         ),
         invariant(
             "esc-ack-3",
-            "A planned Encounter carries the receiver's reference for the referral",
-            "entry.where(resource is Encounter and resource.status = 'planned').exists()",
+            "The receiver's Encounter carries its reference for the referral: planned, or cancelled after a withdrawal",
+            "entry.where(resource is Encounter and (resource.status = 'planned' or resource.status = 'cancelled')"
+            " and resource.identifier.exists()).exists()",
             url,
         ),
     ]
