@@ -121,6 +121,7 @@ def test_capability_statement_search_bundles_and_tasks_conform(running: Server, 
     assert answer.status_code == 200, answer.text
     capability = httpx.get(f"{running.url}/metadata", timeout=30).json()
     assert capability["resourceType"] == "CapabilityStatement"
+    assert capability["implementationGuide"] == [codes.IMPLEMENTATION_GUIDE]
     assert errors_of(validator, capability) == []
     for query in ("Task?status=requested", "ServiceRequest?_count=1", "Task?_count=1&_sort=-_lastUpdated"):
         found = httpx.get(f"{running.url}/{query}", timeout=30)

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from escape_fhir.fhir import codes
 from escape_fhir.fhir.conformance import PACKAGE_NAME, package_manifest
 from escape_fhir.fhir.package import archive_name, build_package
 from escape_fhir.validation.api import Validator
@@ -109,6 +110,7 @@ def test_archive_is_named_by_name_and_version_and_holds_everything_under_package
         k: v for k, v in manifest["dependencies"].items() if k != "hl7.fhir.r4.core"
     }
     assert guide["packageId"] == PACKAGE_NAME and guide["version"] == VERSION
+    assert guide["url"] == codes.IMPLEMENTATION_GUIDE  # the server's CapabilityStatement names it
 
 
 def test_building_twice_gives_the_same_bytes(archive: Path, tmp_path: Path) -> None:

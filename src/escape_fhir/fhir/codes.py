@@ -143,6 +143,8 @@ PROFILE_ELIGIBILITY_ASSESSMENT: Final = f"{SD}/EscapePainEligibilityAssessment"
 PROFILE_MESSAGE_HEADER: Final = f"{SD}/EscapePainMessageHeader"
 PROFILE_MESSAGE: Final = f"{SD}/EscapePainReferralMessage"
 PROFILE_ACKNOWLEDGEMENT: Final = f"{SD}/EscapePainReferralAcknowledgement"
+#: The ImplementationGuide of the project's FHIR package (escape_fhir.fhir.conformance, package escape-fhir.r4).
+IMPLEMENTATION_GUIDE: Final = f"{BASE}/ImplementationGuide/escape-fhir.r4"
 #: meta.profile by resource kind (the ``kind`` of builders.ResourceSet.add) where the project has its own
 #: profile: a type alone cannot tell the eligibility from the STarT Back response, nor a score from the
 #: eligibility Observation. Other kinds keep the UK Core profile of their type (PROFILE).

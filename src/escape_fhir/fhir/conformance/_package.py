@@ -80,7 +80,7 @@ def implementation_guide(resources: list[Json]) -> Json:
     return {
         "resourceType": "ImplementationGuide",
         "id": PACKAGE_NAME,
-        "url": f"{codes.BASE}/ImplementationGuide/{PACKAGE_NAME}",
+        "url": codes.IMPLEMENTATION_GUIDE,
         "version": __version__,
         "name": "EscapePainFhirR4",
         "title": TITLE,
