@@ -143,7 +143,7 @@ def write_package(folder: Path) -> list[Path]:
         written.append(path)
     written += write_profiles(folder)
     resources = conformance_resources()
-    guide = resources[-1]
+    guide = next(r for r in resources if r["resourceType"] == "ImplementationGuide")
     path = folder / file_name(guide)
     path.write_text(_dump(guide), encoding="utf-8")
     written.append(path)
