@@ -116,6 +116,10 @@ ROWS = {
     # mesh: 2 bad input or settings
     "mesh send without settings": row(f"mesh send {MESSAGE} --to X26ABC1 --workflow-id W", 2, "ESCAPE_FHIR_MESH_URL"),
     "mesh poll without settings": row(f"mesh poll {SQLITE}", 2, "ESCAPE_FHIR_MESH_URL"),
+    # package build: 0 written; 2 the folder cannot be made or written
+    "package build": row("package build --out {tmp}/built", 0),
+    "package build into a file": row("package build --out {tmp}/answers.json", 2, "cannot write the package"),
+    "package without action": row("package", 2, "usage"),
     # usage errors (argparse)
     "no command": row("", 2, "usage"),
     "unknown option": row("eligibility --nope x", 2, "usage"),

@@ -527,11 +527,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from escape_fhir.cli_mesh import add_parser as add_mesh
     from escape_fhir.cli_outbox import add_parser as add_outbox
+    from escape_fhir.cli_package import add_parser as add_package
     from escape_fhir.cli_staff import add_parser as add_staff
 
     add_outbox(sub)
     add_mesh(sub)
     add_staff(sub)
+    add_package(sub)
     return parser
 
 

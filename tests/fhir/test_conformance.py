@@ -29,6 +29,7 @@ from escape_fhir.fhir import codes
 from escape_fhir.fhir.bundles import translate
 from escape_fhir.fhir.conformance import PACKAGE_NAME, conformance_resources, file_name, package_manifest
 from escape_fhir.fhir.r4model import ElementDef, model
+from escape_fhir.validation.sources import PACKAGE_ALIASES
 from tests.helpers import EXAMPLES, REFERRAL_EXAMPLES, ROOT, shared
 
 Json = dict[str, Any]
@@ -332,7 +333,7 @@ def _holds(resource: Json, path: str, constraint: Json) -> bool:
     # An invariant on a repeating child holds when it holds on every repetition (FHIR R4 conformance-rules).
     inner = path.split(".", 1)[1] if "." in path else None
     expression = f"{inner}.all({constraint['expression']})" if inner else constraint["expression"]
-    result = evaluate(resource, expression, {}, models["r4"])
+    result = evaluate(resource, expression, {"resource": resource}, models["r4"])
     assert result in ([True], [False]), f"{constraint['key']} gave {result}"
     return bool(result[0])
 
@@ -341,6 +342,37 @@ def _example_resources() -> Iterator[tuple[str, Json]]:
     for bundle in _translated():
         for resource in [bundle, *(e["resource"] for e in bundle["entry"])]:
             yield resource["meta"]["profile"][0], resource
+    yield codes.PROFILE_ACKNOWLEDGEMENT, _acknowledgement()
+
+
+@cache
+def _acknowledged() -> str:
+    """The server's 200 answer to the back-physio-medium message, as JSON text (posted once per run)."""
+    import tempfile
+    import warnings
+
+    from escape_fhir.api import create_app
+    from escape_fhir.settings import Settings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    body = (EXAMPLES / "bundles" / f"{MEDIUM}.message.json").read_bytes()
+    headers = {"Content-Type": "application/fhir+json", "X-Request-ID": "ack-1", "X-Correlation-ID": "ack"}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        TestClient(create_app(Settings(database_url=f"sqlite:///{tmp}/db.sqlite3"))) as client,
+    ):
+        answer = client.post("/$process-message", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    text: str = answer.text
+    return text
+
+
+def _acknowledgement() -> Json:
+    data: Json = json.loads(_acknowledged())
+    return data
 
 
 def test_every_invariant_holds_on_every_translated_resource() -> None:
@@ -355,6 +387,8 @@ def test_every_invariant_holds_on_every_translated_resource() -> None:
 
 def _example(profile: str, example: str) -> Json:
     """A fresh copy of an example of a profile: examples/resources where it has one, else from a Bundle."""
+    if example == "acknowledgement":
+        return _acknowledgement()
     path = EXAMPLES / "resources" / f"{profile}-{example}.json"
     if path.exists():
         data: Json = json.loads(path.read_text(encoding="utf-8"))
@@ -403,6 +437,23 @@ BREAKS = [
         _set("entry.0.resource.focus.0.reference", "urn:uuid:x"),
         "esc-bdl-4",
         id="focus-elsewhere",
+    ),
+    pytest.param(
+        "EscapePainReferralAcknowledgement", "acknowledgement", _drop_last_updated, "esc-ack-1", id="ack-meta"
+    ),
+    pytest.param(
+        "EscapePainReferralAcknowledgement",
+        "acknowledgement",
+        _set("entry.0.resource.focus.0.reference", "Patient/1"),
+        "esc-ack-2",
+        id="ack-focus-elsewhere",
+    ),
+    pytest.param(
+        "EscapePainReferralAcknowledgement",
+        "acknowledgement",
+        lambda r: r.update(entry=[e for e in r["entry"] if e["resource"]["resourceType"] != "Encounter"]),
+        "esc-ack-3",
+        id="ack-no-planned-encounter",
     ),
     pytest.param(
         "EscapePainEligibilityResponse",
@@ -497,8 +548,41 @@ def test_package_manifest() -> None:
 
 
 def test_package_depends_on_the_ukcore_package() -> None:
+    """UK Core under its registry id; the reference copy's own name is an alias the validator knows."""
     ukcore = json.loads(shared("fhir", "ukcore", "package.json").read_text(encoding="utf-8"))
-    assert package_manifest()["dependencies"][ukcore["name"]] == ukcore["version"]
+    registry_id = PACKAGE_ALIASES[ukcore["name"]]
+    assert package_manifest()["dependencies"][registry_id] == ukcore["version"]
+
+
+def test_package_depends_on_what_its_extensions_come_from() -> None:
+    """Every extension URL the package's content uses is defined by the package, R4 core, or a declared
+    dependency (SDC for the Questionnaire's calculatedExpression and observationExtract, the extensions pack
+    for itemWeight): a tool that loads the package by its dependencies knows each of them."""
+    dependencies = package_manifest()["dependencies"]
+    owners = {
+        "http://hl7.org/fhir/uv/sdc/StructureDefinition/": "hl7.fhir.uv.sdc",
+        "http://hl7.org/fhir/StructureDefinition/itemWeight": "hl7.fhir.uv.extensions.r4",
+    }
+    used = {url for r in RESOURCES for url in _extension_urls(r)}
+    assert any(u.startswith("http://hl7.org/fhir/uv/sdc/") for u in used)
+    for url in sorted(used):
+        owner = next((name for prefix, name in owners.items() if url.startswith(prefix)), None)
+        if owner is not None:
+            assert owner in dependencies, url
+        else:
+            core = model().extension(url) is not None
+            assert core or url in BY_URL or url.startswith(codes.BASE), f"{url}: no package declared defines it"
+
+
+def _extension_urls(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("extension", "modifierExtension") and isinstance(value, list):
+                yield from (str(e.get("url")) for e in value if isinstance(e, dict))
+            yield from _extension_urls(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _extension_urls(item)
 
 
 def test_package_folder_holds_exactly_the_resources_and_their_index() -> None:
@@ -522,6 +606,9 @@ EXAMPLE_FILES = sorted((EXAMPLES / "resources").glob("*.json"))
 
 def test_every_profile_has_an_example() -> None:
     profiled = {json.loads(p.read_text(encoding="utf-8"))["meta"]["profile"][0] for p in EXAMPLE_FILES}
+    # The acknowledgement is only the server's to make (its ids, its clock): its example is the server's own
+    # answer, checked here (_acknowledgement) and in tests/api/test_conformance_end_to_end.py.
+    profiled.add(str(_acknowledgement()["meta"]["profile"][0]))
     assert profiled == {sd["url"] for sd in PROFILES if sd["type"] != "Extension"}
     referral = _example("EscapePainReferral", "back-physio-medium")
     assert referral["extension"][0]["url"] == codes.EXT_REFERRAL_SOURCE  # the extension's example

@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 
+from escape_fhir.fhir import codes
 from escape_fhir.service.responses import response_bundle
 from escape_fhir.storage.outbox import Origin, Outbox
 from tests.api.conftest import MakeClient, free_port, make_client, message_headers  # noqa: F401 - fixture
+from tests.helpers import ROOT
 from tests.transport.outbox_fixtures import (  # noqa: F401 - fixtures
     Sender,
     ServerOn,
@@ -123,3 +125,39 @@ def test_a_response_to_nothing_we_sent_is_422(make_client: MakeClient) -> None: 
     assert issue["code"] == "not-found"
     assert issue["expression"] == ["Bundle.entry[0].resource.response.identifier"]
     assert origin.bundle_id in issue["diagnostics"]
+
+
+def _resolved(bundle: Json, reference: Json) -> Json:
+    found: Json = next(e["resource"] for e in bundle["entry"] if e["fullUrl"] == reference["reference"])
+    return found
+
+
+def test_response_header_names_both_organizations_as_the_request_did() -> None:
+    """BaRS response MessageHeader: ``destination.receiver`` and ``sender`` reference Organizations of the
+    Bundle; the request's sender receives the response and its receiver sends it (roles reverse, 1.7)."""
+    request: Json = json.loads((ROOT / "examples" / "bundles" / "knee-gp.message.json").read_bytes())
+    by_url = {e["fullUrl"]: e["resource"] for e in request["entry"]}
+    request_header = request["entry"][0]["resource"]
+    origin = Origin(
+        1, request["id"], "c-1", request_header["source"]["endpoint"], "https://fhir.nhs.uk/Id/dos-service-id|1"
+    )
+    sr = {"resourceType": "ServiceRequest", "id": "sr1", "status": "active", "intent": "plan"}
+    patient = {"resourceType": "Patient", "id": "p1", "identifier": [{"system": "x", "value": "1"}]}
+    task = {"resourceType": "Task", "id": "t1", "status": "accepted", "intent": "order"}
+    bundle = response_bundle(
+        origin, {**sr, "subject": {"reference": "Patient/p1"}}, task, "2026-11-26T12:00:00Z", request, patient
+    )
+    header = bundle["entry"][0]["resource"]
+    assert bundle["meta"]["versionId"] == codes.BARS_VERSION_ID
+    to_org = _resolved(bundle, header["destination"][0]["receiver"])
+    from_org = _resolved(bundle, header["sender"])
+    assert to_org["identifier"] == by_url[request_header["sender"]["reference"]]["identifier"]
+    assert from_org["identifier"] == by_url[request_header["destination"][0]["receiver"]["reference"]]["identifier"]
+    assert _resolved(bundle, bundle["entry"][1]["resource"]["subject"])["id"] == "p1"
+    assert _resolved(bundle, header["focus"][0])["resourceType"] == "ServiceRequest"
+    # Without the request (not in the log), the endpoints still identify both parties.
+    bare = response_bundle(origin, sr, task, "2026-11-26T12:00:00Z")
+    bare_header = bare["entry"][0]["resource"]
+    them = _resolved(bare, bare_header["destination"][0]["receiver"])
+    assert them["identifier"] == [dict(zip(("system", "value"), origin.source_endpoint.split("|"), strict=True))]
+    assert _resolved(bare, bare_header["sender"])["identifier"][0]["value"] == "1"

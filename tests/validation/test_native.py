@@ -189,15 +189,27 @@ def condition(r: random.Random) -> Json:
 
 def entry(r: random.Random) -> Json:
     def resource() -> Json:
-        kind = r.choice(["MessageHeader", "ServiceRequest", "ServiceRequest", "Composition", "Patient", None])
+        kind = r.choice(
+            ["MessageHeader", "ServiceRequest", "ServiceRequest", "Composition", "Patient", "Encounter", None]
+        )
         res: Json = {} if kind is None else {"resourceType": kind}
+        if kind in ("ServiceRequest", "Encounter") and r.random() < 0.6:
+            res["id"] = r.choice(["1", "2"])
+        if kind == "Encounter":
+            res |= pick(
+                r,
+                {
+                    "status": lambda: r.choice(["planned", "cancelled", "finished"]),
+                    "identifier": lambda: [{"value": "E-1"}],
+                },
+            )
         if r.random() < 0.6:
             res["meta"] = r.choice(
                 [{"lastUpdated": "2026-01-01T00:00:00Z"}, {"versionId": "1"}, {}, {"_lastUpdated": {"id": "a"}}]
             )
         if kind == "MessageHeader" and r.random() < 0.8:
             res["focus"] = [
-                {"reference": r.choice(["urn:uuid:1", "urn:uuid:2", "Patient/1"])}
+                {"reference": r.choice(["urn:uuid:1", "urn:uuid:2", "Patient/1", "ServiceRequest/1"])}
                 for _ in range(r.choice([0, 1, 1, 2]))
             ]
         return res
@@ -288,7 +300,7 @@ def small(members: dict[str, list[Any]]) -> Callable[[random.Random], Json]:
 # (generator, location of the focus, how to build the root from the focus, invariant keys)
 Kind = tuple[Callable[[random.Random], Json], str, Callable[[Json], Json], list[str]]
 _OWN = lambda node: node  # noqa: E731
-ESC_BDL = ["esc-bdl-1", "esc-bdl-2", "esc-bdl-3", "esc-bdl-4"]
+ESC_BDL = ["esc-bdl-1", "esc-bdl-2", "esc-bdl-3", "esc-bdl-4", "esc-ack-2", "esc-ack-3"]
 KINDS: dict[str, Kind] = {
     "Observation": (
         observation,

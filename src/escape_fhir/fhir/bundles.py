@@ -101,7 +101,10 @@ def message_bundle(referral: Referral, rs: ResourceSet, reason: MessageReason) -
     header_entry = rs.entries.pop()
     assert header_entry[0] == header_url
     entries = [{"fullUrl": u, "resource": r} for u, r in [header_entry, *rs.entries]]
-    return _bundle(rs, "message", entries, bundle_id)
+    bundle = _bundle(rs, "message", entries, bundle_id)
+    # BaRS: Bundle.meta.versionId is the version of the BaRS application the message follows (1.3).
+    bundle["meta"] = {"versionId": codes.BARS_VERSION_ID, **bundle["meta"]}
+    return bundle
 
 
 def message_header(

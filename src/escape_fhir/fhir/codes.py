@@ -78,6 +78,12 @@ CS_MESSAGE_REASON_BARS: Final = "https://fhir.nhs.uk/CodeSystem/message-reason-b
 CS_MESSAGE_CATEGORY_SR: Final = "https://fhir.nhs.uk/CodeSystem/message-category-servicerequest"
 BARS_REFERRAL_DEFINITION: Final = "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-referral"
 BARS_BUNDLE_PROFILE: Final = "https://fhir.nhs.uk/StructureDefinition/BARSBundleMessage"
+#: Bundle.meta.versionId of the messages we send: the version of the BaRS application they follow
+#: (nhs-standards.md 1.3; BaRS examples carry 1.0.0, 1.1.0, 1.0.0-alpha). No BaRS application covers MSK
+#: referrals yet, so this names the first release of the referral payload rules the messages follow.
+BARS_VERSION_ID: Final = "1.0.0"
+#: The BaRS application major version received messages may carry (semantic versioning: any 1.x reads alike).
+BARS_SUPPORTED_MAJOR: Final = "1"
 
 # --- terminologies ---------------------------------------------------------------------------------
 SNOMED: Final = "http://snomed.info/sct"
@@ -136,6 +142,9 @@ PROFILE_STARTBACK_SCORE: Final = f"{SD}/StartBackScore"
 PROFILE_ELIGIBILITY_ASSESSMENT: Final = f"{SD}/EscapePainEligibilityAssessment"
 PROFILE_MESSAGE_HEADER: Final = f"{SD}/EscapePainMessageHeader"
 PROFILE_MESSAGE: Final = f"{SD}/EscapePainReferralMessage"
+PROFILE_ACKNOWLEDGEMENT: Final = f"{SD}/EscapePainReferralAcknowledgement"
+#: The ImplementationGuide of the project's FHIR package (escape_fhir.fhir.conformance, package escape-fhir.r4).
+IMPLEMENTATION_GUIDE: Final = f"{BASE}/ImplementationGuide/escape-fhir.r4"
 #: meta.profile by resource kind (the ``kind`` of builders.ResourceSet.add) where the project has its own
 #: profile: a type alone cannot tell the eligibility from the STarT Back response, nor a score from the
 #: eligibility Observation. Other kinds keep the UK Core profile of their type (PROFILE).

@@ -155,6 +155,8 @@ def capability_statement(base: str, secured: bool) -> Json:
         "software": {"name": "escape-fhir", "version": __version__},
         "implementation": {"description": "ESCAPE-pain referral receiver (BaRS-aligned)", "url": base},
         "fhirVersion": codes.FHIR_VERSION,
+        # The profiles this server's answers claim are in this guide's package (escape-fhir package build).
+        "implementationGuide": [codes.IMPLEMENTATION_GUIDE],
         "format": ["json", "xml", "application/fhir+json", "application/fhir+xml"],
         "rest": [rest],
         "messaging": [

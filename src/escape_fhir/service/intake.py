@@ -36,7 +36,7 @@ from escape_fhir.fhir.formats import parse
 from escape_fhir.fhir.readers import assess_read, read_referral
 from escape_fhir.service import permissions, responses, shapes
 from escape_fhir.service.common import now, referral_reference
-from escape_fhir.service.messages import Message, read_message, retired_verification_codes
+from escape_fhir.service.messages import Message, bars_version, read_message, retired_verification_codes
 from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.service.referrals import acknowledgement, find_referral, store_new, store_update, withdraw
 from escape_fhir.service.triage import Assessment
@@ -82,7 +82,8 @@ def checked(bundle: Json, validator: Validator) -> tuple[Message, list[Issue]]:
     """The message, or OutcomeError; the warnings to return with a 200 (validator's and reader's)."""
     message = read_message(bundle)
     permissions.check_carried(message.entries)  # a Task is never the sender's to make (service.permissions)
-    return message, validated(bundle, validator)
+    version = bars_version(bundle)
+    return message, version + validated(bundle, validator)
 
 
 def validated(bundle: Json, validator: Validator) -> list[Issue]:
@@ -192,7 +193,7 @@ def _process_response(db: Database, bundle: Json, delivery: Delivery, validator:
     request: a repeated X-Request-ID is 409, a Bundle id already taken gets its first answer."""
     digest = content_hash(bundle)
     response = responses.read_response(bundle)
-    warnings = validated(bundle, validator)
+    warnings = bars_version(bundle) + validated(bundle, validator)
     if (earlier := _earlier_answer(db, bundle, digest, delivery)) is not None:
         return earlier
     moment = now()

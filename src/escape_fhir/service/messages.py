@@ -98,6 +98,32 @@ def read_message(bundle: Json) -> Message:
     return message
 
 
+def bars_version(bundle: Json) -> list[Issue]:
+    """``Bundle.meta.versionId``, the BaRS application version (nhs-standards.md 1.3): a major version other
+    than ours is 422 ``not-supported`` (BaRS receiver pseudo-code); missing, 400 ``invariant`` when the Bundle
+    claims BaRS's message profile, else a warning: GP systems and engines that do not follow BaRS send no
+    version, and their referrals are not refused for it (a lost referral is the worse harm)."""
+    meta = _object(bundle.get("meta"))
+    version = meta.get("versionId")
+    where = "Bundle.meta.versionId"
+    if isinstance(version, str) and version:
+        if version.split(".", 1)[0] != codes.BARS_SUPPORTED_MAJOR:
+            raise _unsupported(
+                f"BaRS application version {version} is not supported here: this receiver reads version "
+                f"{codes.BARS_SUPPORTED_MAJOR}.x messages",
+                where,
+            )
+        return []
+    profiles = meta.get("profile")
+    if isinstance(profiles, list) and codes.BARS_BUNDLE_PROFILE in profiles:
+        raise _bad("Bundle.meta.versionId, the BaRS application version, is required by BaRS", where, "invariant")
+    text = (
+        "Bundle.meta.versionId (the BaRS application version) is missing: read as a BaRS "
+        f"{codes.BARS_SUPPORTED_MAJOR}.x message"
+    )
+    return [Issue("warning", "invariant", text, where)]
+
+
 def _check_event(header: Json) -> None:
     event = header.get("eventCoding") or {}
     if event.get("system") != codes.CS_MESSAGE_EVENTS_BARS or event.get("code") != "servicerequest-request":

@@ -268,6 +268,8 @@ def acknowledgement(message: Message, stored: dict[int, Json], warnings: list[Is
     if warnings:
         entries.append({"fullUrl": f"urn:uuid:{new_id()}", "resource": outcome(None, warnings)})
     ack = {k: v for k, v in message.bundle.items() if k != "entry"}
-    ack["meta"] = {**(message.bundle.get("meta") or {}), "lastUpdated": now}
+    # Not the referral message any more (our ids, a planned Encounter): it claims the profile that fits it,
+    # never the request's (esc-bdl-2 and esc-bdl-4 fail on it). meta.versionId, the BaRS version, is kept.
+    ack["meta"] = {**(message.bundle.get("meta") or {}), "lastUpdated": now, "profile": [codes.PROFILE_ACKNOWLEDGEMENT]}
     ack["entry"] = entries
     return ack

@@ -23,11 +23,12 @@ from datetime import datetime
 from typing import Any
 
 from escape_fhir import __version__
-from escape_fhir.errors import Issue
+from escape_fhir.errors import FhirFormatError, Issue
 from escape_fhir.fhir import codes, jsonio
+from escape_fhir.fhir.formats import parse
 from escape_fhir.service import permissions
 from escape_fhir.service.common import new_id
-from escape_fhir.service.messages import Message
+from escape_fhir.service.messages import Message, read_message
 from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.storage import Repository, instant
 from escape_fhir.storage.outbox import REQUEST, RESPONSE, NewMessage, Origin, Outbox
@@ -76,46 +77,128 @@ def enqueue_triage_response(repo: Repository, before: Json, task: Json, now: dat
     sr = repo.current("ServiceRequest", sr_id)
     if origin is None or sr is None:
         return None
-    bundle = response_bundle(origin, sr.content, task, instant(now))
+    _, _, patient_id = str((sr.content.get("subject") or {}).get("reference", "")).partition("/")
+    patient = repo.current("Patient", patient_id) if patient_id else None
+    bundle = response_bundle(
+        origin, sr.content, task, instant(now), _request(repo, origin), patient.content if patient else None
+    )
     body = jsonio.dumps(bundle)
     queued = NewMessage(RESPONSE, origin.source_endpoint, bundle["id"], new_id(), origin.correlation_id, body, "json")
     return outbox.add(queued, now)
 
 
-def response_bundle(origin: Origin, sr: Json, task: Json, stamp: str) -> Json:
-    """The ``servicerequest-response`` message: MessageHeader, the ServiceRequest (focus), the Task."""
+def _request(repo: Repository, origin: Origin) -> Json | None:
+    """The referral message the response answers, as it was received (the message log keeps it)."""
+    logged = repo.logged_message(origin.bundle_id)
+    if logged is None:
+        return None
+    try:
+        return parse(logged.original, logged.original_format)
+    except FhirFormatError:
+        return None
+
+
+def response_bundle(
+    origin: Origin, sr: Json, task: Json, stamp: str, request: Json | None = None, patient: Json | None = None
+) -> Json:
+    """The ``servicerequest-response`` message (BaRS profile BARSMessageHeader-servicerequest-response):
+    MessageHeader, the ServiceRequest (focus), the Task, the Patient, and two Organizations: the sender (us,
+    the request's receiver) and the receiver (the request's sender), which ``sender`` and
+    ``destination.receiver`` reference. ``meta.versionId`` is the BaRS application version."""
     meta = {"lastUpdated": stamp}
+    us, them = _parties(origin, task, request)
     header: Json = {
         "resourceType": "MessageHeader",
         "id": new_id(),
         "meta": meta,
         "eventCoding": {"system": codes.CS_MESSAGE_EVENTS_BARS, "code": EVENT},
-        "destination": [{"endpoint": origin.source_endpoint}],
+        "destination": [{"endpoint": origin.source_endpoint, "receiver": {"reference": f"urn:uuid:{them['id']}"}}],
+        "sender": {"reference": f"urn:uuid:{us['id']}"},
         "source": {"name": "escape-fhir", "software": "escape-fhir", "version": __version__},
         "reason": {"coding": [{"system": codes.CS_MESSAGE_REASON_BARS, "code": "new"}]},
         "response": {"identifier": origin.bundle_id, "code": "ok"},
         "focus": [{"reference": f"urn:uuid:{sr['id']}"}],
     }
     header["source"]["endpoint"] = origin.own_endpoint or f"urn:uuid:{header['id']}"
-    owner = task.get("owner")
-    if isinstance(owner, dict):
-        header["sender"] = owner
-    kept_sr = ("identifier", "status", "intent", "category", "code", "subject", "authoredOn")
-    request = {"resourceType": "ServiceRequest", "id": sr["id"], "meta": meta}
-    request.update({k: sr[k] for k in kept_sr if k in sr})
-    kept_task = ("identifier", "status", "statusReason", "businessStatus", "intent", "code", "lastModified", "owner")
+    kept_sr = ("identifier", "status", "intent", "category", "code", "authoredOn")
+    request_copy = {"resourceType": "ServiceRequest", "id": sr["id"], "meta": meta}
+    request_copy.update({k: sr[k] for k in kept_sr if k in sr})
+    entries = [header, request_copy]
+    if patient is not None and isinstance(patient.get("id"), str):
+        kept_patient = ("identifier", "name", "gender", "birthDate")
+        copied = {"resourceType": "Patient", "id": patient["id"], "meta": {**meta, **_profile_of(patient)}}
+        copied.update({k: patient[k] for k in kept_patient if k in patient})
+        request_copy["subject"] = {"reference": f"urn:uuid:{patient['id']}"}
+        entries.append(copied)
+    elif "subject" in sr:
+        request_copy["subject"] = sr["subject"]
+    kept_task = ("identifier", "status", "statusReason", "businessStatus", "intent", "code", "lastModified")
     mirror = {"resourceType": "Task", "id": task["id"], "meta": meta}
     mirror.update({k: task[k] for k in kept_task if k in task})
     mirror["focus"] = {"reference": f"urn:uuid:{sr['id']}"}
-    entries = [header, request, mirror]
+    owner = {k: v for k, v in _object(task.get("owner")).items() if k != "reference"}
+    mirror["owner"] = {**owner, "reference": f"urn:uuid:{us['id']}"}
+    entries += [mirror, {**us, "meta": {**meta, **_profile_of(us)}}, {**them, "meta": {**meta, **_profile_of(them)}}]
     return {
         "resourceType": "Bundle",
         "id": new_id(),
-        "meta": meta,
+        "meta": {"versionId": codes.BARS_VERSION_ID, **meta},
         "type": "message",
         "timestamp": stamp,
         "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in entries],
     }
+
+
+def _profile_of(resource: Json) -> Json:
+    """The resource's UK Core profile claim, kept on the copy (the copy keeps the elements that profile needs)."""
+    profiles = [p for p in _object(resource.get("meta")).get("profile") or [] if str(p).startswith(codes.UKCORE)]
+    return {"profile": profiles} if profiles else {}
+
+
+def _parties(origin: Origin, task: Json, request: Json | None) -> tuple[Json, Json]:
+    """(our Organization, the requester's Organization), fresh ids: the request's receiver and sender as the
+    request named them; else as its endpoints (and our Task's owner) identify them."""
+    ours = theirs = None
+    if request is not None:
+        try:
+            message = read_message(request)
+        except OutcomeError:
+            message = None
+        if message is not None:
+            header = message.resource(0)
+            destinations = [d for d in header.get("destination") or [] if isinstance(d, dict)]
+            ours = _organization(message, destinations[0].get("receiver") if destinations else None)
+            theirs = _organization(message, header.get("sender"))
+    owner = _object(task.get("owner"))
+    ours = ours or _named_by(_object(owner.get("identifier")), origin.own_endpoint, "the receiving service")
+    theirs = theirs or _named_by({}, origin.source_endpoint, "the referrer's organisation")
+    return ours, theirs
+
+
+def _organization(message: Message, reference: Any) -> Json | None:
+    """A copy (new id) of the Organization a reference of the request resolves to, or None."""
+    at = message.resolve(reference)
+    found = message.resource(at) if at is not None else {}
+    if found.get("resourceType") != "Organization":
+        identifier = _object(_object(reference).get("identifier"))
+        return _named_by(identifier, None, "") if identifier.get("value") else None
+    kept = ("identifier", "active", "type", "name", "telecom", "address")
+    copied = {"resourceType": "Organization", "id": new_id(), "meta": _object(found.get("meta"))}
+    copied.update({k: found[k] for k in kept if k in found})
+    return copied
+
+
+def _named_by(identifier: Json, endpoint: str | None, name: str) -> Json:
+    """An Organization known only by an identifier, or by a BaRS endpoint ``system|value``."""
+    org: Json = {"resourceType": "Organization", "id": new_id()}
+    if identifier.get("value"):
+        org["identifier"] = [{k: identifier[k] for k in ("system", "value") if k in identifier}]
+    elif endpoint and "|" in endpoint:
+        system, _, value = endpoint.partition("|")
+        org["identifier"] = [{"system": system, "value": value}]
+    if name:
+        org["name"] = name
+    return org
 
 
 # --- sender side ------------------------------------------------------------------------------------

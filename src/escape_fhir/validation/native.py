@@ -343,6 +343,36 @@ def _esc_bdl_4(node: Any, resource: Any, container: Any) -> bool:
     return any(string(e, "fullUrl") == focus[0] for e in _service_request_entries(node))
 
 
+def _esc_ack_2(node: Any, resource: Any, container: Any) -> bool:
+    """``entry.first().resource.focus.reference.all($this in %resource.entry.where(resource is ServiceRequest)
+    .select(fullUrl | (resource.resourceType + '/' + resource.id)))``: on the Bundle, %resource is the node."""
+    entries = objects(node, "entry")
+    first = objects(entries[0], "resource") if entries else []
+    if len(first) > 1:
+        raise Defer
+    focus = [r for res in first for f in objects(res, "focus") if (r := string(f, "reference")) is not None]
+    targets: set[str] = set()
+    for e in _service_request_entries(node):
+        url = string(e, "fullUrl")
+        targets |= {url} if url is not None else set()
+        (found,) = objects(e, "resource")
+        ident = string(found, "id")
+        targets |= {f"ServiceRequest/{ident}"} if ident is not None else set()
+    return all(r in targets for r in focus)
+
+
+def _esc_ack_3(node: Any, resource: Any, container: Any) -> bool:
+    """``entry.where(resource is Encounter and (resource.status = 'planned' or resource.status = 'cancelled')
+    and resource.identifier.exists()).exists()``."""
+    for e in objects(node, "entry"):
+        if not resource_is(e, "Encounter"):
+            continue
+        (found,) = objects(e, "resource")
+        if string(found, "status") in ("planned", "cancelled") and exists(found, "identifier"):
+            return True
+    return False
+
+
 def _questionnaire_is(*names: str) -> Native:
     """``(questionnaire = <url> or questionnaire.startsWith('<url>|')) or ...`` (conformance.canonical_is)."""
     urls = tuple(_QUESTIONNAIRE + name for name in names)
@@ -459,11 +489,15 @@ NATIVE: dict[str, Native] = {
     "(answer.exists() and item.exists()).not()": lambda node, resource, container: (
         not (exists(node, "answer") and exists(node, "item"))
     ),
-    # escape_fhir.fhir.conformance: EscapePainReferralMessage, eligibility, questionnaire responses, STarT Back
+    # escape_fhir.fhir.conformance: EscapePainReferralMessage and -Acknowledgement, eligibility, questionnaire responses, STarT Back
     "entry.resource.all(meta.lastUpdated.exists())": _esc_bdl_1,
     "entry.all(fullUrl.startsWith('urn:uuid:'))": _esc_bdl_2,
     "entry.where(resource is ServiceRequest).count() = 1": _esc_bdl_3,
     "entry.first().resource.focus.reference in entry.where(resource is ServiceRequest).fullUrl": _esc_bdl_4,
+    "entry.first().resource.focus.reference.all($this in %resource.entry.where(resource is ServiceRequest)"
+    ".select(fullUrl | (resource.resourceType + '/' + resource.id)))": _esc_ack_2,
+    "entry.where(resource is Encounter and (resource.status = 'planned' or resource.status = 'cancelled')"
+    " and resource.identifier.exists()).exists()": _esc_ack_3,
     f"{_ELIGIBILITY_DECISION.format('not-eligible')} = component.{_COMPONENT_OUTCOME.format('not-met')}": _esc_elig_1,
     f"{_ELIGIBILITY_DECISION.format('eligible')} implies component.all({_COMPONENT_OUTCOME.format('met')})": _esc_elig_2,
     f"{_ELIGIBILITY_DECISION.format('needs-review')} implies component.{_COMPONENT_OUTCOME.format('unknown')}": _esc_elig_3,

@@ -265,6 +265,13 @@ CANONICAL_TYPES = frozenset(
     }
 )
 _CORE_PACKAGES = frozenset({"hl7.fhir.r4.core", "hl7.fhir.r5.core"})
+#: Other names of one package: UK Core 2.0.0's staging repository names it ``UKCore.R4.STU.02.00.00``
+#: (../shared/fhir/ukcore/package.json); the registry id, which the project's package.json declares, is
+#: ``fhir.r4.ukcore.stu2``. Loaded under either name, it satisfies a dependency on the other.
+PACKAGE_ALIASES = {"UKCore.R4.STU.02.00.00": "fhir.r4.ukcore.stu2"}
+#: Dependencies of the project whose definitions it uses are also built in (crossversion.builtin_extensions:
+#: the two SDC extensions, itemWeight): taken from the cache when there, not missed when not.
+_BUILT_IN_DEPENDENCIES = frozenset({"hl7.fhir.uv.sdc", "hl7.fhir.uv.extensions.r4"})
 _XML_ROOT = re.compile(rb"<([A-Za-z]+)[\s>][^>]*xmlns\s*=\s*[\"']http://hl7.org/fhir[\"']")
 _XML_URL = re.compile(rb"<url\s+value\s*=\s*\"([^\"]*)\"")
 _MAX_FILE = 50 * 1024 * 1024
@@ -473,6 +480,10 @@ def open_package(spec: str, cache: Path | None) -> FileSource:
     return missing
 
 
+def _package_name(name: object) -> str:
+    return PACKAGE_ALIASES.get(str(name), str(name))
+
+
 def package_sources(
     packages: Iterable[str], *, package_cache: bool = True, requires: Iterable[Json] = ()
 ) -> list[FileSource]:
@@ -483,15 +494,20 @@ def package_sources(
     cache = package_cache_dir() if package_cache else None
     sources = [open_package(spec, cache) for spec in packages]
     requirers = [FileSource(str(m.get("name", "project")), (), m) for m in requires]
-    loaded = {str(s.manifest.get("name")) for s in sources if s.manifest} | _CORE_PACKAGES
+    loaded = {_package_name(s.manifest.get("name")) for s in sources if s.manifest} | _CORE_PACKAGES
     queue = [*requirers, *sources]
     while queue and cache is not None:
         current = queue.pop(0)
         for name, version in (current.manifest or {}).get("dependencies", {}).items():
-            if name in loaded:
+            if _package_name(name) in loaded:
                 continue
-            loaded.add(name)
+            loaded.add(_package_name(name))
             dependency = open_package(f"{name}#{version}", cache)
+            for alias in (a for a, known in PACKAGE_ALIASES.items() if known == name and dependency.problems):
+                held = open_package(f"{alias}#{version}", cache)
+                dependency = dependency if held.problems else held
+            if dependency.problems and name in _BUILT_IN_DEPENDENCIES:
+                continue
             current.problems += [
                 Issue("warning", p.code, f"{current.name} depends on {p.message}", p.location)
                 for p in dependency.problems

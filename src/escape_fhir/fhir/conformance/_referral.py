@@ -178,6 +178,11 @@ def message_bundle() -> Json:
     ]
     elements = [
         element("Bundle", short="An ESCAPE-pain referral message", constraint=invariants),
+        element(
+            "Bundle.meta.versionId",
+            min=1,
+            short="The BaRS application version the message follows (BaRS: MUST)",
+        ),
         element("Bundle.identifier", min=1),
         element("Bundle.type", fixedCode="message"),
         element("Bundle.timestamp", min=1),
@@ -195,5 +200,54 @@ def message_bundle() -> Json:
     )
 
 
+def acknowledgement_bundle() -> Json:
+    """The 200 answer of ``$process-message`` (BaRS synchronous response, nhs-standards.md 1.7): the request
+    message mirrored back with the receiver's ids and its Encounter (planned; cancelled when the message
+    withdraws the referral). Entries are the receiver's
+    resources now, at ``<base>/<Type>/<id>`` and referenced as ``Type/id``, so the referral message's
+    urn:uuid rules (esc-bdl-2, esc-bdl-4) do not hold for it; these do."""
+    url = codes.PROFILE_ACKNOWLEDGEMENT
+    service_request = "%resource.entry.where(resource is ServiceRequest)"
+    invariants = [
+        invariant(
+            "esc-ack-1",
+            "Every resource in the acknowledgement has meta.lastUpdated",
+            "entry.resource.all(meta.lastUpdated.exists())",
+            url,
+        ),
+        invariant(
+            "esc-ack-2",
+            "The MessageHeader's focus is the ServiceRequest entry (by fullUrl or as Type/id)",
+            "entry.first().resource.focus.reference.all($this in "
+            f"{service_request}.select(fullUrl | (resource.resourceType + '/' + resource.id)))",
+            url,
+        ),
+        invariant(
+            "esc-ack-3",
+            "The receiver's Encounter carries its reference for the referral: planned, or cancelled after a withdrawal",
+            "entry.where(resource is Encounter and (resource.status = 'planned' or resource.status = 'cancelled')"
+            " and resource.identifier.exists()).exists()",
+            url,
+        ),
+    ]
+    elements = [
+        element("Bundle", short="The acknowledgement of an ESCAPE-pain referral message", constraint=invariants),
+        element("Bundle.type", fixedCode="message"),
+        element("Bundle.timestamp", min=1),
+        element("Bundle.entry", min=2, short="The MessageHeader first, the referral with the receiver's ids"),
+        element("Bundle.entry.fullUrl", min=1),
+        element("Bundle.entry.resource", min=1),
+    ]
+    return profile(
+        "EscapePainReferralAcknowledgement",
+        "Bundle",
+        f"{codes.UKCORE}/UKCore-Bundle",
+        "ESCAPE-pain referral acknowledgement",
+        "The answer of $process-message to an ESCAPE-pain referral message: the message with the receiver's "
+        "resource ids, a planned Encounter naming the receiver's reference, and any warnings.",
+        elements,
+    )
+
+
 def referral_profiles() -> list[Json]:
-    return [referral_source_extension(), referral(), message_header(), message_bundle()]
+    return [referral_source_extension(), referral(), message_header(), message_bundle(), acknowledgement_bundle()]
