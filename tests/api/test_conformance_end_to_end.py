@@ -123,13 +123,20 @@ def test_capability_statement_search_bundles_and_tasks_conform(running: Server, 
     assert capability["resourceType"] == "CapabilityStatement"
     assert capability["implementationGuide"] == [codes.IMPLEMENTATION_GUIDE]
     assert errors_of(validator, capability) == []
-    for query in ("Task?status=requested", "ServiceRequest?_count=1", "Task?_count=1&_sort=-_lastUpdated"):
+    queries = (
+        "Task?status=requested",
+        "ServiceRequest?_count=1",
+        "Task?_count=1&_sort=-_lastUpdated",
+        "Task?status=requested&_include=Task:focus&_include=Task:patient",
+        "Encounter?status=planned",
+    )
+    for query in queries:
         found = httpx.get(f"{running.url}/{query}", timeout=30)
         assert found.status_code == 200, found.text
         searchset = found.json()
         assert searchset["type"] == "searchset" and searchset.get("entry"), query
         assert errors_of(validator, searchset) == [], query
-    unsupported = httpx.get(f"{running.url}/Encounter?status=planned", timeout=30)
+    unsupported = httpx.get(f"{running.url}/Practitioner?name=x", timeout=30)
     assert unsupported.status_code == 405 and errors_of(validator, unsupported.json()) == []
     task = httpx.get(f"{running.url}/Task?status=requested", timeout=30).json()["entry"][0]["resource"]
     read = httpx.get(f"{running.url}/Task/{task['id']}", timeout=30)

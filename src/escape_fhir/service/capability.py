@@ -84,9 +84,7 @@ def _resource(resource_type: str) -> Json:
     if resource_type == "Task":
         entry["conditionalUpdate"] = False
     if resource_type in PARAMETERS:
-        forward, reverse = _includes(resource_type)
-        entry["searchInclude"] = forward
-        entry["searchRevInclude"] = reverse
+        entry.update(_include_lists(resource_type))
         entry["searchParam"] = _search_params(resource_type)
     entry["operation"] = [
         {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}
@@ -94,8 +92,14 @@ def _resource(resource_type: str) -> Json:
     return entry
 
 
+def _include_lists(resource_type: str) -> Json:
+    """``searchInclude`` and ``searchRevInclude``, each only when it has a value (FHIR: no empty arrays)."""
+    forward, reverse = _includes(resource_type)
+    lists = {"searchInclude": forward, "searchRevInclude": reverse}
+    return {name: values for name, values in lists.items() if values}
+
+
 def _subscription() -> Json:
-    forward, reverse = _includes("Subscription")
     return {
         "type": "Subscription",
         "documentation": "R4 rest-hook Subscriptions: criteria a search of this server; notifications through the "
@@ -108,8 +112,7 @@ def _subscription() -> Json:
         "versioning": "versioned",
         "readHistory": True,
         "updateCreate": False,
-        "searchInclude": forward,
-        "searchRevInclude": reverse,
+        **_include_lists("Subscription"),
         "searchParam": _search_params("Subscription"),
     }
 
