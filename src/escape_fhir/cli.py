@@ -204,11 +204,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 #: What ``validate DIR`` reads in a folder (recursively), as FHIR validators do.
 _RESOURCE_SUFFIXES = (".json", ".xml")
+#: A FHIR package's own files, which are not resources (FHIR package spec: package.json, .index.json).
+_PACKAGE_FILES = frozenset({"package.json", ".index.json"})
 
 
 def _validation_files(paths: Sequence[str]) -> list[str]:
     """The files to validate: each path as given, a folder replaced by its JSON and XML files (sorted,
-    recursive, hidden folders and files skipped); a folder with none is a usage error."""
+    recursive, hidden folders and files and a package's ``package.json`` skipped); a folder with none is a
+    usage error."""
     files: list[str] = []
     for path in paths:
         folder = Path(path)
@@ -220,6 +223,7 @@ def _validation_files(paths: Sequence[str]) -> list[str]:
             for f in folder.rglob("*")
             if f.suffix.lower() in _RESOURCE_SUFFIXES
             and f.is_file()
+            and f.name not in _PACKAGE_FILES
             and not any(part.startswith(".") for part in f.relative_to(folder).parts)
         )
         if not found:
