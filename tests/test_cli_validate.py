@@ -161,6 +161,6 @@ def test_validate_in_a_fresh_process_loads_nothing_heavy() -> None:
 
 def test_validate_our_package_folder_skips_its_package_json(capsys: pytest.CaptureFixture[str]) -> None:
     """``validate profiles/`` checks the package's resources, not its manifest (package.json is no resource)."""
-    code, out, err = run(capsys, "validate", str(EXAMPLES.parent / "profiles"))
+    code, out, err = run(capsys, str(EXAMPLES.parent / "profiles"))
     assert code == 0, err
     assert "Questionnaire-startback.json" in out and "package.json" not in out + err
