@@ -99,11 +99,12 @@ class XmlReader:
             self.groups(groups, out, loc)
 
     def _out_of_order(self, slot: Slot, last: Slot, group: list[Any] | None, loc: str) -> None:
+        """``slot`` met after ``last`` although it is defined before it, or again after other elements."""
         assert self.issues is not None
         index = f"[{len(group) - 1 if group else 0}]" if slot.array else ""
         where = f"{loc}.{slot.name}{index}"
-        text = f"element {slot.name} is out of order: FHIR XML requires the order of the definition"
-        text += f" ({slot.name} comes before {last.name})" if slot.order < last.order else f" (after {last.name})"
+        text = f"element '{slot.name}' is out of order (found after {last.name}): "
+        text += "FHIR XML requires the order of the definition"
         self.issues.append(Issue("error", "structure", text, where))
 
     def groups(self, groups: dict[str, list[Any]], out: dict[str, Any], loc: str) -> None:
