@@ -27,12 +27,10 @@ from escape_fhir.errors import FhirFormatError, Issue
 from escape_fhir.fhir.jsonio import decimal_from_text
 from escape_fhir.fhir.r4model import model
 from escape_fhir.fhir.xml_parse import DIV, FHIR_NS, XSI_NS, read_div, split
-from escape_fhir.fhir.xml_tables import ATTRIBUTE, COMPLEX, PRIMITIVE, RESOURCE, Slot, table
+from escape_fhir.fhir.xml_tables import ATTRIBUTE, COMPLEX, PRIMITIVE, RESOURCE, Context, Slot, by_tag, table
 
 __all__ = ["XmlReader"]
 
-_F = "{" + FHIR_NS + "}"
-_FLEN = len(_F)
 _XSI = "{" + XSI_NS + "}"
 
 
@@ -49,7 +47,7 @@ class XmlReader:
             raise FhirFormatError(f"element {rtype} is not in the FHIR namespace {FHIR_NS}", loc)
         check_resource_type(rtype, expected, loc)
         out: dict[str, Any] = {"resourceType": rtype}
-        self.fill(elem, table((rtype, rtype)), out, loc)
+        self.fill(elem, (rtype, rtype), out, loc)
         return out
 
     def unknown(self, what: str, name: str, loc: str) -> None:
@@ -58,34 +56,29 @@ class XmlReader:
             raise FhirFormatError(f"unknown {what} {name}", loc)
         self.issues.append(Issue("error", "structure", f"unknown {what} '{name}'", loc))
 
-    def fill(self, elem: etree._Element, slots: dict[str, Slot], out: dict[str, Any], loc: str) -> None:
-        """Read the attributes and child elements of ``elem`` into ``out`` (JSON keys)."""
+    def fill(self, elem: etree._Element, context: Context, out: dict[str, Any], loc: str) -> None:
+        """Read the attributes and child elements of ``elem`` (defined at ``context``) into ``out`` (JSON keys)."""
         if elem.attrib:
-            self.attributes(elem, slots, out, loc)
+            self.attributes(elem, table(context), out, loc)
         text = elem.text
         if text is not None and not text.isspace():
             raise _text(text, loc)
+        tags = by_tag(context)
         groups: dict[str, list[Any]] = {}  # name -> [slot, element...]
         checking = self.issues is not None
         last: Slot | None = None
         for child in elem:
-            tag = child.tag
-            if tag.__class__ is not str:  # entity reference nodes cannot occur; be safe
-                continue
             tail = child.tail
             if tail is not None and not tail.isspace():
                 raise _text(tail, loc)
-            if tag.startswith(_F):
-                name = tag[_FLEN:]
-            elif tag == DIV:  # Narrative.div is XHTML; read_div checks where it is
-                name = "div"
-            else:
-                name = split(tag)[1]
-                raise FhirFormatError(f"element {name} is not in the FHIR namespace {FHIR_NS}", f"{loc}.{name}")
-            slot = slots.get(name)
-            if slot is None or slot.kind == ATTRIBUTE:
-                self.unknown("element", name, f"{loc}.{name}")
+            tag = child.tag
+            slot = tags.get(tag)
+            if slot is None:
+                if tag.__class__ is not str:  # entity reference nodes cannot occur; be safe
+                    continue
+                self._not_defined(str(tag), loc)
                 continue
+            name = slot.name
             group = groups.get(name)
             if checking and last is not None and last is not slot and (slot.order < last.order or group):
                 self._out_of_order(slot, last, group, loc)  # reported, and read all the same
@@ -97,6 +90,14 @@ class XmlReader:
                 group.append(child)
         if groups:
             self.groups(groups, out, loc)
+
+    def _not_defined(self, tag: str, loc: str) -> None:
+        """A child element the context does not define: outside the FHIR namespace (an error even when
+        validating: it is not FHIR XML), or unknown (an issue when validating)."""
+        ns, name = split(tag)
+        if ns != FHIR_NS and tag != DIV:
+            raise FhirFormatError(f"element {name} is not in the FHIR namespace {FHIR_NS}", f"{loc}.{name}")
+        self.unknown("element", name, f"{loc}.{name}")
 
     def _out_of_order(self, slot: Slot, last: Slot, group: list[Any] | None, loc: str) -> None:
         """``slot`` met after ``last`` although it is defined before it, or again after other elements."""
@@ -140,7 +141,7 @@ class XmlReader:
             where = _at(loc, name, array, i)
             extra: dict[str, Any] = {}
             assert slot.context is not None
-            self.fill(elem, table(slot.context), extra, where)
+            self.fill(elem, slot.context, extra, where)
             value = extra.pop("value", None)
             if value is None and not extra:
                 raise FhirFormatError(f"element {name} has no value and no extensions", where)
@@ -176,7 +177,7 @@ class XmlReader:
         if slot.kind == COMPLEX:
             out: dict[str, Any] = {}
             assert slot.context is not None
-            self.fill(elem, table(slot.context), out, loc)
+            self.fill(elem, slot.context, out, loc)
             return out
         if slot.kind == RESOURCE:
             return self.nested_resource(elem, loc, slot.type_code)

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from escape_fhir.fhir.r4model import model
 
-__all__ = ["ATTRIBUTE", "COMPLEX", "PRIMITIVE", "RESOURCE", "XHTML", "Slot", "table"]
+__all__ = ["ATTRIBUTE", "COMPLEX", "PRIMITIVE", "RESOURCE", "XHTML", "Context", "Slot", "by_tag", "table"]
 
 PRIMITIVE, COMPLEX, RESOURCE, XHTML, ATTRIBUTE = range(5)
 _KINDS = {"primitive": PRIMITIVE, "complex": COMPLEX, "resource": RESOURCE, "xhtml": XHTML}
@@ -42,6 +42,9 @@ class Slot(NamedTuple):
 
 
 _TABLES: dict[Context, dict[str, Slot]] = {}
+_TAGS: dict[Context, dict[str, Slot]] = {}
+_FHIR = "{http://hl7.org/fhir}"
+_DIV = "{http://www.w3.org/1999/xhtml}div"
 
 
 def table(context: Context) -> dict[str, Slot]:
@@ -49,6 +52,20 @@ def table(context: Context) -> dict[str, Slot]:
     found = _TABLES.get(context)
     if found is None:
         found = _TABLES[context] = _build(context)
+    return found
+
+
+def by_tag(context: Context) -> dict[str, Slot]:
+    """The child elements a context defines, by lxml tag (``{http://hl7.org/fhir}given``; the narrative's
+    ``{http://www.w3.org/1999/xhtml}div``): the reader's one look-up per element. No attributes. A ``div``
+    in the FHIR namespace is found too, so that the reader can say it must be XHTML."""
+    found = _TAGS.get(context)
+    if found is None:
+        found = {_FHIR + s.name: s for s in table(context).values() if s.kind != ATTRIBUTE}
+        div = found.get(_FHIR + "div")
+        if div is not None and div.kind == XHTML:
+            found[_DIV] = div
+        _TAGS[context] = found
     return found
 
 
