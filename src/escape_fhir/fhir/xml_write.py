@@ -37,6 +37,25 @@ def write(resource: dict[str, Any], *, pretty: bool = False) -> bytes:
     return ("<?xml version='1.0' encoding='UTF-8'?>\n" + "".join(writer.out)).encode("utf-8")
 
 
+#: What a string value needs before it can be written as is: an XML escape, or a check that refuses it.
+_SPECIAL = re.compile('[&<>"\n\r\t\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]')
+
+
+def _plain_text(slot: Slot, value: Any) -> str | None:
+    """The ``value`` attribute text of the common primitives (a string needing no escape, a boolean, an
+    integer of a number type), or None: then :func:`primitive_text` decides, or says what is wrong."""
+    cls = value.__class__
+    if cls is str:
+        if slot.json == "string" and _SPECIAL.search(value) is None:
+            return value  # type: ignore[no-any-return]
+    elif cls is bool:
+        if slot.json == "boolean":
+            return "true" if value else "false"
+    elif cls is int and slot.json == "number":
+        return str(value)
+    return None
+
+
 def _escape(text: str) -> str:
     if _TO_ESCAPE.search(text) is None:
         return text
@@ -63,23 +82,27 @@ class _Writer:
         head = f'{rtype} xmlns="{FHIR_NS}"' if root else rtype
         self.element(rtype, head, obj, table((rtype, rtype)), loc, level, is_resource=True)
 
-    def ordered(self, obj: Any, slots: dict[str, Slot], loc: str, is_resource: bool) -> list[Slot]:
-        """The slots of ``obj``'s properties in definition order, refusing what the context does not define."""
+    def ordered(self, obj: Any, slots: dict[str, Slot], loc: str, is_resource: bool) -> tuple[list[Slot], bool]:
+        """The slots of ``obj``'s properties in definition order, refusing what the context does not define,
+        and whether any ``_name`` (a primitive's id and extensions) is present."""
         if not isinstance(obj, dict):
             raise FhirFormatError(f"expected an object, not {json_type(obj)}", loc)
         found: dict[str, Slot] = {}
         choices: dict[str, str] = {}
+        underscored = False
         for key in obj:
             if key == "resourceType" and is_resource:
                 continue
-            name = key[1:] if key[:1] == "_" else key
+            name = key
+            if key[:1] == "_":
+                name, underscored = key[1:], True
             slot = slots.get(name)
             if slot is None or (name is not key and slot.kind != PRIMITIVE):
                 raise FhirFormatError(f"unknown element {key}", f"{loc}.{key}")
             if slot.choice and choices.setdefault(slot.choice, name) != name:
                 raise FhirFormatError(f"only one of {slot.choice_base} is allowed", f"{loc}.{key}")
             found[name] = slot
-        return sorted(found.values(), key=_ORDER)
+        return sorted(found.values(), key=_ORDER), underscored
 
     def element(
         self,
@@ -93,20 +116,37 @@ class _Writer:
         is_resource: bool = False,
         value: tuple[Slot, Any] | None = None,
     ) -> None:
-        """``<head attributes>children</tag>`` (or ``<head attributes/>``): the properties of ``obj``."""
-        ordered = self.ordered(obj, slots, loc, is_resource)
+        """``<head attributes>children</tag>`` (or ``<head attributes/>``): the properties of ``obj``.
+
+        The common primitive, ``<name value=".."/>`` with a value that needs no escape, is written here
+        without a call per element; everything else goes through :meth:`group`."""
+        ordered, underscored = self.ordered(obj, slots, loc, is_resource)
         self.pad(level)
         out = self.out
         start = len(out)
         out.append("")
         attributes = []
+        pad = "\n" + "  " * (level + 1) if self.pretty else ""
         for slot in ordered:
             name = slot.name
+            child = obj.get(name)
+            extra = obj.get("_" + name) if underscored else None
+            if slot.kind == PRIMITIVE and extra is None and child is not None:
+                if not slot.array:
+                    text = _plain_text(slot, child)
+                    if text is not None:
+                        out.append(f'{pad}<{name} value="{text}"/>')
+                        continue
+                elif child.__class__ is list:
+                    texts = [_plain_text(slot, v) for v in child]
+                    if None not in texts:
+                        out.extend(f'{pad}<{name} value="{t}"/>' for t in texts)
+                        continue
             if slot.kind == ATTRIBUTE:
-                text = primitive_text(slot, obj.get(name), f"{loc}.{name}")
+                text = primitive_text(slot, child, f"{loc}.{name}")
                 attributes.append(f' {name}="{_escape(text)}"')
             else:
-                self.group(slot, obj.get(name), obj.get("_" + name), f"{loc}.{name}", level + 1)
+                self.group(slot, child, extra, f"{loc}.{name}", level + 1)
         if value is not None:
             attributes.append(f' value="{_escape(primitive_text(value[0], value[1], loc))}"')
         if len(out) == start + 1:
