@@ -26,7 +26,7 @@ from typing import Any
 
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.xml_parse import FHIR_NS, XHTML_NS, parse_div, parse_xml, parser
-from escape_fhir.fhir.xml_read import XmlReader
+from escape_fhir.fhir.xml_read import XmlReader, has_text
 from escape_fhir.fhir.xml_write import write
 
 __all__ = ["FHIR_NS", "XHTML_NS", "json_to_xml", "xml_to_json"]
@@ -43,7 +43,8 @@ def xml_to_json(data: bytes, issues: list[Issue] | None = None) -> dict[str, Any
     definition order, is an error issue added there instead: the unknown one is skipped, the misplaced one
     read. Without it, an unknown element stops the read and order is not checked (module :mod:`xml_read`).
     """
-    return XmlReader(issues).resource(parse_xml(data), "")
+    root = parse_xml(data)
+    return XmlReader(issues, texts=has_text(root)).resource(root, "")
 
 
 def json_to_xml(resource: dict[str, Any], *, pretty: bool = False) -> bytes:
