@@ -197,7 +197,7 @@ def test_validate_a_folder_reports_each_file(inputs: Path, tmp_path: Path) -> No
     lines = done.stdout.splitlines()
     bad, good = inputs / "folder/bad/colour.xml", inputs / "folder/good/message.json"
     assert done.returncode == 1
-    assert f"{bad}: error Patient.colour: unknown element colour" in lines
+    assert f"{bad}: error Patient.colour: unknown element 'colour'" in lines
     assert all(line.startswith((f"{bad}: ", f"{good}: ")) for line in lines)
     assert any(line.startswith(f"{good}: ") for line in lines)
 

@@ -233,25 +233,27 @@ def _validation_files(paths: Sequence[str]) -> list[str]:
 
 
 def _validate_file(validator: Validator, path: str, profiles: list[str]) -> ValidationResult:
-    """One file's result. FHIR XML that is well-formed but has an element or attribute FHIR does not define
-    is an error issue at its location, as the same in JSON is (the XML reader stops at the first); XML or
-    JSON that cannot be read at all raises InputError (exit 2)."""
+    """One file's result. FHIR XML that is well-formed but has an element or attribute FHIR does not define,
+    or elements out of definition order, gives an error issue at each one's location, as the same in JSON
+    does; other XML the reader cannot map is one error issue at its location; XML or JSON that cannot be
+    read at all raises InputError (exit 2)."""
     from escape_fhir.errors import Issue
     from escape_fhir.fhir.formats import parse, sniff
     from escape_fhir.validation.result import ValidationResult
 
     data = _read(path)
+    reading: list[Issue] = []
     try:
-        resource = parse(data)
+        resource = parse(data, issues=reading)
     except FhirFormatError as exc:
         if sniff(data) == "xml" and exc.location:
             message = str(exc).removeprefix(f"{exc.location}: ")
-            return ValidationResult([Issue("error", "structure", message, exc.location)])
+            return ValidationResult([*reading, Issue("error", "structure", message, exc.location)])
         raise
     except RecursionError:
         raise _Usage(_TOO_DEEP) from None
     try:
-        return validator.validate(resource, profiles)
+        return ValidationResult([*reading, *validator.validate(resource, profiles).issues])
     except RecursionError:
         raise _Usage(f"{_TOO_DEEP} to validate") from None
 

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from escape_fhir.api.auth import permit
 from escape_fhir.api.deps import Base, Db, Val
 from escape_fhir.api.negotiation import InBody, OutFormat, fhir_response, version_headers
+from escape_fhir.errors import Issue
 from escape_fhir.fhir.formats import parse
 from escape_fhir.service import rest, subscriptions, triage
 from escape_fhir.service.capability import capability_statement
@@ -36,15 +37,18 @@ def metadata(request: Request, fmt: OutFormat, base: Base) -> Response:
 @router.post("/$validate", dependencies=[permit(Action.VALIDATE)])
 def validate_any(request: Request, fmt: OutFormat, body: InBody, validator: Val) -> Response:
     profiles = request.query_params.getlist("profile")
-    return fhir_response(rest.validate_operation(parse(body.data, body.fmt), None, profiles, validator), fmt)
+    reading: list[Issue] = []  # what the XML reader reports rather than refuses (formats.parse)
+    resource = parse(body.data, body.fmt, reading)
+    return fhir_response(rest.validate_operation(resource, None, profiles, validator, reading), fmt)
 
 
 @router.post("/{resource_type}/$validate", dependencies=[permit(Action.VALIDATE)])
 def validate_type(resource_type: str, request: Request, fmt: OutFormat, body: InBody, validator: Val) -> Response:
     rest.check_type(resource_type, (*READ_TYPES, "Questionnaire", "Bundle"))
     profiles = request.query_params.getlist("profile")
-    resource = parse(body.data, body.fmt)
-    return fhir_response(rest.validate_operation(resource, resource_type, profiles, validator), fmt)
+    reading: list[Issue] = []
+    resource = parse(body.data, body.fmt, reading)
+    return fhir_response(rest.validate_operation(resource, resource_type, profiles, validator, reading), fmt)
 
 
 @router.get("/Questionnaire", dependencies=[READ])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from escape_fhir.errors import FhirFormatError
+from escape_fhir.errors import FhirFormatError, Issue
 from escape_fhir.fhir import jsonio, xmlio
 
 __all__ = ["MIME", "dump", "format_from_mime", "parse"]
@@ -45,11 +45,16 @@ def sniff(data: bytes) -> str | None:
     return {b"{": "json", b"<": "xml"}.get(first)
 
 
-def parse(data: bytes, fmt: str | None = None) -> dict[str, Any]:
-    """Parse a FHIR resource from JSON or XML bytes (``fmt`` None: sniffed); FhirFormatError if unusable."""
+def parse(data: bytes, fmt: str | None = None, issues: list[Issue] | None = None) -> dict[str, Any]:
+    """Parse a FHIR resource from JSON or XML bytes (``fmt`` None: sniffed); FhirFormatError if unusable.
+
+    ``issues`` is for validation: XML that FHIR XML does not allow but that can still be read (an unknown
+    element, elements out of definition order) is reported there rather than refused (``xmlio.xml_to_json``).
+    JSON needs nothing of the kind: the validator finds an unknown JSON property itself, and JSON has no order.
+    """
     fmt = fmt or sniff(data)
     if fmt == "xml":
-        return xmlio.xml_to_json(data)
+        return xmlio.xml_to_json(data, issues)
     if fmt != "json":
         raise FhirFormatError("content is neither FHIR JSON nor FHIR XML" if fmt is None else f"unknown format {fmt}")
     resource = jsonio.loads(data)

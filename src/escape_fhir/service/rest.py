@@ -200,9 +200,14 @@ def questionnaires(params: Sequence[tuple[str, str]], base: str) -> Json:
 
 # --- $validate -------------------------------------------------------------------------------------------
 def validate_operation(
-    resource: Json, resource_type: str | None, profiles: Sequence[str], validator: Validator
+    resource: Json,
+    resource_type: str | None,
+    profiles: Sequence[str],
+    validator: Validator,
+    read_issues: Sequence[Issue] = (),
 ) -> Json:
-    """The OperationOutcome of ``$validate`` (200 whatever the verdict; the issues carry it)."""
+    """The OperationOutcome of ``$validate`` (200 whatever the verdict; the issues carry it), with
+    ``read_issues``, what reading the body found (XML elements unknown or out of order), first."""
     if resource.get("resourceType") == "Parameters":
         resource, profiles = _from_parameters(resource, profiles)
     entries = resource.get("entry") if resource.get("resourceType") == "Bundle" else None
@@ -211,7 +216,7 @@ def validate_operation(
     if resource_type is not None and resource.get("resourceType") != resource_type:
         text = f"POST /{resource_type}/$validate takes a {resource_type}, not a {resource.get('resourceType')}"
         raise OutcomeError(Problem.BAD_REQUEST, text, location="resourceType")
-    return outcome(None, validator.validate(resource, profiles).issues)
+    return outcome(None, [*read_issues, *validator.validate(resource, profiles).issues])
 
 
 def _from_parameters(parameters: Json, profiles: Sequence[str]) -> tuple[Json, list[str]]:
