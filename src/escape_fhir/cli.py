@@ -515,9 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from escape_fhir.cli_mesh import add_parser as add_mesh
     from escape_fhir.cli_outbox import add_parser as add_outbox
+    from escape_fhir.cli_sites import add_parser as add_sites
 
     add_outbox(sub)
     add_mesh(sub)
+    add_sites(sub)
     return parser
 
 
