@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from escape_fhir import __version__
-from escape_fhir.api import errors, messaging, rest
+from escape_fhir.api import errors, messaging, rest, sites
 from escape_fhir.api.logs import RequestLog
 from escape_fhir.settings import Settings, SettingsError, check_startable
 from escape_fhir.site_red_flags import load_red_flags
@@ -64,6 +64,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.red_flags = load_red_flags(settings.red_flags) if settings.red_flags else None
     errors.install(app)
     app.include_router(messaging.router)
+    app.include_router(sites.router)  # before rest: its searches are the directory's own
     app.include_router(rest.router)
     app.add_middleware(RequestLog)
     return app

@@ -28,6 +28,8 @@ READ_TYPES: tuple[str, ...] = (
     "Consent",
     "Location",
     "Flag",
+    "Endpoint",  # of the site directory (escape_fhir.sites)
+    "CommunicationRequest",  # the hub's "to contact" list (escape_fhir.sites.hub)
 )
 #: Where our referral reference lives: ``Encounter.identifier`` of the planned Encounter (nhs-standards.md 1.7)
 #: and ``Task.identifier`` of the triage Task.

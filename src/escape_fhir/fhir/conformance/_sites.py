@@ -106,4 +106,44 @@ def site_profiles() -> list[Json]:
         *(code_system(t) for t in terms),
         *(whole_system_value_set(t) for t in terms),
         *(search_parameter(*row) for row in SEARCH_PARAMETERS),
+        route_operation(),
     ]
+
+
+def route_operation() -> Json:
+    """``$route``: a referral in, the sites that take it (or the alternatives) with the reasons out."""
+    resource = _metadata(
+        "OperationDefinition",
+        "route",
+        f"{codes.BASE}/OperationDefinition/route",
+        "Route a referral to its ESCAPE-pain site",
+        "The sites covering the patient's postcode that run the referral's programme and accept its source, "
+        "best first with the reason for each; when none does, the nearest sites that would take the patient "
+        "another way.",
+    )
+    resource.pop("title")
+
+    def param(name: str, use: str, kind: str | None, maximum: str, doc: str) -> Json:
+        found: Json = {"name": name, "use": use, "min": 0 if use == "out" and name != "routed" else 1}
+        found |= {"max": maximum, "documentation": doc}
+        if kind:
+            found["type"] = kind
+        return found
+
+    return resource | {
+        "kind": "operation",
+        "code": "route",
+        "system": True,
+        "type": True,
+        "instance": False,
+        "resource": ["ServiceRequest"],
+        "parameter": [
+            param("resource", "in", "Bundle", "1", "The referral: a message, transaction or collection Bundle"),
+            param("routed", "out", "boolean", "1", "Whether a site takes the referral"),
+            param("summary", "out", "string", "1", "The choice and why, or why none"),
+            param("distanceBasis", "out", "string", "1", "How distances were measured, or why they were not"),
+            param("choice", "out", None, "*", "A site that takes the referral, best first (parts site, rank, "
+                  "match, distanceKm, reason)"),
+            param("alternative", "out", None, "*", "A site the referrer could turn to when none takes it"),
+        ],
+    }
