@@ -130,6 +130,17 @@ def route_operation() -> Json:
             found["type"] = kind
         return found
 
+    parts = [
+        param("site", "out", "Reference", "1", "The site's HealthcareService"),
+        param("rank", "out", "integer", "1", "1 for the best"),
+        param("match", "out", "code", "1", "sector, district (covers the postcode), distance or area"),
+        param("distanceKm", "out", "decimal", "1", "Kilometres, when measured"),
+        param("reason", "out", "string", "*", "One rule that applied"),
+    ]
+    for part in parts:
+        part["min"] = 0 if part["name"] in ("distanceKm", "reason") else 1
+    choice = param("choice", "out", None, "*", "A site that takes the referral, best first") | {"part": parts}
+    alternative = param("alternative", "out", None, "*", "A site the referrer could turn to when none takes it")
     return resource | {
         "kind": "operation",
         "code": "route",
@@ -142,8 +153,7 @@ def route_operation() -> Json:
             param("routed", "out", "boolean", "1", "Whether a site takes the referral"),
             param("summary", "out", "string", "1", "The choice and why, or why none"),
             param("distanceBasis", "out", "string", "1", "How distances were measured, or why they were not"),
-            param("choice", "out", None, "*", "A site that takes the referral, best first (parts site, rank, "
-                  "match, distanceKm, reason)"),
-            param("alternative", "out", None, "*", "A site the referrer could turn to when none takes it"),
+            choice,
+            alternative | {"part": parts},
         ],
     }
