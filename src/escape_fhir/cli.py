@@ -305,7 +305,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from escape_fhir.settings import SettingsError
 
     given = {"host": args.host, "port": args.port, "database_url": args.database_url, "packages": args.package}
-    settings = load_settings(**given, workers=args.workers)
+    settings = load_settings(**given, workers=args.workers, hub=True if args.hub else None)
     try:
         configure(settings.log_level)
         app = create_app(settings)  # also for --workers: settings, packages and migrations checked once, here
@@ -329,6 +329,7 @@ def worker_environment(settings: Settings) -> dict[str, str]:
         "ESCAPE_FHIR_PACKAGES": orjson.dumps(settings.packages).decode(),
         "ESCAPE_FHIR_MIGRATE": "false",  # done once, above, before any worker starts
         "ESCAPE_FHIR_WORKERS": "1",
+        "ESCAPE_FHIR_HUB": "true" if settings.hub else "false",
     }
 
 
@@ -491,6 +492,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         help="server processes (default 1, ESCAPE_FHIR_WORKERS); more than 1 needs PostgreSQL",
+    )
+    p.add_argument(
+        "--hub",
+        action="store_true",
+        help="hub mode (ESCAPE_FHIR_HUB): route each new referral to its site and forward it (site directory)",
     )
     p.set_defaults(func=cmd_serve)
 

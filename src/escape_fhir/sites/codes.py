@@ -17,17 +17,19 @@ SP: Final = f"{BASE}/SearchParameter"
 CS_SERVICE_REFERRAL_METHOD: Final = "http://terminology.hl7.org/CodeSystem/service-referral-method"
 REFERRAL_METHOD_CODE = {"bars": "elec", "mesh": "elec", "email": "semail", "phone": "phone"}
 #: Task.input / Task.output types (CS_ROUTING).
-ROUTED_SITE, ROUTING_REASON, ROUTING_ALTERNATIVE, SIGNPOSTING = (
+ROUTED_SITE, ROUTING_REASON, ROUTING_ALTERNATIVE, SIGNPOSTING, PARTICIPANT_SUMMARY = (
     "routed-site",
     "routing-reason",
     "routing-alternative",
     "signposting",
+    "participant-summary",
 )
 ROUTING_TERMS = (
     (ROUTED_SITE, "Routed to site", "The ESCAPE-pain site (HealthcareService) a referral was routed to."),
     (ROUTING_REASON, "Routing reason", "Why that site was chosen, or why no site could be (one line each)."),
     (ROUTING_ALTERNATIVE, "Alternative site", "A site the referrer could turn to when no site takes the referral."),
     (SIGNPOSTING, "Signposting option", "An option the site gives participants at discharge (gym, leisure centre)."),
+    (PARTICIPANT_SUMMARY, "Participant summary", "Words for the participant: the programme done and where next."),
 )
 METHOD_TERMS = (
     ("bars", "BaRS", "A FHIR message to the site's BaRS endpoint (Booking and Referral Standard)."),

@@ -37,3 +37,19 @@ def route_operation(db: Database, body: Json) -> Json:
     with db.read() as repo:
         directory = directory_for(repo, wanted.postcode, wanted.pathway)
     return routing_parameters(route(directory, wanted.pathway, wanted.postcode, wanted.source))
+
+
+def reroute_parameters(body: Json) -> tuple[str | None, str]:
+    """``site`` (optional) and ``reason`` (required) of a ``Task/{id}/$route`` Parameters resource."""
+    if body.get("resourceType") != "Parameters":
+        raise OutcomeError(Problem.BAD_REQUEST, "Task/$route takes a Parameters resource", location="resourceType")
+    found: dict[str, str] = {}
+    for p in body.get("parameter") or []:
+        if isinstance(p, dict) and p.get("name") in ("site", "reason"):
+            value = p.get("valueString") or p.get("valueId") or p.get("valueCode")
+            if isinstance(value, str) and value.strip():
+                found[p["name"]] = value.strip()
+    if "reason" not in found:
+        text = "a re-route needs a reason (valueString): it is recorded on the Task"
+        raise OutcomeError(Problem.BAD_REQUEST, [Issue("error", "required", text, "Parameters.parameter")])
+    return found.get("site"), found["reason"]
