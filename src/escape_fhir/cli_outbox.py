@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # imported where used: SQLAlchemy and the settings cost ~1 s 
     from escape_fhir.settings import Settings
     from escape_fhir.storage import Database
     from escape_fhir.storage.outbox import OutboxMessage
+    from escape_fhir.transport.mesh import MeshTransport
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -62,7 +63,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         lease=settings.outbox_lease_seconds,
     )
     transport = ClientTransport(token_provider=client.token_provider(), timeout=client.timeout)
-    runner = Runner(_database(settings), transport, policy, settings.routes)
+    mesh = _mesh(settings)
+    runner = Runner(_database(settings), transport, policy, settings.routes, mesh=mesh)
     try:
         if args.once:
             report = runner.run_once()
@@ -74,7 +76,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         runner.run(stop, settings.outbox_poll_seconds)
     finally:
         transport.close()
+        if mesh is not None:
+            mesh.close()
     return EXIT_OK
+
+
+def _mesh(settings: Settings) -> MeshTransport | None:
+    """Our MESH mailbox, for the messages queued to a site's mailbox (hub mode), when ESCAPE_FHIR_MESH_URL
+    is set; a mailbox that is not fully configured is a usage error naming the setting."""
+    if not settings.mesh_url:
+        return None
+    from escape_fhir.settings import SettingsError
+    from escape_fhir.transport.mesh import MeshTransport
+
+    try:
+        return MeshTransport(settings)
+    except SettingsError as exc:
+        raise _Usage(str(exc)) from None
 
 
 def _listed(message: OutboxMessage) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from escape_fhir.sites.store import directory_for, site
 from escape_fhir.storage import Repository, Stored, instant
 from escape_fhir.storage import tables as t
 from escape_fhir.storage.outbox import REQUEST, NewMessage, Outbox
+from escape_fhir.transport.outbox import mesh_destination
 
 Json = dict[str, Any]
 #: Namespace of the forwarded messages' Bundle ids (uuid5 of received Bundle id, referral, routing number).
@@ -159,7 +160,7 @@ def _dispatch(
         return Dispatched(chosen.methods[0].kind, contact_id=_to_contact(repo, number, chosen, task, now))
     sequence = _next_sequence(repo, number)
     forwarded = forward_bundle(bundle, chosen, method.address, number, sequence, now)
-    destination = method.address if method.kind == "bars" else f"mesh:{method.address}"
+    destination = method.address if method.kind == "bars" else mesh_destination(method.address, method.workflow)
     sr_id = str((task.get("focus") or {}).get("reference", "")).partition("/")[2] or None
     body = jsonio.dumps(forwarded)
     row = NewMessage(REQUEST, destination, forwarded["id"], new_id(), correlation_id, body, "json", sr_id)

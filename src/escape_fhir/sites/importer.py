@@ -19,6 +19,7 @@ The columns (README "The site directory" documents them for programme teams):
                    ``orthopaedic-surgeon``, ``self-referral``, ``other`` (``;``-separated)
 ``bars_endpoint``  BaRS: an https URL of its ``$process-message``, or ``system|value`` (a DoS service id)
 ``mesh_mailbox``   MESH mailbox id
+``mesh_workflow_id`` the MESH workflow id agreed with the site (required with ``mesh_mailbox``)
 ``referral_email`` email address referrals are sent to
 ``referral_phone`` phone number referrals are made on
 ``methods``        optional order of preference of the four above (``bars;mesh;email;phone``)
@@ -66,6 +67,7 @@ COLUMNS = (
     "sources",
     "bars_endpoint",
     "mesh_mailbox",
+    "mesh_workflow_id",
     "referral_email",
     "referral_phone",
     "methods",
@@ -84,6 +86,7 @@ _CLASS = re.compile(r"^([a-z]{3}(?:\s*,\s*[a-z]{3})*)\s+(\S+)\s*-\s*(\S+)$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 ()-]{6,20}$")
 _MAILBOX = re.compile(r"^[A-Za-z0-9]{1,20}$")
+_WORKFLOW = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_SITES = 100_000
 
 
@@ -169,6 +172,12 @@ def _method(row: _Row, kind: str) -> Method | None:
     if not check(address):
         row.fail(column, f"{address!r} is not {wanted}")
         return None
+    if kind == "mesh":
+        workflow = row.text("mesh_workflow_id")
+        if not _WORKFLOW.match(workflow):
+            row.fail("mesh_workflow_id", f"{workflow!r} is not a MESH workflow id (required with mesh_mailbox)")
+            return None
+        return Method(kind, address, workflow)
     return Method(kind, address)
 
 

@@ -23,6 +23,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 class Method:
     kind: str  # one of METHODS
     address: str  # BaRS: an http(s) URL or a ``system|value`` endpoint; MESH: a mailbox id; email; phone
+    workflow: str = ""  # MESH: the workflow id agreed with the site (nhs-standards.md 6.3)
 
 
 @dataclass(frozen=True)

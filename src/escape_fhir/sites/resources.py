@@ -82,7 +82,7 @@ def _address(method: Method) -> str:
 
 def endpoint(site: Site, method: Method) -> Json:
     payload = "FHIR message Bundle (BaRS servicerequest-request)" if method.kind in ("bars", "mesh") else "referral"
-    return {
+    found: Json = {
         "resourceType": "Endpoint",
         "id": endpoint_id(site.id, method.kind),
         "identifier": _identifier(site),
@@ -93,6 +93,9 @@ def endpoint(site: Site, method: Method) -> Json:
         "payloadType": [{"text": payload}],
         "address": _address(method),
     }
+    if method.workflow:
+        found["header"] = [f"Mex-WorkflowID: {method.workflow}"]
+    return found
 
 
 def _telecom(site: Site) -> list[Json]:
