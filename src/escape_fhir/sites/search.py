@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, false, func, or_, select
 
 from escape_fhir.errors import Issue
 from escape_fhir.fhir import codes
@@ -55,20 +55,24 @@ def _bad(name: str, message: str) -> OutcomeError:
     return OutcomeError(Problem.BAD_REQUEST, [Issue("error", "invalid", f"{name}: {message}", name)])
 
 
-def _code(value: str, system: str | None) -> str:
+def _code(value: str, system: str | None) -> str | None:
+    """The code of a token value; None when it names another system (it matches nothing here)."""
     given, bar, code = value.partition("|")
     if bar and given and system and given != system:
-        return "\x00"  # another system's code: matches nothing
+        return None
     return code if bar else value
 
 
 def _identifier(value: str) -> Any:
-    return _s.c.site_id == _code(value, sc.ID_SITE)
+    code = _code(value, sc.ID_SITE)
+    return false() if code is None else _s.c.site_id == code
 
 
 def _programme(value: str) -> Any:
     code = _code(value, codes.CS_PROGRAMME)
-    if code not in (*PROGRAMMES, "\x00"):
+    if code is None:
+        return false()
+    if code not in PROGRAMMES:
         raise ValueError(f"{code!r} is not a programme ({', '.join(PROGRAMMES)})")
     return _s.c.programme == code
 
@@ -79,11 +83,12 @@ def _postcode(value: str) -> Any:
 
 
 def _coverage(value: str) -> Any:
-    return _s.c.site_id.in_(select(_a.c.site_id).where(_a.c.area == parse_area(_code(value, None))))
+    return _s.c.site_id.in_(select(_a.c.site_id).where(_a.c.area == parse_area(value.rpartition("|")[2])))
 
 
 def _source(value: str) -> Any:
-    return _s.c.site_id.in_(select(_src.c.site_id).where(_src.c.source == _code(value, codes.CS_REFERRAL_SOURCE)))
+    code = _code(value, codes.CS_REFERRAL_SOURCE)
+    return false() if code is None else _s.c.site_id.in_(select(_src.c.site_id).where(_src.c.source == code))
 
 
 def _organization(value: str) -> Any:
@@ -107,7 +112,9 @@ def _postal_code(value: str) -> Any:
 
 def _connection_type(value: str) -> Any:
     code = _code(value, sc.CS_METHOD)
-    if code not in (*METHODS, "\x00"):
+    if code is None:
+        return false()
+    if code not in METHODS:
         raise ValueError(f"{code!r} is not a connection type of ours ({', '.join(METHODS)})")
     return _s.c.record.contains(f'"kind":"{code}"', autoescape=True)  # narrowed again from the record
 
@@ -189,6 +196,8 @@ def search_sites(repo: Repository, resource_type: str, params: Sequence[tuple[st
             offset = _number(name, value, 10**9)
         elif name == "_format" or not value:
             continue  # an empty value is no criterion (search.html#errors)
+        elif "\x00" in value or len(value) > 1000:
+            raise _bad(name, "a value holds no NUL character and at most 1000 characters")
         elif name not in known:
             supported = ", ".join(sorted({*known, "_count", "_offset"}))
             raise _bad(name, f"unknown search parameter for {resource_type} (supported: {supported})")
@@ -228,7 +237,7 @@ def search_sites(repo: Repository, resource_type: str, params: Sequence[tuple[st
 def _keys(repo: Repository, resource_type: str, params: Sequence[tuple[str, str]], ids: list[str]) -> list[tuple[str, str]]:
     if resource_type != "Endpoint":
         return [(resource_type, service_id(i)) for i in ids]
-    wanted = {_code(v, sc.CS_METHOD) for k, value in params if k == "connection-type" for v in value.split(",")}
+    wanted = {_code(v, sc.CS_METHOD) for k, value in params if k == "connection-type" for v in value.split(",") if v}
     sites = records(repo, ids)
     return [
         ("Endpoint", endpoint_id(i, m.kind))
