@@ -107,3 +107,23 @@ def test_haversine() -> None:
     # Leeds station (53.7950, -1.5474) to York station (53.9580, -1.0930): about 34.9 km.
     assert round(haversine_km((53.7950, -1.5474), (53.9580, -1.0930)), 0) == 35
     assert haversine_km((53.8, -1.5), (53.8, -1.5)) == 0
+
+
+def test_the_nearest_alternatives_are_the_nearest_of_all() -> None:
+    """The grid's ring search finds what measuring every site finds (random directories, random points)."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(30):
+        placed = [
+            row(f"p{n}", covers="LS6", latitude=f"{50 + rng.random() * 8:.4f}", longitude=f"{-6 + rng.random() * 8:.4f}")
+            for n in range(rng.randint(1, 60))
+        ]
+        directory = Directory(sites(placed))
+        point = (50 + rng.random() * 8, -6 + rng.random() * 8)
+        skip = {f"p{n}" for n in range(3)}
+        expected = sorted(
+            (haversine_km(point, s.position), s.name, s.id) for s in directory.sites if s.position and s.id not in skip
+        )[:3]
+        found = directory.grid("knee-hip").nearest(point, 3, skip)
+        assert [(km, s.id) for km, s in found] == [(km, i) for km, _, i in expected]

@@ -72,6 +72,50 @@ def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
+class _Grid:
+    """Sites with a position in cells of :data:`CELL` degrees, for the nearest few without measuring all:
+    rings of cells around the point are searched outwards until the next ring cannot hold a nearer site."""
+
+    CELL = 0.25
+
+    def __init__(self, sites: Iterable[Site]) -> None:
+        self.cells: dict[tuple[int, int], list[Site]] = defaultdict(list)
+        for site in sites:
+            if site.position:
+                self.cells[self._cell(site.position)].append(site)
+        rows = [r for r, _ in self.cells] or [0]
+        cols = [c for _, c in self.cells] or [0]
+        self.extent = max(max(rows) - min(rows), max(cols) - min(cols)) + 1
+
+    def _width(self, latitude: float, ring: int) -> float:
+        """The narrowest cell, in km, within ``ring`` cells of ``latitude`` (longitude cells narrow towards
+        the poles; near a pole nothing is assumed)."""
+        edge = abs(latitude) + (ring + 1) * self.CELL
+        if edge >= 89:
+            return 0.0
+        return min(haversine_km((edge, 0.0), (edge, self.CELL)), haversine_km((0.0, 0.0), (self.CELL, 0.0)))
+
+    def _cell(self, position: tuple[float, float]) -> tuple[int, int]:
+        return math.floor(position[0] / self.CELL), math.floor(position[1] / self.CELL)
+
+    def nearest(self, point: tuple[float, float], count: int, skip: set[str]) -> list[tuple[float, Site]]:
+        """Up to ``count`` sites nearest ``point`` (kilometres, then name, then id), ``skip`` left out."""
+        row, col = self._cell(point)
+        found: list[tuple[float, str, str, Site]] = []
+        for ring in range(self.extent + 1):
+            if len(found) >= count and (ring - 1) * self._width(point[0], ring) > found[count - 1][0]:
+                break  # every site not yet seen is at least (ring - 1) cell widths away
+            for r in range(row - ring, row + ring + 1):
+                for c in range(col - ring, col + ring + 1):
+                    if max(abs(r - row), abs(c - col)) != ring:
+                        continue
+                    for site in self.cells.get((r, c), ()):
+                        if site.id not in skip and site.position:
+                            found.append((haversine_km(point, site.position), site.name, site.id, site))
+            found.sort(key=lambda f: f[:3])
+        return [(km, site) for km, _, _, site in found[:count]]
+
+
 class Directory:
     """The active sites indexed by covered area (district or sector) and by programme, built once."""
 
@@ -79,11 +123,22 @@ class Directory:
         self.sites = [s for s in sites if s.active]
         self.by_area: dict[str, list[Site]] = defaultdict(list)
         self.by_programme: dict[str, list[Site]] = defaultdict(list)
+        #: (programme, postcode area letters) -> sites covering a district or sector of that area, by name.
+        self.by_programme_area: dict[tuple[str, str], list[Site]] = defaultdict(list)
         self.by_id = {s.id: s for s in self.sites}
-        for site in self.sites:
+        self._grids: dict[str, _Grid] = {}
+        for site in sorted(self.sites, key=lambda s: (s.name, s.id)):
             self.by_programme[site.programme].append(site)
             for area in site.coverage:
                 self.by_area[area].append(site)
+            for letters in dict.fromkeys(_area_of(a) for a in site.coverage):
+                self.by_programme_area[(site.programme, letters)].append(site)
+
+    def grid(self, programme: str) -> _Grid:
+        """The spatial index of a programme's sites, built when first needed."""
+        if programme not in self._grids:
+            self._grids[programme] = _Grid(self.by_programme.get(programme, ()))
+        return self._grids[programme]
 
     def covering(self, postcode: Postcode) -> list[tuple[Site, str]]:
         """Sites covering the postcode, each with ``sector`` or ``district`` (the smaller area if both)."""
@@ -179,19 +234,20 @@ def _alternatives(
 ) -> list[Choice]:
     out = declined[:ALTERNATIVES]
     taken = {c.site.id for c in out}
-    others = [s for s in directory.by_programme.get(pathway, ()) if s.id not in taken]
-    if point is not None:
-        placed = sorted((s for s in others if s.position), key=lambda s: (_distance(s, point) or 0.0, s.name, s.id))
-        for site in placed[: ALTERNATIVES - len(out)]:
-            km = _distance(site, point)
+    if point is not None and len(out) < ALTERNATIVES:
+        for exact, site in directory.grid(pathway).nearest(point[0], ALTERNATIVES - len(out), taken):
+            km = round(exact, 1)
             reason = f"does not cover {postcode.district}; " + _distance_reason(km, point)[0]
             out.append(Choice(site, "distance", km, (reason,)))
             taken.add(site.id)
-    nearby = [s for s in others if s.id not in taken and any(_area_of(a) == postcode.area for a in s.coverage)]
-    for site in sorted(nearby, key=lambda s: (s.name, s.id))[: ALTERNATIVES - len(out)]:
-        covered = ", ".join(a for a in site.coverage if _area_of(a) == postcode.area)
-        out.append(Choice(site, "area", None, (f"covers {covered} in the same postcode area {postcode.area}",)))
-    return out[:ALTERNATIVES]
+    letters = postcode.area
+    for site in directory.by_programme_area.get((pathway, letters), ()):
+        if len(out) >= ALTERNATIVES:
+            break
+        if site.id not in taken:
+            covered = ", ".join(a for a in site.coverage if _area_of(a) == letters)
+            out.append(Choice(site, "area", None, (f"covers {covered} in the same postcode area {letters}",)))
+    return out
 
 
 def _area_of(coverage: str) -> str:

@@ -8,6 +8,7 @@ left as they are too (a file may cover one region): set ``active`` to ``no`` to 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +21,7 @@ from escape_fhir.sites import tables as st
 from escape_fhir.sites.model import Site
 from escape_fhir.sites.postcode import Postcode
 from escape_fhir.sites.resources import site_resources
-from escape_fhir.sites.routing import Directory
+from escape_fhir.sites.routing import ALTERNATIVES, Directory, haversine_km
 from escape_fhir.storage import Repository
 
 Json = dict[str, Any]
@@ -116,11 +117,50 @@ def covering_ids(repo: Repository, postcode: Postcode) -> list[str]:
 
 
 def directory_for(repo: Repository, postcode: Postcode, programme: str) -> Directory:
-    """The part of the directory that routing this postcode may need: the sites covering it (any programme,
-    for the patient's approximate position) and, only when none of the programme does, every site of the
-    programme (for the nearest alternatives). Read from the indexed columns, never the whole directory."""
-    near = list(records(repo, covering_ids(repo, postcode)).values())
-    if not any(s.programme == programme and s.active for s in near):
-        known = {s.id for s in near}
-        near += [s for s in all_sites(repo, programme) if s.id not in known]
-    return Directory(near)
+    """The part of the directory that routing this postcode may need, read from the indexed columns (never
+    the whole directory): the sites covering it (any programme: they also place the patient); and, only when
+    none of them runs the programme, the programme's sites covering the same postcode area and its nearest
+    sites with a position (for the alternatives)."""
+    near = records(repo, covering_ids(repo, postcode))
+    if any(s.programme == programme and s.active for s in near.values()):
+        return Directory(near.values())
+    wanted = _area_ids(repo, programme, postcode.area)
+    point = Directory(near.values()).patient_point(postcode)
+    if point is not None:
+        wanted += _nearest_ids(repo, programme, point[0], ALTERNATIVES + len(near))
+    near.update(records(repo, [i for i in wanted if i not in near]))
+    return Directory(near.values())
+
+
+def _area_ids(repo: Repository, programme: str, letters: str) -> list[str]:
+    """Sites of the programme covering a district or sector of the postcode area ``letters`` (``LS``)."""
+    a, s = st.site_area, st.site
+    query = (
+        select(a.c.site_id, a.c.area)
+        .join(s, s.c.site_id == a.c.site_id)
+        .where(a.c.area.startswith(letters, autoescape=True), s.c.programme == programme, s.c.active.is_(True))
+    )
+    return list(dict.fromkeys(i for i, area in repo.session.execute(query) if _letters(area) == letters))
+
+
+def _letters(area: str) -> str:
+    return area[: len(area) - len(area.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))]
+
+
+def _nearest_ids(repo: Repository, programme: str, point: tuple[float, float], count: int) -> list[str]:
+    """At least ``count`` of the programme's placed sites nearest ``point`` when there are that many: boxes
+    of growing size on the indexed position, until ``count`` lie within the circle the box holds."""
+    s = st.site
+    placed = [s.c.programme == programme, s.c.active.is_(True), s.c.latitude.is_not(None)]
+    for km in (20.0, 80.0, 320.0):
+        dlat = km / 111.0
+        dlon = min(180.0, km / (111.0 * max(math.cos(math.radians(point[0])), 0.01)))
+        box = [
+            s.c.latitude.between(point[0] - dlat, point[0] + dlat),
+            s.c.longitude.between(point[1] - dlon, point[1] + dlon),
+        ]
+        rows = repo.session.execute(select(s.c.site_id, s.c.latitude, s.c.longitude).where(*placed, *box)).all()
+        inside = [r.site_id for r in rows if haversine_km(point, (r.latitude, r.longitude)) <= km]
+        if len(inside) >= count:
+            return [r.site_id for r in rows]
+    return list(repo.session.execute(select(s.c.site_id).where(*placed)).scalars())
