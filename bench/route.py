@@ -33,7 +33,48 @@ from escape_fhir.sites.store import directory_for, import_sites
 from escape_fhir.storage import Database
 
 ROOT = Path(__file__).resolve().parents[1]
-AREAS = "B BD BN BS CB CF CH CV DE DN EX GL HU L LE LS M ME NE NG NN NR OX PE PL PO RG S SE SO ST SW TN TS W WF WS WV YO N".split()
+AREAS = [
+    "B",
+    "BD",
+    "BN",
+    "BS",
+    "CB",
+    "CF",
+    "CH",
+    "CV",
+    "DE",
+    "DN",
+    "EX",
+    "GL",
+    "HU",
+    "L",
+    "LE",
+    "LS",
+    "M",
+    "ME",
+    "NE",
+    "NG",
+    "NN",
+    "NR",
+    "OX",
+    "PE",
+    "PL",
+    "PO",
+    "RG",
+    "S",
+    "SE",
+    "SO",
+    "ST",
+    "SW",
+    "TN",
+    "TS",
+    "W",
+    "WF",
+    "WS",
+    "WV",
+    "YO",
+    "N",
+]
 SOURCES = ("gp", "msk-triage", "physiotherapy", "orthopaedic-surgeon", "self-referral", "other")
 UNIT_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
 
@@ -70,7 +111,10 @@ def invented_referrals(count: int, rng: random.Random) -> list[bytes]:
         area = rng.choice(AREAS)
         postcode = f"{area}{rng.randint(1, 35)} {rng.randint(0, 9)}{rng.choice(UNIT_LETTERS)}{rng.choice(UNIT_LETTERS)}"
         referral = {**template, "source": rng.choice(SOURCES[:4])}
-        referral["patient"] = {**template["patient"], "address": {**template["patient"]["address"], "postcode": postcode}}
+        referral["patient"] = {
+            **template["patient"],
+            "address": {**template["patient"]["address"], "postcode": postcode},
+        }
         out.append(orjson.dumps(referral))
     return out
 

@@ -95,9 +95,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"error: no site {args.id!r} in the directory", file=sys.stderr)
         return EXIT_FAILED
     if args.fhir:
-        _write_json({"resourceType": "Bundle", "type": "collection", "entry": [
-            {"resource": r} for r in site_resources(found)
-        ]})
+        _write_json(
+            {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in site_resources(found)]}
+        )
     else:
         _write_json(found.as_record())
     return EXIT_OK
@@ -163,4 +163,3 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--sites", metavar="FILE", help="route against this directory file instead of the database")
     p.add_argument("--json", action="store_true", help="print the answer as a FHIR Parameters resource")
     p.set_defaults(func=cmd_route)
-

@@ -138,7 +138,10 @@ def test_triage_re_routes_to_another_site(hub: Hub, receiver: Callable[..., Serv
     first, second = receiver(), receiver()
     load(
         hub.db,
-        [row("a-sector", covers="LS6 2", bars_endpoint=first.url), row("b-district", covers="LS6", bars_endpoint=second.url)],
+        [
+            row("a-sector", covers="LS6 2", bars_endpoint=first.url),
+            row("b-district", covers="LS6", bars_endpoint=second.url),
+        ],
     )
     data, identifier = referral_message("knee-gp")
     assert hub.post(data).status_code == 200
@@ -169,8 +172,10 @@ def test_re_routing_needs_a_reason_and_a_known_site(hub: Hub) -> None:
     headers = {"Content-Type": "application/fhir+json", "If-Match": f'W/"{task["meta"]["versionId"]}"'}
     no_reason = {"resourceType": "Parameters", "parameter": [{"name": "site", "valueString": "only"}]}
     assert hub.client.post(f"/Task/{task['id']}/$route", json=no_reason, headers=headers).status_code == 400
-    unknown = {"resourceType": "Parameters", "parameter": [
-        {"name": "site", "valueString": "nowhere"}, {"name": "reason", "valueString": "moved"}]}
+    unknown = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "site", "valueString": "nowhere"}, {"name": "reason", "valueString": "moved"}],
+    }
     refused = hub.client.post(f"/Task/{task['id']}/$route", json=unknown, headers=headers)
     assert refused.status_code == 422 and "no active site 'nowhere'" in refused.text
     alone = {"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "moved"}]}
@@ -185,7 +190,9 @@ def test_completing_the_task_tells_the_referrer_the_signposting(hub: Hub) -> Non
     for status in ("accepted", "completed"):
         task = hub.task()
         headers = {"Content-Type": "application/fhir+json", "If-Match": f'W/"{task["meta"]["versionId"]}"'}
-        assert hub.client.put(f"/Task/{task['id']}", json={**task, "status": status}, headers=headers).status_code == 200
+        assert (
+            hub.client.put(f"/Task/{task['id']}", json={**task, "status": status}, headers=headers).status_code == 200
+        )
     responses = [m for m in hub.messages() if m.kind == "response"]
     completed = parse(_body(hub, responses[-1].id))
     (mirror,) = [e["resource"] for e in completed["entry"] if e["resource"]["resourceType"] == "Task"]

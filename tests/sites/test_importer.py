@@ -37,7 +37,9 @@ def test_the_example_csv_and_json_are_the_same_directory() -> None:
 
 
 def test_values_are_normalised() -> None:
-    (site,) = sites([row("n", postcode="ls6 1aa", covers=" ls6 ; ls7 2 ", sources="GP", ods_code="rxx1", programme="Back")])
+    (site,) = sites(
+        [row("n", postcode="ls6 1aa", covers=" ls6 ; ls7 2 ", sources="GP", ods_code="rxx1", programme="Back")]
+    )
     assert (site.postcode, site.coverage, site.sources, site.ods_code, site.programme) == (
         "LS6 1AA",
         ("LS6", "LS7 2"),
@@ -62,13 +64,19 @@ BROKEN = [
     ),
     pytest.param({"latitude": "0", "longitude": "181"}, "row 2 (s).longitude: 181 is outside", id="longitude range"),
     pytest.param({"bars_endpoint": ""}, "row 2 (s).bars_endpoint: a site needs a referral method", id="no method"),
-    pytest.param({"bars_endpoint": "not a url"}, "row 2 (s).bars_endpoint: 'not a url' is not an https URL", id="bad bars"),
-    pytest.param({"mesh_mailbox": "SITE1"}, "row 2 (s).mesh_workflow_id: '' is not a MESH workflow id", id="no workflow"),
+    pytest.param(
+        {"bars_endpoint": "not a url"}, "row 2 (s).bars_endpoint: 'not a url' is not an https URL", id="bad bars"
+    ),
+    pytest.param(
+        {"mesh_mailbox": "SITE1"}, "row 2 (s).mesh_workflow_id: '' is not a MESH workflow id", id="no workflow"
+    ),
     pytest.param({"referral_email": "nobody"}, "row 2 (s).referral_email: 'nobody' is not an email", id="bad email"),
     pytest.param({"methods": "fax"}, "row 2 (s).methods: fax is not a referral method", id="unknown method"),
     pytest.param({"methods": "phone"}, "row 2 (s).methods: phone named but its column is empty", id="method no column"),
     pytest.param({"class_times": "mon 11:00-10:00"}, "row 2 (s).class_times: 'mon 11:00-10:00': times", id="times"),
-    pytest.param({"class_times": "someday 10:00-11:00"}, "row 2 (s).class_times: 'someday 10:00-11:00' is not", id="day"),
+    pytest.param(
+        {"class_times": "someday 10:00-11:00"}, "row 2 (s).class_times: 'someday 10:00-11:00' is not", id="day"
+    ),
     pytest.param({"active": "maybe"}, "row 2 (s).active: 'maybe' is not yes or no", id="active"),
 ]
 
@@ -101,7 +109,9 @@ def test_every_bad_row_is_named_at_once() -> None:
         pytest.param(b"[", "json", "file: not valid JSON", id="broken JSON"),
         pytest.param(b'[{"id": "x", "colour": "red"}]', "json", "[0] (x).colour: unknown key", id="unknown JSON key"),
         pytest.param(b"\xff\xfe", "csv", "file: not UTF-8", id="not UTF-8"),
-        pytest.param(csv_bytes([row("x")])[: csv_bytes([row("x")]).index(b"\n") + 1], "csv", "file: no sites", id="empty"),
+        pytest.param(
+            csv_bytes([row("x")])[: csv_bytes([row("x")]).index(b"\n") + 1], "csv", "file: no sites", id="empty"
+        ),
     ],
 )
 def test_unusable_files(data: bytes, kind: str, error: str) -> None:

@@ -34,11 +34,17 @@ DIRECTORY = Directory(
 
 CHOSEN = [
     pytest.param(
-        "knee-hip", "LS6 2AB", "gp", ["sector", "district-near", "district-far", "district-nowhere"],
+        "knee-hip",
+        "LS6 2AB",
+        "gp",
+        ["sector", "district-near", "district-far", "district-nowhere"],
         id="sector beats district, then distance, then a position before none",
     ),
     pytest.param(
-        "knee-hip", "LS6 3AB", "gp", ["district-far", "district-near", "district-nowhere"],
+        "knee-hip",
+        "LS6 3AB",
+        "gp",
+        ["district-far", "district-near", "district-nowhere"],
         id="district only: distance from the first placed site covering it",
     ),
     pytest.param("knee-hip", "LS10 1AB", "gp", ["z-alpha", "a-beta"], id="no position: name before id"),
@@ -50,7 +56,9 @@ CHOSEN = [
 
 
 @pytest.mark.parametrize(("pathway", "postcode", "source", "expected"), CHOSEN)
-def test_the_sites_that_take_the_referral_best_first(pathway: str, postcode: str, source: str, expected: list[str]) -> None:
+def test_the_sites_that_take_the_referral_best_first(
+    pathway: str, postcode: str, source: str, expected: list[str]
+) -> None:
     routing = route(DIRECTORY, pathway, parse_postcode(postcode), source)
     assert [c.site.id for c in routing.choices] == expected
     assert routing.alternatives == ()
@@ -60,7 +68,11 @@ def test_the_sites_that_take_the_referral_best_first(pathway: str, postcode: str
 def test_each_choice_says_why() -> None:
     routing = route(DIRECTORY, "knee-hip", parse_postcode("LS6 2AB"), "gp")
     best, near = routing.choices[0], routing.choices[1]
-    assert best.reasons == ("covers sector LS6 2 (LS6 2AB)", "runs ESCAPE-pain for knees and hips", "accepts gp referrals")
+    assert best.reasons == (
+        "covers sector LS6 2 (LS6 2AB)",
+        "runs ESCAPE-pain for knees and hips",
+        "accepts gp referrals",
+    )
     assert near.reasons[0] == "covers district LS6 (LS6 2AB)"
     assert near.reasons[-1] == "about 0.6 km from Site anchor, the nearest known point to LS6 2"
     assert routing.summary.endswith("chosen before 3 other site(s) by sector match before district match")
@@ -71,12 +83,20 @@ def test_each_choice_says_why() -> None:
 
 NONE = [
     pytest.param(
-        "knee-hip", "LS12 1AB", "gp", ["msk-only", "district-near", "bradford"],
-        "does not accept gp referrals (accepts msk-triage)", id="covering site of another source first, then distance",
+        "knee-hip",
+        "LS12 1AB",
+        "gp",
+        ["msk-only", "district-near", "bradford"],
+        "does not accept gp referrals (accepts msk-triage)",
+        id="covering site of another source first, then distance",
     ),
     pytest.param(
-        "knee-hip", "LS7 1AB", "gp", ["district-nowhere", "district-far", "z-alpha"],
-        "covers LS6 in the same postcode area LS", id="no position known: sites of the same area",
+        "knee-hip",
+        "LS7 1AB",
+        "gp",
+        ["district-nowhere", "district-far", "z-alpha"],
+        "covers LS6 in the same postcode area LS",
+        id="no position known: sites of the same area",
     ),
     pytest.param("knee-hip", "M1 1AE", "gp", [], "", id="nothing near"),
     pytest.param("back", "BD1 1AB", "gp", ["back-ls12", "anchor"], "does not cover BD1; about", id="distance"),
@@ -116,7 +136,9 @@ def test_the_nearest_alternatives_are_the_nearest_of_all() -> None:
     rng = random.Random(7)
     for _ in range(30):
         placed = [
-            row(f"p{n}", covers="LS6", latitude=f"{50 + rng.random() * 8:.4f}", longitude=f"{-6 + rng.random() * 8:.4f}")
+            row(
+                f"p{n}", covers="LS6", latitude=f"{50 + rng.random() * 8:.4f}", longitude=f"{-6 + rng.random() * 8:.4f}"
+            )
             for n in range(rng.randint(1, 60))
         ]
         directory = Directory(sites(placed))

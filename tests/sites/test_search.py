@@ -36,21 +36,63 @@ def ids(client: Any, path: str, **params: str) -> list[str]:
 
 
 CASES = [
-    pytest.param("/HealthcareService", {"postcode": "ls6 1ab"}, ["site-kh-moorside", "site-back-riverside", "site-kh-riverside"], id="postcode: sector or district"),
-    pytest.param("/HealthcareService", {"postcode": "LS7 2XY", "program": "knee-hip"}, ["site-kh-hillside", "site-kh-riverside"], id="postcode and programme"),
+    pytest.param(
+        "/HealthcareService",
+        {"postcode": "ls6 1ab"},
+        ["site-kh-moorside", "site-back-riverside", "site-kh-riverside"],
+        id="postcode: sector or district",
+    ),
+    pytest.param(
+        "/HealthcareService",
+        {"postcode": "LS7 2XY", "program": "knee-hip"},
+        ["site-kh-hillside", "site-kh-riverside"],
+        id="postcode and programme",
+    ),
     pytest.param("/HealthcareService", {"coverage": "LS6 1"}, ["site-kh-moorside"], id="coverage exactly"),
-    pytest.param("/HealthcareService", {"referral-source": "orthopaedic-surgeon"}, ["site-kh-moorside"], id="referral source"),
-    pytest.param("/HealthcareService", {"program": "https://w3id.org/escape-fhir/CodeSystem/escape-pain-programme|back"}, ["site-back-riverside"], id="program with system"),
+    pytest.param(
+        "/HealthcareService", {"referral-source": "orthopaedic-surgeon"}, ["site-kh-moorside"], id="referral source"
+    ),
+    pytest.param(
+        "/HealthcareService",
+        {"program": "https://w3id.org/escape-fhir/CodeSystem/escape-pain-programme|back"},
+        ["site-back-riverside"],
+        id="program with system",
+    ),
     pytest.param("/HealthcareService", {"program": "http://other|back"}, [], id="another system"),
     pytest.param("/HealthcareService", {"identifier": "kh-hillside"}, ["site-kh-hillside"], id="identifier"),
-    pytest.param("/HealthcareService", {"organization": "Organization/ods-RXX01"}, ["site-back-riverside", "site-kh-riverside"], id="organization"),
+    pytest.param(
+        "/HealthcareService",
+        {"organization": "Organization/ods-RXX01"},
+        ["site-back-riverside", "site-kh-riverside"],
+        id="organization",
+    ),
     pytest.param("/HealthcareService", {"name": "hill"}, ["site-kh-hillside"], id="name starts with"),
-    pytest.param("/HealthcareService", {"referral-source": "gp,orthopaedic-surgeon", "program": "knee-hip"}, ["site-kh-hillside", "site-kh-moorside", "site-kh-riverside"], id="OR"),
+    pytest.param(
+        "/HealthcareService",
+        {"referral-source": "gp,orthopaedic-surgeon", "program": "knee-hip"},
+        ["site-kh-hillside", "site-kh-moorside", "site-kh-riverside"],
+        id="OR",
+    ),
     pytest.param("/Location", {"near": "53.83|-1.54|1|km"}, ["site-kh-hillside"], id="near 1 km"),
-    pytest.param("/Location", {"near": "53.83|-1.54|5000|m"}, ["site-kh-hillside", "site-back-riverside", "site-kh-riverside"], id="near in metres, nearest first"),
+    pytest.param(
+        "/Location",
+        {"near": "53.83|-1.54|5000|m"},
+        ["site-kh-hillside", "site-back-riverside", "site-kh-riverside"],
+        id="near in metres, nearest first",
+    ),
     pytest.param("/Location", {"address-postalcode": "LS16"}, ["site-kh-moorside"], id="postal code"),
-    pytest.param("/Endpoint", {"connection-type": "email,mesh"}, ["site-kh-hillside-mesh", "site-kh-moorside-email"], id="connection type"),
-    pytest.param("/Endpoint", {"organization": "ods-RXX03"}, ["site-kh-moorside-email", "site-kh-moorside-phone"], id="endpoint organization"),
+    pytest.param(
+        "/Endpoint",
+        {"connection-type": "email,mesh"},
+        ["site-kh-hillside-mesh", "site-kh-moorside-email"],
+        id="connection type",
+    ),
+    pytest.param(
+        "/Endpoint",
+        {"organization": "ods-RXX03"},
+        ["site-kh-moorside-email", "site-kh-moorside-phone"],
+        id="endpoint organization",
+    ),
 ]
 
 
@@ -98,7 +140,10 @@ def test_route_operation(served: Any) -> None:
         parts = {p["name"]: p for p in params["choice"]["part"]}
         assert parts["site"]["valueReference"]["reference"] == "HealthcareService/site-kh-riverside"
         assert parts["match"]["valueCode"] == "district"
-    wrapped = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": __import__("json").loads(body)}]}
+    wrapped = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "resource", "resource": __import__("json").loads(body)}],
+    }
     assert served.post("/$route", json=wrapped, headers={"Content-Type": "application/fhir+json"}).status_code == 200
     patient = {"resourceType": "Patient"}
     assert served.post("/$route", json=patient, headers={"Content-Type": "application/fhir+json"}).status_code == 400
@@ -119,7 +164,9 @@ def test_metadata_names_each_parameter_and_its_search_parameter(served: Any) -> 
     statement = served.get("/metadata").json()
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
     service = {p["name"]: p for p in resources["HealthcareService"]["searchParam"]}
-    assert service["postcode"]["definition"] == "https://w3id.org/escape-fhir/SearchParameter/HealthcareService-postcode"
+    assert (
+        service["postcode"]["definition"] == "https://w3id.org/escape-fhir/SearchParameter/HealthcareService-postcode"
+    )
     assert service["program"]["definition"] == "http://hl7.org/fhir/SearchParameter/HealthcareService-program"
     assert {"code": "search-type"} in resources["Location"]["interaction"]
     assert "near" in {p["name"] for p in resources["Location"]["searchParam"]}

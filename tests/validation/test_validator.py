@@ -15,7 +15,8 @@ from escape_fhir.validation.definitions import default_definitions
 from tests.helpers import EXAMPLES, shared
 from tests.validation.validator_cases import validator
 
-FHIR_EXAMPLES = sorted(p for p in EXAMPLES.rglob("*") if p.suffix in (".json", ".xml") and p.parent.name not in ("referrals", "directory")
+FHIR_EXAMPLES = sorted(
+    p for p in EXAMPLES.rglob("*") if p.suffix in (".json", ".xml") and p.parent.name not in ("referrals", "directory")
 )
 #: UK Core examples with a known defect of their own: the NHS number 9912003890 fails Modulus 11.
 UKCORE_KNOWN_BAD = {"UKCore-Patient-BabyPatient-Example.xml": ["Patient.identifier[0].value"]}

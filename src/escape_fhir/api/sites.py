@@ -63,8 +63,11 @@ def to_contact(request: Request, fmt: OutFormat, db: Db, base: Base) -> Response
         if name == "status" and value in ("active", "completed"):
             status = value
         elif name != "_format":
-            raise OutcomeError(Problem.BAD_REQUEST, f"{name}={value[:40]}: CommunicationRequest is searched by "
-                               "status=active or status=completed only", location=name)
+            raise OutcomeError(
+                Problem.BAD_REQUEST,
+                f"{name}={value[:40]}: CommunicationRequest is searched by status=active or status=completed only",
+                location=name,
+            )
     with db.read() as repo:
         return fhir_response(contact_list(repo, status, base), fmt)
 

@@ -120,7 +120,9 @@ def route_new(repo: Repository, bundle: Json, number: int, correlation_id: str, 
         _record(repo, number, None, None, f"not routed: {problem}", now)
         repo.save(_with_routing(task.content, routing_inputs(None, problem)), now)
         return
-    routing = route(directory_for(repo, wanted.postcode, wanted.pathway), wanted.pathway, wanted.postcode, wanted.source)
+    routing = route(
+        directory_for(repo, wanted.postcode, wanted.pathway), wanted.pathway, wanted.postcode, wanted.source
+    )
     chosen = routing.chosen.site if routing.chosen else None
     dispatched = _dispatch(repo, bundle, number, chosen, task.content, correlation_id, now) if chosen else None
     _record(repo, number, chosen, dispatched, routing.summary, now)
@@ -253,10 +255,14 @@ def reroute(repo: Repository, task: Stored, site_id: str | None, reason: str, no
     if site_id is not None:
         chosen = site(repo, site_id)
         if chosen is None or not chosen.active:
-            raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "not-found", f"no active site {site_id!r}", "site")])
+            raise OutcomeError(
+                Problem.UNPROCESSABLE, [Issue("error", "not-found", f"no active site {site_id!r}", "site")]
+            )
         reasons = [f"re-routed by triage: {reason}"]
     else:
-        routing = route(directory_for(repo, wanted.postcode, wanted.pathway), wanted.pathway, wanted.postcode, wanted.source)
+        routing = route(
+            directory_for(repo, wanted.postcode, wanted.pathway), wanted.pathway, wanted.postcode, wanted.source
+        )
         others = [c for c in routing.choices if c.site.id != current]
         if not others:
             text = f"no other site takes this referral ({routing.summary}); name a site to re-route to"

@@ -197,8 +197,10 @@ def _methods(row: _Row) -> tuple[Method, ...]:
         row.fail("methods", f"{', '.join(missing)} named but its column is empty")
     ordered = [found[m] for m in order if m in found] + [m for k, m in found.items() if k not in order]
     if not ordered and not any(row.text(c) for c in METHOD_COLUMNS.values()):
-        row.fail("bars_endpoint", "a site needs a referral method: bars_endpoint, mesh_mailbox, referral_email or "
-            "referral_phone")
+        row.fail(
+            "bars_endpoint",
+            "a site needs a referral method: bars_endpoint, mesh_mailbox, referral_email or referral_phone",
+        )
     return tuple(ordered)
 
 
@@ -301,7 +303,11 @@ def _rows(data: bytes, kind: str) -> list[tuple[str, Mapping[str, Any]]]:
         raise SiteImportError([FieldError("header", f"missing column {', '.join(missing)}")])
     reader.fieldnames = header
     # Row numbers as a spreadsheet shows them: the header is row 1.
-    return [(f"row {reader.line_num}", r) for r in reader if any((v or "").strip() for v in r.values() if isinstance(v, str))]
+    return [
+        (f"row {reader.line_num}", r)
+        for r in reader
+        if any((v or "").strip() for v in r.values() if isinstance(v, str))
+    ]
 
 
 def read_sites(data: bytes, kind: str) -> list[Site]:

@@ -20,7 +20,10 @@ def _choice(name: str, rank: int, choice: Choice) -> Json:
     parts: list[Json] = [
         {
             "name": "site",
-            "valueReference": {"reference": f"HealthcareService/{service_id(choice.site.id)}", "display": choice.site.name},
+            "valueReference": {
+                "reference": f"HealthcareService/{service_id(choice.site.id)}",
+                "display": choice.site.name,
+            },
         },
         {"name": "rank", "valueInteger": rank},
         {"name": "match", "valueCode": choice.match},

@@ -104,7 +104,7 @@ def _telecom(site: Site) -> list[Json]:
 
 
 def healthcare_service(site: Site) -> Json:
-    extensions = [{"url": sc.EXT_COVERAGE, "valueString": area} for area in site.coverage]
+    extensions: list[Json] = [{"url": sc.EXT_COVERAGE, "valueString": area} for area in site.coverage]
     extensions += [
         {"url": sc.EXT_ACCEPTS, "valueCoding": {"system": codes.CS_REFERRAL_SOURCE, "code": s}} for s in site.sources
     ]

@@ -230,11 +230,18 @@ def search_sites(repo: Repository, resource_type: str, params: Sequence[tuple[st
     self_link = f"{base}/{resource_type}?{urlencode([*used, ('_count', str(count)), ('_offset', str(offset))])}"
     links = [("self", self_link)]
     if offset + count < len(keys):
-        links.append(("next", f"{base}/{resource_type}?{urlencode([*used, ('_count', str(count)), ('_offset', str(offset + count))])}"))
+        links.append(
+            (
+                "next",
+                f"{base}/{resource_type}?{urlencode([*used, ('_count', str(count)), ('_offset', str(offset + count))])}",
+            )
+        )
     return _bundle("searchset", entries, len(keys), links)
 
 
-def _keys(repo: Repository, resource_type: str, params: Sequence[tuple[str, str]], ids: list[str]) -> list[tuple[str, str]]:
+def _keys(
+    repo: Repository, resource_type: str, params: Sequence[tuple[str, str]], ids: list[str]
+) -> list[tuple[str, str]]:
     if resource_type != "Endpoint":
         return [(resource_type, service_id(i)) for i in ids]
     wanted = {_code(v, sc.CS_METHOD) for k, value in params if k == "connection-type" for v in value.split(",") if v}
