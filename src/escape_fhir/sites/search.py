@@ -273,6 +273,12 @@ def add_to_capability(rest: Json) -> None:
             entry["interaction"] = [*entry["interaction"], {"code": "search-type"}]
             entry["searchParam"] = params[entry["type"]]
             params.pop(entry["type"])
+        if entry["type"] == "CommunicationRequest":  # the hub's "to contact" list (escape_fhir.sites.hub)
+            entry["interaction"] = [*entry["interaction"], {"code": "search-type"}]
+            entry["documentation"] = "The hub's to-contact list: referrals for sites taking them by email or phone"
+            entry["searchParam"] = [
+                {"name": "status", "definition": f"{R4}/CommunicationRequest-status", "type": "token"}
+            ]
     rest["operation"] = [
         *rest["operation"],
         {"name": "route", "definition": f"{codes.BASE}/OperationDefinition/route"},
