@@ -147,6 +147,7 @@ def test_triage_re_routes_to_another_site(hub: Hub, receiver: Callable[..., Serv
     assert hub.post(data).status_code == 200
     task = hub.task()
     assert inputs(task, sc.ROUTED_SITE) == ["HealthcareService/site-a-sector"]  # sector before district
+    hub.deliver()  # the first site has it before triage re-routes
     body = {"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "no class for 3 months"}]}
     headers = {"Content-Type": "application/fhir+json", "If-Match": f'W/"{task["meta"]["versionId"]}"'}
     answer = hub.client.post(f"/Task/{task['id']}/$route", json=body, headers=headers)
@@ -154,7 +155,10 @@ def test_triage_re_routes_to_another_site(hub: Hub, receiver: Callable[..., Serv
     moved = answer.json()
     assert inputs(moved, sc.ROUTED_SITE) == ["HealthcareService/site-b-district"]
     assert inputs(moved, sc.ROUTING_REASON)[0] == "re-routed by triage: no class for 3 months"
-    assert moved["note"][-1]["text"] == "re-routed from a-sector to b-district: no class for 3 months"
+    assert moved["note"][-1]["text"] == (
+        "re-routed from a-sector to b-district: no class for 3 months; "
+        "a-sector may already have the referral (delivered): tell it"
+    )
     stale = hub.client.post(f"/Task/{task['id']}/$route", json=body, headers=headers)
     assert stale.status_code == 412  # the Task moved on: If-Match names an old version
     hub.deliver()
@@ -162,6 +166,22 @@ def test_triage_re_routes_to_another_site(hub: Hub, receiver: Callable[..., Serv
     assert first.count(identifier) == 1 and second.count(identifier) == 1
     with hub.db.read() as repo:
         assert [(r.sequence, r.site_id) for r in routes_of(repo, 1)] == [(1, "a-sector"), (2, "b-district")]
+
+
+def test_a_re_route_before_sending_withdraws_the_first_message(hub: Hub, receiver: Callable[..., ServerOn]) -> None:  # noqa: F811
+    first, second = receiver(), receiver()
+    load(hub.db, [row("a", covers="LS6 2", bars_endpoint=first.url), row("b", covers="LS6", bars_endpoint=second.url)])
+    data, identifier = referral_message("knee-gp")
+    hub.post(data)
+    task = hub.task()
+    body = {"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "closer to work"}]}
+    headers = {"Content-Type": "application/fhir+json", "If-Match": f'W/"{task["meta"]["versionId"]}"'}
+    moved = hub.client.post(f"/Task/{task['id']}/$route", json=body, headers=headers).json()
+    assert moved["note"][-1]["text"].endswith("the message to a was not yet sent and is withdrawn")
+    hub.deliver()
+    assert [(m.destination, m.state) for m in hub.messages()] == [(first.url, "dead"), (second.url, "delivered")]
+    assert hub.messages()[0].last_error == "withdrawn: re-routed to b"
+    assert first.count() == 0 and second.count(identifier) == 1
 
 
 def test_re_routing_needs_a_reason_and_a_known_site(hub: Hub) -> None:

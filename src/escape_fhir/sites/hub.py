@@ -18,8 +18,9 @@ referral always has its routing and a message processed once is routed once:
 
 Triage re-routes with ``POST /Task/{id}/$route`` (:func:`reroute`): to a named site or to the next best
 one, with a reason; the Task's routing inputs are replaced, a note says from where to where and why, and
-the message goes to the new site as above. The site first chosen is not told: a re-route is for a referral
-that site has not taken (see README "Hub mode").
+the message goes to the new site as above. A message to an earlier site that is still waiting in the outbox
+is withdrawn (dead, "withdrawn: re-routed to ..."), so it is never sent; one already sent or being sent is
+named in the note ("... may already have the referral: tell it"): no withdrawal message is sent to it.
 """
 
 from __future__ import annotations
@@ -269,16 +270,32 @@ def reroute(repo: Repository, task: Stored, site_id: str | None, reason: str, no
             raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "business-rule", text, "site")])
         chosen = others[0].site
         reasons = [f"re-routed by triage: {reason}", *others[0].reasons]
+    earlier = _withdraw_earlier(repo, number, chosen, now)
     correlation = _correlation(repo, number)
     dispatched = _dispatch(repo, bundle, number, chosen, task.content, correlation, now)
     _record(repo, number, chosen, dispatched, "; ".join(reasons), now)
     inputs = [_input(sc.ROUTED_SITE, valueReference=_service_reference(chosen))]
     inputs += [_input(sc.ROUTING_REASON, valueString=r) for r in reasons]
-    note = {"time": instant(now), "text": f"re-routed from {current or 'no site'} to {chosen.id}: {reason}"}
+    text = f"re-routed from {current or 'no site'} to {chosen.id}: {reason}"
+    note = {"time": instant(now), "text": "; ".join([text, *earlier])}
     revised = _with_routing(task.content, inputs)
     revised["note"] = [*(revised.get("note") or []), note]
     revised["lastModified"] = instant(now)
     return repo.save(revised, now, expected_version=task.version_id)
+
+
+def _withdraw_earlier(repo: Repository, number: int, chosen: Site, now: datetime) -> list[str]:
+    """Stop the earlier routings' messages not yet sent; name those already gone (their site must be told)."""
+    outbox = Outbox(repo.session)
+    said = []
+    for earlier in routes_of(repo, number):
+        if earlier.outbox_id is None or earlier.site_id == chosen.id:
+            continue
+        if outbox.withdraw(earlier.outbox_id, now, f"withdrawn: re-routed to {chosen.id}"):
+            said.append(f"the message to {earlier.site_id} was not yet sent and is withdrawn")
+        elif (sent := outbox.get(earlier.outbox_id)) is not None and sent.state != "dead":
+            said.append(f"{earlier.site_id} may already have the referral ({sent.state}): tell it")
+    return said
 
 
 def _correlation(repo: Repository, number: int) -> str:
