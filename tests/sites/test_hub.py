@@ -20,7 +20,7 @@ from escape_fhir.sites.hub import routes_of
 from escape_fhir.storage import Database
 from escape_fhir.storage.outbox import Outbox, OutboxMessage
 from escape_fhir.transport.outbox import ClientTransport, Runner
-from tests.api.conftest import MakeClient, make_client, message_headers  # noqa: F401 - fixture
+from tests.api.conftest import MakeClient, make_client, message_headers, pg_url  # noqa: F401 - fixture
 from tests.sites.directory import load, row
 from tests.transport.outbox_fixtures import FAST_POLICY, ServerOn, receiver, referral_message, until  # noqa: F401
 
@@ -62,6 +62,13 @@ def hub(make_client: MakeClient, tmp_path: Path) -> Iterator[Hub]:  # noqa: F811
     made.db.dispose()
 
 
+@pytest.fixture
+def pg_hub(make_client: MakeClient, pg_url: str) -> Iterator[Hub]:  # noqa: F811
+    made = Hub(make_client(database_url=pg_url, hub=True), pg_url)
+    yield made
+    made.db.dispose()
+
+
 def inputs(task: Json, code: str) -> list[Any]:
     return [
         i.get("valueReference", {}).get("reference") or i.get("valueString")
@@ -70,7 +77,13 @@ def inputs(task: Json, code: str) -> list[Any]:
     ]
 
 
-def test_a_referral_is_forwarded_to_its_site_exactly_once(hub: Hub, receiver: Callable[..., ServerOn]) -> None:  # noqa: F811
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_a_referral_is_forwarded_to_its_site_exactly_once(
+    database: str,
+    request: pytest.FixtureRequest,
+    receiver: Callable[..., ServerOn],  # noqa: F811
+) -> None:
+    hub: Hub = request.getfixturevalue("hub" if database == "sqlite" else "pg_hub")
     site = receiver()
     load(hub.db, [row("leeds", bars_endpoint=site.url, covers="LS6"), row("far", covers="M1", bars_endpoint=site.url)])
     data, identifier = referral_message("knee-gp")  # patient postcode LS6 2AB, a GP referral
