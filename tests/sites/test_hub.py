@@ -249,3 +249,29 @@ def test_a_hub_off_server_routes_nothing(make_client: MakeClient, tmp_path: Path
     with db.read() as repo:
         assert Outbox(repo.session).listing() == [] and routes_of(repo, 1) == []
     db.dispose()
+
+
+def test_a_site_server_signposts_by_its_own_ods_code(make_client: MakeClient, tmp_path: Path) -> None:  # noqa: F811
+    """Not a hub: the receiving site itself (the Task's owner, ODS RR8 in knee-gp) finds its signposting in the
+    directory by ODS code and programme."""
+    url = f"sqlite:///{tmp_path / 'site.sqlite3'}"
+    site = Hub(make_client(database_url=url), url)
+    load(
+        site.db,
+        [
+            row("rr8-knee", ods_code="RR8", signposting="Pool: aqua classes"),
+            row("rr8-back", ods_code="RR8", programme="back"),
+        ],
+    )
+    data, _ = referral_message("knee-gp")
+    site.post(data)
+    for status in ("accepted", "completed"):
+        task = site.task()
+        headers = {"Content-Type": "application/fhir+json", "If-Match": f'W/"{task["meta"]["versionId"]}"'}
+        assert (
+            site.client.put(f"/Task/{task['id']}", json={**task, "status": status}, headers=headers).status_code == 200
+        )
+    last = [m for m in site.messages() if m.kind == "response"][-1]
+    (mirror,) = [e["resource"] for e in parse(_body(site, last.id))["entry"] if e["resource"]["resourceType"] == "Task"]
+    assert mirror["output"][0]["valueString"] == "Pool: aqua classes"
+    site.db.dispose()
