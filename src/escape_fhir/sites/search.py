@@ -264,17 +264,21 @@ def capability_entries() -> dict[str, list[Json]]:
     }
 
 
+def _searchable(entry: Json) -> None:
+    if {"code": "search-type"} not in entry["interaction"]:
+        entry["interaction"] = [*entry["interaction"], {"code": "search-type"}]
+
+
 def add_to_capability(rest: Json) -> None:
     """Declare the directory's searches (each parameter with its definition) and ``$route`` in ``/metadata``'s
     ``rest`` entry, beside what the generic routes declare for these types."""
     params = capability_entries()
     for entry in rest["resource"]:
         if entry["type"] in params:
-            entry["interaction"] = [*entry["interaction"], {"code": "search-type"}]
-            entry["searchParam"] = params[entry["type"]]
-            params.pop(entry["type"])
+            _searchable(entry)
+            entry["searchParam"] = params.pop(entry["type"])  # these routes answer the type's searches
         if entry["type"] == "CommunicationRequest":  # the hub's "to contact" list (escape_fhir.sites.hub)
-            entry["interaction"] = [*entry["interaction"], {"code": "search-type"}]
+            _searchable(entry)
             entry["documentation"] = "The hub's to-contact list: referrals for sites taking them by email or phone"
             entry["searchParam"] = [
                 {"name": "status", "definition": f"{R4}/CommunicationRequest-status", "type": "token"}
