@@ -1,6 +1,6 @@
 """Benchmark: ``POST /$process-message`` with the knee referral Bundle through a real uvicorn server.
 
-    .venv/bin/python bench/serve.py [--requests N] [--postgres URL] [--only sqlite|postgres|workers]
+    .venv/bin/python bench/serve.py [--requests N] [--postgres URL] [--only sqlite|postgres|workers|worklist]
 
 For SQLite (a fresh file) and PostgreSQL (a fresh schema of ``--postgres``, default the local ``test``
 database; skipped when it does not answer), at concurrency 1, 8 and 32, it measures throughput and
@@ -9,6 +9,11 @@ run against the same server process, of ``POST /bench/read-body``, a route added
 reads the body. It prints the ratios process-message / read-body: what storing, validating and mapping a
 referral costs over the HTTP stack itself. The server runs in its own process so that client and server do
 not share one interpreter lock.
+
+The worklist (issue 15): with 60 referrals held, ``GET /Task?status=requested&_count=50`` with
+``_include=Task:focus&_include=Task:patient`` (the page, each Task's ServiceRequest and Patient: 150
+resources) against the same search without includes (50), in alternating rounds on the same server, on
+SQLite and PostgreSQL: p50 and mean latency of each and the ratio (target: within 3x).
 
 Then, on PostgreSQL, ``escape-fhir serve --workers 1`` and ``--workers 2`` as a user starts them (the real
 command, uvicorn workers), both running, measured in alternating rounds at the same concurrencies:
@@ -125,6 +130,46 @@ def _bench(name: str, database_url: str, requests: int) -> None:
         server.join(10)
 
 
+WORKLIST = "/Task?status=requested&_count=50"
+INCLUDES = "&_include=Task:focus&_include=Task:patient"
+
+
+def _bench_worklist(name: str, database_url: str, referrals: int = 60, rounds: int = 60) -> None:
+    """A page of 50 Tasks with their ServiceRequests and Patients against the page alone (alternating)."""
+    port = _free_port()
+    server = multiprocessing.Process(target=_serve, args=(database_url, port), daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(url)
+        _run(url, "/$process-message", _bodies(referrals), 8)
+        client = httpx.Client(base_url=url, timeout=60)
+        timed: dict[str, list[float]] = {"without includes": [], "with includes": []}
+        sizes = {}
+        for n in range(rounds + 5):  # the first 5 rounds warm up (statements compiled, caches filled)
+            for label, path in (("without includes", WORKLIST), ("with includes", WORKLIST + INCLUDES)):
+                started = time.perf_counter()
+                r = client.get(path)
+                elapsed = (time.perf_counter() - started) * 1000
+                if r.status_code != 200:
+                    raise RuntimeError(f"{path}: {r.status_code} {r.text[:300]}")
+                sizes[label] = len(r.json()["entry"])
+                if n >= 5:
+                    timed[label].append(elapsed)
+        client.close()
+        print(f"\n{name}: worklist page of 50 Tasks ({referrals} referrals held), {rounds} alternating rounds")
+        print(f"{'search':<17} | {'entries':>7} | {'p50 ms':>7} | {'mean ms':>7}")
+        rows = {}
+        for label, latencies in timed.items():
+            rows[label] = (statistics.median(latencies), statistics.fmean(latencies))
+            print(f"{label:<17} | {sizes[label]:>7} | {rows[label][0]:7.2f} | {rows[label][1]:7.2f}")
+        with_, without = rows["with includes"], rows["without includes"]
+        print(f"{'ratio':<17} | {'':>7} | {with_[0] / without[0]:6.2f}x | {with_[1] / without[1]:6.2f}x  (target: 3x)")
+    finally:
+        server.terminate()
+        server.join(10)
+
+
 def _bench_workers(database_url: str, requests: int, rounds: int = 4) -> None:
     """``$process-message`` through ``escape-fhir serve --workers N`` for N = 1 and 2 on the same database.
     Both servers run at once and are measured in alternating rounds (each a share of the requests), so that
@@ -214,11 +259,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300, help="requests per endpoint and concurrency")
     parser.add_argument("--postgres", default=PG_DEFAULT, help="PostgreSQL URL (a fresh schema is used)")
-    parser.add_argument("--only", choices=["sqlite", "postgres", "workers"], help="run one section only")
+    parser.add_argument("--only", choices=["sqlite", "postgres", "workers", "worklist"], help="run one section only")
     args = parser.parse_args()
     if args.only in (None, "sqlite"):
         with tempfile.TemporaryDirectory() as folder:
             _bench("SQLite", f"sqlite:///{folder}/bench.sqlite3", args.requests)
+    if args.only in (None, "worklist"):
+        with tempfile.TemporaryDirectory() as folder:
+            _bench_worklist("SQLite", f"sqlite:///{folder}/worklist.sqlite3")
     if args.only == "sqlite":
         return
     conn, schema = _postgres_schema(args.postgres)
@@ -229,6 +277,10 @@ def main() -> None:
     try:
         if args.only in (None, "postgres"):
             _bench("PostgreSQL", url, args.requests)
+        if args.only in (None, "worklist"):
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            conn.execute(f"CREATE SCHEMA {schema}")
+            _bench_worklist("PostgreSQL", url)
         if args.only in (None, "workers"):
             _bench_workers(url, args.requests)
     finally:

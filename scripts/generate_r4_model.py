@@ -28,6 +28,11 @@ What is kept (no prose: no definitions, comments, descriptions, mappings):
   ``sliceName``, ``min``, ``max``, ``type``, ``binding`` strength and value set, ``slicing``, ``constraint``,
   ``isModifier``, ``fixed*`` / ``pattern*``); snapshots are generated from them at run time
   (``escape_fhir.validation.snapshot``).
+- (a second file, ``r4-terminology.json.gz``, see :func:`build_terminology`) ``displays``: for every code
+  system of the R4 definitions held with ``content = complete``, ``{system: {code: [display, designation...]}}``
+  (designations without a language or in English only); ``vitalSigns``: the R4 vital-signs profiles by LOINC
+  code with the unit rule of each; ``ucumCommon``: the codes of the ``ucum-common`` value set (valid UCUM,
+  checked without a parser).
 """
 
 from __future__ import annotations
@@ -336,6 +341,74 @@ def build(core: Path) -> Json:
     }
 
 
+# ---- terminology: displays, vital signs, common UCUM codes ------------------------------------------------
+
+UCUM = "http://unitsofmeasure.org"
+#: The R4 vital-signs profiles (https://hl7.org/fhir/R4/observation-vitalsigns.html, "Vital Signs" table and
+#: each profile's differential): LOINC code of Observation.code -> (profile id, unit rule of valueQuantity.code:
+#: ``["fixed", code]`` or ``["valueSet", url]``, or None for the panels). The blood pressure panel's rule is on
+#: its systolic (8480-6) and diastolic (8462-4) components, in mm[Hg]. R4 says an Observation with one of these
+#: codes SHALL conform to the profile, whether or not it claims it (observation-vitalsigns.html#vitals).
+VITAL_SIGNS: dict[str, tuple[str, list[str] | None]] = {
+    "85353-1": ("vitalspanel", None),
+    "9279-1": ("resprate", ["fixed", "/min"]),
+    "8867-4": ("heartrate", ["fixed", "/min"]),
+    "2708-6": ("oxygensat", ["fixed", "%"]),
+    "8310-5": ("bodytemp", ["valueSet", "http://hl7.org/fhir/ValueSet/ucum-bodytemp"]),
+    "8302-2": ("bodyheight", ["valueSet", "http://hl7.org/fhir/ValueSet/ucum-bodylength"]),
+    "9843-4": ("headcircum", ["valueSet", "http://hl7.org/fhir/ValueSet/ucum-bodylength"]),
+    "29463-7": ("bodyweight", ["valueSet", "http://hl7.org/fhir/ValueSet/ucum-bodyweight"]),
+    "39156-5": ("bmi", ["fixed", "kg/m2"]),
+    "85354-9": ("bp", None),
+}
+BP_COMPONENTS = {"8480-6": ["fixed", "mm[Hg]"], "8462-4": ["fixed", "mm[Hg]"]}
+
+
+def english(language: Any) -> bool:
+    """A designation counts as a display when it has no language or an English one (the validator's default)."""
+    return language is None or str(language) == "en" or str(language).startswith("en-")
+
+
+def concept_displays(concept: Json) -> list[str]:
+    names = [concept["display"]] if concept.get("display") else []
+    names += [d["value"] for d in concept.get("designation", []) if english(d.get("language")) and d.get("value")]
+    return names
+
+
+def build_terminology(core: Path) -> Json:
+    terminology = load_bundle(core / "valuesets.json.gz") + load_bundle(core / "v3-codesystems.json.gz")
+    value_sets = {r["url"]: r for r in terminology if r["resourceType"] == "ValueSet"}
+    displays = {
+        cs["url"]: {c["code"]: concept_displays(c) for c in flatten(cs.get("concept", []))}
+        for cs in sorted(terminology, key=lambda r: r["url"])
+        if cs["resourceType"] == "CodeSystem" and cs.get("content") == "complete" and english(cs.get("language"))
+    }
+    unit_sets = {rule[1] for _, rule in VITAL_SIGNS.values() if rule and rule[0] == "valueSet"}
+    units = {
+        url: {
+            "name": value_sets[url].get("title") or value_sets[url]["name"],
+            "codes": sorted(codes_of(value_sets[url])),
+        }
+        for url in sorted(unit_sets)
+    }
+    vital_signs = {
+        code: {"profile": CORE_SD + profile, "unit": rule} for code, (profile, rule) in sorted(VITAL_SIGNS.items())
+    }
+    vital_signs["85354-9"]["components"] = BP_COMPONENTS
+    return {
+        "fhirVersion": "4.0.1",
+        "displays": displays,
+        "vitalSigns": vital_signs,
+        "unitValueSets": units,
+        "ucumCommon": sorted(codes_of(value_sets["http://hl7.org/fhir/ValueSet/ucum-common"])),
+    }
+
+
+def codes_of(vs: Json) -> set[str]:
+    """The UCUM codes a value set lists (the unit value sets list their concepts)."""
+    return {c["code"] for inc in vs["compose"]["include"] if inc.get("system") == UCUM for c in inc.get("concept", [])}
+
+
 def write(model: Json, out: Path) -> None:
     raw = json.dumps(model, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     buf = io.BytesIO()
@@ -350,8 +423,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=repo.parent / "shared", help="the shared reference folder")
     parser.add_argument("--out", type=Path, default=repo / "src/escape_fhir/data/r4-model.json.gz")
+    parser.add_argument("--terminology-out", type=Path, default=repo / "src/escape_fhir/data/r4-terminology.json.gz")
     args = parser.parse_args()
     write(build(args.shared / "fhir" / "r4-core"), args.out)
+    write(build_terminology(args.shared / "fhir" / "r4-core"), args.terminology_out)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,11 @@ ROWS = {
     "referral deep XML": row("referral {tmp}/deep.xml", 2, "error: "),
     "schema": row("schema", 0),
     # validate: 0 no errors; 1 errors; 2 unreadable (files, packages)
+    # staff: 0 done; 1 no such account; 2 a file that is not a staff list (the password is never asked first)
+    "staff list, no file yet": row("staff list --staff-file {tmp}/no-staff.json", 0),
+    "staff remove unknown": row("staff remove nobody --staff-file {tmp}/no-staff.json", 1, "no staff account"),
+    "staff list junk file": row("staff list --staff-file {tmp}/junk.bin", 2, "not a staff list"),
+    "staff add junk file": row("staff add a --scope read --staff-file {tmp}/junk.bin", 2, "not a staff list"),
     "validate ok": row(f"validate {MESSAGE} {MESSAGE_XML}", 0),
     "validate JSON unknown element": row("validate {tmp}/colour.json", 1),
     "validate XML unknown element": row("validate {tmp}/colour.xml", 1),

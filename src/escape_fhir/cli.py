@@ -312,11 +312,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         raise _Usage(str(exc)) from None
     _check_port(settings.host, settings.port)
-    if settings.workers == 1:
-        return _run_uvicorn(app, settings)
-    app.state.db.dispose()
-    os.environ.update(worker_environment(settings))
-    return _run_uvicorn("escape_fhir.api.app:app_from_environment", settings, factory=True)
+    from escape_fhir.cli_outbox import start_deliverer
+
+    stop_deliverer = start_deliverer(settings) if args.deliver else None
+    try:
+        if settings.workers == 1:
+            return _run_uvicorn(app, settings)
+        app.state.db.dispose()
+        os.environ.update(worker_environment(settings))
+        return _run_uvicorn("escape_fhir.api.app:app_from_environment", settings, factory=True)
+    finally:
+        if stop_deliverer is not None:
+            stop_deliverer()
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:
@@ -498,6 +505,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="hub mode (ESCAPE_FHIR_HUB): route each new referral to its site and forward it (site directory)",
     )
+    p.add_argument(
+        "--deliver",
+        action="store_true",
+        help="also run the outbox runner in the server's process (referrals, responses, Subscription notifications)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
@@ -522,9 +534,11 @@ def build_parser() -> argparse.ArgumentParser:
     from escape_fhir.cli_mesh import add_parser as add_mesh
     from escape_fhir.cli_outbox import add_parser as add_outbox
     from escape_fhir.cli_sites import add_parser as add_sites
+    from escape_fhir.cli_staff import add_parser as add_staff
 
     add_outbox(sub)
     add_mesh(sub)
+    add_staff(sub)
     add_sites(sub)
     return parser
 

@@ -58,6 +58,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 def cmd_poll(args: argparse.Namespace) -> int:
     """Process every inbox message through the endpoint's intake; one line per message."""
     from escape_fhir.service.mesh_intake import MeshIntake
+    from escape_fhir.service.subscriptions import attach
     from escape_fhir.settings import SettingsError
     from escape_fhir.site_red_flags import load_red_flags
     from escape_fhir.storage import Database
@@ -70,7 +71,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         raise _Usage(str(exc)) from None
     with mesh:
-        db = Database.from_url(settings.database_url)
+        db = attach(Database.from_url(settings.database_url))
         try:
             if settings.migrate:
                 db.migrate()

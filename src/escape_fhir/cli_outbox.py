@@ -11,6 +11,7 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from escape_fhir.cli import EXIT_FAILED, EXIT_OK, _read, _Usage, _write_json, load_settings
@@ -31,9 +32,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _database(settings: Settings) -> Database:
+    from escape_fhir.service.subscriptions import attach
     from escape_fhir.storage import Database
 
-    db = Database.from_url(settings.database_url)
+    db = attach(Database.from_url(settings.database_url))
     if settings.migrate:
         db.migrate()
     return db
@@ -51,6 +53,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from escape_fhir.api.logs import configure
     from escape_fhir.transport.config import load_client_settings
+    from escape_fhir.transport.notify import RestHook
     from escape_fhir.transport.outbox import ClientTransport, Policy, Runner
 
     settings = _settings(args)
@@ -63,8 +66,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         lease=settings.outbox_lease_seconds,
     )
     transport = ClientTransport(token_provider=client.token_provider(), timeout=client.timeout)
+    db = _database(settings)
     mesh = _mesh(settings)
-    runner = Runner(_database(settings), transport, policy, settings.routes, mesh=mesh)
+    runner = Runner(db, transport, policy, settings.routes, notifier=RestHook(db), mesh=mesh)
     try:
         if args.once:
             report = runner.run_once()
@@ -93,6 +97,34 @@ def _mesh(settings: Settings) -> MeshTransport | None:
         return MeshTransport(settings)
     except SettingsError as exc:
         raise _Usage(str(exc)) from None
+
+
+def start_deliverer(settings: Settings) -> Callable[[], None]:
+    """``serve --deliver``: the outbox runner (referral messages, responses and Subscription notifications) in
+    a thread of the server's process, on its own engine; returns the function that stops it."""
+    from escape_fhir.transport.notify import RestHook
+    from escape_fhir.transport.outbox import ClientTransport, Policy, Runner
+
+    policy = Policy(
+        max_attempts=settings.outbox_max_attempts,
+        backoff=settings.outbox_backoff_seconds,
+        backoff_max=settings.outbox_backoff_max_seconds,
+        lease=settings.outbox_lease_seconds,
+    )
+    db = _database(settings)
+    transport = ClientTransport()
+    runner = Runner(db, transport, policy, settings.routes, notifier=RestHook(db), mesh=_mesh(settings))
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop, settings.outbox_poll_seconds), name="outbox", daemon=True)
+    thread.start()
+
+    def finish() -> None:
+        stop.set()
+        thread.join(30)
+        transport.close()
+        db.dispose()
+
+    return finish
 
 
 def _listed(message: OutboxMessage) -> dict[str, Any]:

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     #: step 1): with endpoints set, a referral whose MessageHeader names none of them is refused (422).
     #: Empty: any destination is accepted. JSON list in the environment.
     endpoints: list[str] = Field(default_factory=list)
+    #: Where a Subscription may send notifications: ``host`` or ``host:port`` of each allowed
+    #: ``channel.endpoint`` (JSON list in the environment). Empty: any endpoint on an open (loopback, no tokens)
+    #: server, none on a server with access control, so a token cannot make the server call arbitrary addresses.
+    subscription_hosts: list[str] = Field(default_factory=list)
     #: A site's own red flags and exclusions (CSV or JSON of code, display, pathway) added to the built-in
     #: table (escape_fhir.site_red_flags.load_red_flags; docs/clinical-safety.md). None: the built-in table.
     red_flags: Path | None = None
@@ -150,6 +154,14 @@ class Settings(BaseSettings):
     mesh_ca_bundle: str = ""
     mesh_verify: bool = True
     mesh_dead_letter_dir: Path = Path("var/mesh-dead-letter")
+    #: The pages (escape_fhir.pages): the staff accounts file that ``escape-fhir staff add`` writes (argon2
+    #: password hashes and scopes), and the key that encrypts and signs the session cookie. An empty key is
+    #: replaced by a random one when the app starts: sign-ins then end when the server restarts, and with
+    #: several workers each would have its own, so set it (32+ random characters) for any real use.
+    staff_file: Path = Path("var/staff.json")
+    session_secret: SecretStr = SecretStr("")
+    #: Self-referrals accepted from one client address per hour (the pages' rate limit).
+    self_referrals_per_hour: int = Field(5, ge=1)
 
     @field_validator("database_url")
     @classmethod

@@ -48,7 +48,7 @@ CASES: list[Any] = [
     pytest.param("GET", "/nothing/here/at/all", b"", {}, 404, id="unknown-route"),
     pytest.param("DELETE", "/Patient/1", b"", {}, 405, id="wrong-method"),
     pytest.param("GET", "/$process-message", b"", {}, 405, id="get-process-message"),
-    pytest.param("GET", "/Patient", b"", {}, 405, id="search-not-supported"),
+    pytest.param("GET", "/Practitioner", b"", {}, 405, id="search-not-supported"),
     pytest.param(
         "PUT",
         "/Task/1",

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from escape_fhir import pages
 from escape_fhir.api import create_app
 from escape_fhir.settings import Settings
 from tests.fuzz.strategies import EXAMPLES, mangled_bytes, mutated_bundle
@@ -42,11 +43,19 @@ def _ids(content_type: str) -> dict[str, str]:
     return {"Content-Type": content_type, "X-Request-ID": str(uuid.uuid4()), "X-Correlation-ID": "fuzz"}
 
 
+#: The first path segments of the pages (escape_fhir.pages), which answer people with HTML pages.
+PAGE_SEGMENTS = {route.path.split("/")[1] for router in pages.ROUTERS for route in router.routes}
+
+
 def check(r: Any) -> None:
-    """Never a 5xx; a 4xx is an OperationOutcome (JSON unless XML was asked for)."""
+    """Never a 5xx; a 4xx is an OperationOutcome (JSON unless XML was asked for), or on a page's path an HTML
+    page saying what is wrong."""
     assert r.status_code < 500, r.text[:1000]
     if r.status_code >= 400:
-        if r.headers.get("content-type", "").startswith("application/fhir+xml"):
+        if r.request.url.path.split("/")[1] in PAGE_SEGMENTS:
+            assert r.headers["content-type"].startswith("text/html"), r.text[:500]
+            assert "<h1" in r.text or "nhsuk-error-message" in r.text, r.text[:1000]
+        elif r.headers.get("content-type", "").startswith("application/fhir+xml"):
             assert b"<OperationOutcome" in r.content
         else:
             assert r.json()["resourceType"] == "OperationOutcome", r.text[:500]

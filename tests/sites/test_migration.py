@@ -1,4 +1,4 @@
-"""Migration 0004 (the site directory's tables) on SQLite and PostgreSQL: up creates the tables with the
+"""Migration 0005 (the site directory's tables) on SQLite and PostgreSQL: up creates the tables with the
 indexes the searches read, down removes them, up again works."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return found
 
 
-def test_0004_up_down_up(url: str) -> None:
+def test_0005_up_down_up(url: str) -> None:
     db = Database.from_url(url)
     try:
         db.migrate()
@@ -39,7 +39,7 @@ def test_0004_up_down_up(url: str) -> None:
         for table, names in INDEXES.items():
             assert {i["name"] for i in found.get_indexes(table)} >= names, table
         with db.engine.connect() as conn:
-            command.downgrade(config(conn), "0003")
+            command.downgrade(config(conn), "0004")
             conn.commit()
         assert not TABLES & set(inspect(db.engine).get_table_names())
         with db.engine.connect() as conn:

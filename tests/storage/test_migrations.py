@@ -68,3 +68,49 @@ def test_0003_keeps_the_message_log_and_old_messages_are_compared_by_their_bytes
         assert content_hash(same) == content_hash(parse(original))
     finally:
         db.dispose()
+
+
+def test_0004_indexes_the_resources_already_held(url: str) -> None:
+    """Resources stored before 0004 are found by the parameters it adds (name, birthdate) and keep the old ones."""
+    db = Database.from_url(url)
+    try:
+        with db.engine.connect() as conn:
+            upgrade(conn, "0003")
+            conn.commit()
+        patient = (
+            '{"resourceType": "Patient", "id": "p1", "meta": {"versionId": "1"}, "identifier": [{"system": '
+            '"https://fhir.nhs.uk/Id/nhs-number", "value": "9990000018"}], "name": [{"family": "Öztürk", '
+            '"given": ["Ayşe"]}], "birthDate": "1958-03-14"}'
+        )
+        with db.engine.begin() as conn:  # a Patient stored by the version before 0004
+            row = {"t": "Patient", "i": "p1", "at": NOW, "c": patient}
+            conn.execute(
+                text(
+                    "INSERT INTO resource_version (resource_type, resource_id, version_id, last_updated, deleted,"
+                    " content) VALUES (:t, :i, 1, :at, false, :c)"
+                ),
+                row,
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO resource_current (resource_type, resource_id, version_id, last_updated, deleted)"
+                    " VALUES (:t, :i, 1, :at, false)"
+                ),
+                row,
+            )
+        db.migrate()
+        from escape_fhir.service.search import parse_query
+
+        with db.read() as repo:
+            for query in (
+                "name=ozturk",
+                "given=ayse",
+                "birthdate=1958",
+                "identifier=9990000018",
+                "family:exact=Öztürk",
+            ):
+                name, _, value = query.partition("=")
+                conditions = parse_query("Patient", [(name, value)]).conditions
+                assert repo.search("Patient", conditions=conditions)[1] == 1, query
+    finally:
+        db.dispose()

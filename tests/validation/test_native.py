@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 from escape_fhir.fhir.conformance import conformance_resources
+from escape_fhir.fhir.r4model import model
 from escape_fhir.validation.invariants import _place, compile_constraint
 from escape_fhir.validation.native import NATIVE, Defer
+from tests.validation.native_kinds import RESOURCE_KINDS, RESOURCE_ONLY_TRUE
 from tests.validation.test_invariants import all_constraints
 
 Json = dict[str, Any]
@@ -47,9 +49,22 @@ def own_expressions() -> dict[str, str]:
     }
 
 
+@functools.cache
+def typed_expressions() -> dict[str, str]:
+    """``Type:key`` -> expression, for the keys R4 gives to several invariants (``Task:inv-1``)."""
+    m = model()
+    structures = [found for name in m.type_names() if (found := m.structure(name)) is not None]
+    return {
+        f"{element.path.partition('.')[0]}:{c.key}": c.expression
+        for structure in structures
+        for element in structure.elements
+        for c in element.constraints
+    }
+
+
 def expressions() -> dict[str, str]:
     """Key -> expression: the R4 model's constraints and those of the project's profiles."""
-    return {key: c.expression for key, c in all_constraints().items()} | own_expressions()
+    return {key: c.expression for key, c in all_constraints().items()} | own_expressions() | typed_expressions()
 
 
 # --- member values ----------------------------------------------------------------------------------------------
@@ -331,6 +346,7 @@ KINDS: dict[str, Kind] = {
         lambda node: {"resourceType": "Organization", "telecom": [node]},
         ["cpt-2"],
     ),
+    **RESOURCE_KINDS,
     "ServiceRequest": (
         lambda r: (
             {"resourceType": "ServiceRequest"}
@@ -341,8 +357,8 @@ KINDS: dict[str, Kind] = {
         ["prr-1"],
     ),
 }
-#: Decided natively only when they hold (dom-3 with contained resources goes to the engine).
-ONLY_TRUE = {"dom-3"}
+#: Decided natively only when they hold.
+ONLY_TRUE = RESOURCE_ONLY_TRUE
 #: Checked by the hand-written cases of test_invariants.py instead (they need %rootResource set-ups).
 ELSEWHERE = {"ele-1", "ext-1", "ref-1"}
 

@@ -12,9 +12,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from escape_fhir import __version__
+from escape_fhir import __version__, pages
 from escape_fhir.api import errors, messaging, rest, sites
 from escape_fhir.api.logs import RequestLog
+from escape_fhir.service.subscriptions import attach
 from escape_fhir.settings import Settings, SettingsError, check_startable
 from escape_fhir.site_red_flags import load_red_flags
 from escape_fhir.storage import Database
@@ -32,7 +33,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     missing = package_errors(definitions)
     if missing:
         raise SettingsError("; ".join(missing))
-    db = database or Database.from_url(settings.database_url)
+    db = attach(database or Database.from_url(settings.database_url))
     if settings.migrate:
         db.migrate()
 
@@ -63,6 +64,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     # The site's red flags (ESCAPE_FHIR_RED_FLAGS) read once at start: a bad file refuses to start (exit 2).
     app.state.red_flags = load_red_flags(settings.red_flags) if settings.red_flags else None
     errors.install(app)
+    pages.install(app, settings)  # before the FHIR routes: /triage is a page, not a resource type
     app.include_router(messaging.router)
     app.include_router(sites.router)  # before rest: its searches are the directory's own
     app.include_router(rest.router)

@@ -10,27 +10,63 @@ from typing import Any
 from escape_fhir import __version__
 from escape_fhir.fhir import codes
 from escape_fhir.service.common import READ_TYPES
-from escape_fhir.service.search import COMMON, PARAMETERS
+from escape_fhir.service.search import PARAMETERS, RESULT_PARAMS
 from escape_fhir.sites.search import add_to_capability
+from escape_fhir.storage.search_params import BY_TYPE, COMPOSITE, REFERENCE
 
 Json = dict[str, Any]
 
-_SEARCH_TYPES = {"patient": "reference", "performer": "reference", "owner": "reference", "focus": "reference"}
 _DOCS = {
     "ServiceRequest": "Referrals; status follows the triage Task (accepted -> active, rejected -> revoked, completed -> completed)",
     "Task": "Triage Tasks (code fulfill); PUT with If-Match to accept, reject (statusReason) or complete",
 }
+_RESULT_TYPES = {"_count": "number", "_offset": "number", "_sort": "special", "_include": "special"}
+_MODIFIERS = {
+    "token": ":not, :missing",
+    "string": "starts with ignoring case and accents; :exact, :contains, :missing",
+    "date": "prefixes eq ne gt lt ge le sa eb; :missing",
+    "reference": "Type/id, id or URL; :Type, :missing; chains",
+    "uri": "exact; :missing",
+    "composite": "code$value, each system|code or code",
+}
+
+
+def _chains(resource_type: str) -> list[Json]:
+    """``param.name`` of each reference parameter with one target type (``param:Type.name`` otherwise)."""
+    out = []
+    for param in BY_TYPE[resource_type].values():
+        if param.type == REFERENCE and len(param.targets) == 1 and param.targets[0] in BY_TYPE:
+            for name, inner in sorted(BY_TYPE[param.targets[0]].items()):
+                if inner.type != COMPOSITE:
+                    doc = f"chained: {param.name} ({param.targets[0]}) with {name}"
+                    out.append({"name": f"{param.name}.{name}", "type": inner.type, "documentation": doc})
+    return out
 
 
 def _search_params(resource_type: str) -> list[Json]:
-    names = sorted({*PARAMETERS[resource_type], *(c for c in COMMON if c.startswith("_") and c != "_format")})
-    out = []
-    for name in names:
-        kind = "date" if name == "_lastUpdated" else "number" if name in ("_count", "_offset") else "token"
-        kind = "special" if name == "_sort" else _SEARCH_TYPES.get(name, kind)
-        kind = "token" if name == "patient.identifier" else kind
-        out.append({"name": name, "type": kind})
+    out: list[Json] = [
+        {"name": "_id", "type": "token"},
+        {"name": "_lastUpdated", "type": "date", "documentation": _MODIFIERS["date"]},
+    ]
+    for name, param in sorted(BY_TYPE[resource_type].items()):
+        where = f"{resource_type}.{param.path}" if param.path else "code and value[x] of the resource and components"
+        out.append({"name": name, "type": param.type, "documentation": f"{where}; {_MODIFIERS[param.type]}"})
+    out += _chains(resource_type)
+    for name in RESULT_PARAMS:
+        if name not in ("_include", "_revinclude"):
+            out.append({"name": name, "type": _RESULT_TYPES.get(name, "token")})
     return out
+
+
+def _includes(resource_type: str) -> tuple[list[str], list[str]]:
+    forward = [f"{resource_type}:{n}" for n, p in sorted(BY_TYPE[resource_type].items()) if p.type == REFERENCE]
+    reverse = [
+        f"{kind}:{n}"
+        for kind, params in sorted(BY_TYPE.items())
+        for n, p in sorted(params.items())
+        if p.type == REFERENCE and resource_type in p.targets and not p.canonical
+    ]
+    return [f for f in forward if not BY_TYPE[resource_type][f.split(":")[1]].canonical], reverse
 
 
 def _resource(resource_type: str) -> Json:
@@ -49,11 +85,34 @@ def _resource(resource_type: str) -> Json:
     if resource_type == "Task":
         entry["conditionalUpdate"] = False
     if resource_type in PARAMETERS:
+        forward, reverse = _includes(resource_type)
+        entry["searchInclude"] = forward
+        entry["searchRevInclude"] = reverse
         entry["searchParam"] = _search_params(resource_type)
     entry["operation"] = [
         {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}
     ]
     return entry
+
+
+def _subscription() -> Json:
+    forward, reverse = _includes("Subscription")
+    return {
+        "type": "Subscription",
+        "documentation": "R4 rest-hook Subscriptions: criteria a search of this server; notifications through the "
+        "outbox (retries, one per new version); status error with the reason after a failed attempt; "
+        "GET /Subscription/{id}/$status (this server's own Parameters, not the R4B backport's $status): status, "
+        "error and the notifications by state",
+        "interaction": [
+            {"code": c} for c in ("read", "vread", "update", "delete", "history-instance", "create", "search-type")
+        ],
+        "versioning": "versioned",
+        "readHistory": True,
+        "updateCreate": False,
+        "searchInclude": forward,
+        "searchRevInclude": reverse,
+        "searchParam": _search_params("Subscription"),
+    }
 
 
 def capability_statement(base: str, secured: bool) -> Json:
@@ -66,6 +125,7 @@ def capability_statement(base: str, secured: bool) -> Json:
             "searchParam": [{"name": "url", "type": "uri"}],
         }
     )
+    resources.append(_subscription())
     rest: Json = {"mode": "server"}
     if secured:
         rest["security"] = {

@@ -31,6 +31,9 @@ READ_TYPES: tuple[str, ...] = (
     "Endpoint",  # of the site directory (escape_fhir.sites)
     "CommunicationRequest",  # the hub's "to contact" list (escape_fhir.sites.hub)
 )
+#: Resource types read, version read and history serve: the referral's, and the Subscriptions clients make
+#: (``POST /Subscription``; not through messages or transactions).
+SERVED_TYPES: tuple[str, ...] = (*READ_TYPES, "Subscription")
 #: Where our referral reference lives: ``Encounter.identifier`` of the planned Encounter (nhs-standards.md 1.7)
 #: and ``Task.identifier`` of the triage Task.
 ID_REFERRAL_REFERENCE = f"{codes.BASE}/Id/referral-reference"

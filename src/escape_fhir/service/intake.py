@@ -43,6 +43,7 @@ from escape_fhir.service.triage import Assessment
 from escape_fhir.sites.hub import route_new
 from escape_fhir.storage import Database, LoggedMessage, MessageRecord, Repository, instant
 from escape_fhir.validation.api import Validator
+from escape_fhir.validation.display import is_wrong_display
 
 Json = dict[str, Any]
 log = logging.getLogger("escape_fhir.intake")
@@ -91,7 +92,8 @@ def validated(bundle: Json, validator: Validator) -> list[Issue]:
     """The validator's warnings, or OutcomeError 400 with its errors (and warnings).
 
     Retired NHS number verification codes are accepted (nhs-standards.md 1.8): the validator's complaints
-    about them become warnings, never a reason to refuse.
+    about them become warnings, never a reason to refuse. So do wrong display labels: the code is what is read,
+    and a sender's label text for a valid code is no reason to lose its referral (the warning tells them).
     """
     entries = bundle.get("entry")
     retired = retired_verification_codes(entries if isinstance(entries, list) else [])
@@ -99,7 +101,7 @@ def validated(bundle: Json, validator: Validator) -> list[Issue]:
     errors, warnings = [], list(retired)
     # Only errors count here; the validator's own warnings are for $validate, not for every acknowledgement.
     for issue in validator.validate(bundle).errors:
-        if prefixes and issue.location.startswith(prefixes):
+        if (prefixes and issue.location.startswith(prefixes)) or is_wrong_display(issue):
             warnings.append(Issue("warning", issue.code, issue.message, issue.location))
         else:
             errors.append(issue)

@@ -76,6 +76,11 @@ RULES: dict[tuple[Action, str], Rule] = {
     (Action.UPDATE, "Encounter"): Rule(Scope.SUBMIT, held="the planned Encounter of referral {} is this server's"),
     (Action.DELETE, "Encounter"): Rule(Scope.SUBMIT, held="the planned Encounter of referral {} is this server's"),
     (Action.DELETE, "Patient"): Rule(Scope.SUBMIT, held="the Patient has referrals ({}); it cannot be deleted"),
+    # A Subscription is the triage system's (it is told of referrals and Tasks); a sender's submit token may not
+    # make the server call out.
+    (Action.CREATE, "Subscription"): Rule(Scope.TRIAGE),
+    (Action.UPDATE, "Subscription"): Rule(Scope.TRIAGE),
+    (Action.DELETE, "Subscription"): Rule(Scope.TRIAGE),
     (Action.CREATE, ANY): Rule(Scope.SUBMIT),
     (Action.UPDATE, ANY): Rule(Scope.SUBMIT),
     (Action.DELETE, ANY): Rule(Scope.SUBMIT),

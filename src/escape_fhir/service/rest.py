@@ -10,17 +10,19 @@ from urllib.parse import urlencode
 
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.questionnaires import all_questionnaires
-from escape_fhir.service.common import READ_TYPES, now
+from escape_fhir.service.common import SERVED_TYPES, now
+from escape_fhir.service.includes import included
 from escape_fhir.service.limits import MAX_ENTRIES, ascii_int, too_many
 from escape_fhir.service.outcomes import OutcomeError, Problem, outcome
 from escape_fhir.service.search import PARAMETERS, Query, parse_query
-from escape_fhir.storage import Database, Repository, Stored, TokenFilter, instant
+from escape_fhir.service.subsetting import elements, summary
+from escape_fhir.storage import Database, Repository, Stored, instant
 from escape_fhir.validation.api import Validator
 
 Json = dict[str, Any]
 
 
-def check_type(resource_type: str, allowed: Sequence[str] = READ_TYPES) -> None:
+def check_type(resource_type: str, allowed: Sequence[str] = SERVED_TYPES) -> None:
     if resource_type not in allowed:
         raise OutcomeError(Problem.NOT_FOUND, f"resource type {resource_type!r} is not served here")
 
@@ -99,7 +101,9 @@ def _bundle(kind: str, entries: list[Json], total: int | None, links: list[tuple
     return bundle
 
 
-def search(db: Database, resource_type: str, params: Sequence[tuple[str, str]], base: str) -> Json:
+def search(
+    db: Database, resource_type: str, params: Sequence[tuple[str, str]], base: str, *, strict: bool = True
+) -> Json:
     if resource_type in ("$process-message", "$validate"):
         raise OutcomeError(Problem.METHOD_NOT_ALLOWED, f"{resource_type} takes POST", headers={"Allow": "POST"})
     if resource_type not in PARAMETERS:
@@ -108,38 +112,62 @@ def search(db: Database, resource_type: str, params: Sequence[tuple[str, str]], 
             Problem.METHOD_NOT_ALLOWED, f"search of {resource_type} is not supported", headers={"Allow": "POST"}
         )
     with db.read() as repo:
-        return search_in(repo, resource_type, params, base)
+        return search_in(repo, resource_type, params, base, strict=strict)
 
 
-def search_in(repo: Repository, resource_type: str, params: Sequence[tuple[str, str]], base: str) -> Json:
+def search_in(
+    repo: Repository, resource_type: str, params: Sequence[tuple[str, str]], base: str, *, strict: bool = True
+) -> Json:
     """The searchset of a search of a type in ``PARAMETERS``, in ``repo``'s transaction (``GET`` alone, or a
     transaction's GET entry)."""
-    query = parse_query(resource_type, params)
-    if query.patient_identifiers:
-        patients, _ = repo.search("Patient", [TokenFilter("identifier", query.patient_identifiers)], count=1000)
-        refs = tuple((None, f"Patient/{p.resource_id}") for p in patients) or ((None, "Patient/-"),)
-        query.filters.append(TokenFilter("patient", refs))
+    query = parse_query(resource_type, params, strict=strict)
+    count_only = query.summary == "count"
     found, total = repo.search(
         resource_type,
-        query.filters,
-        query.updated,
-        newest_first=query.newest_first,
-        count=query.count,
+        conditions=query.conditions,
+        sort=query.sort,
+        count=0 if count_only else query.count,
         offset=query.offset,
+        total=query.total != "none" or count_only,
     )
     entries = [
-        {"fullUrl": f"{base}/{resource_type}/{s.resource_id}", "resource": s.content, "search": {"mode": "match"}}
+        {
+            "fullUrl": f"{base}/{s.resource_type}/{s.resource_id}",
+            "resource": _shown(s.content, query),
+            "search": {"mode": "match"},
+        }
         for s in found
     ]
-    return _bundle("searchset", entries, total, _links(base, resource_type, query, total))
+    entries += [
+        {"fullUrl": f"{base}/{s.resource_type}/{s.resource_id}", "resource": s.content, "search": {"mode": "include"}}
+        for s in included(repo, found, query.includes)
+    ]
+    if query.ignored:
+        names = ", ".join(sorted(set(query.ignored)))
+        text = f"search parameters not known here were ignored (Prefer: handling=lenient): {names}"
+        entries.append(
+            {"resource": outcome(None, [Issue("warning", "not-supported", text)]), "search": {"mode": "outcome"}}
+        )
+    known_total = total if total >= 0 else None
+    return _bundle("searchset", entries, known_total, _links(base, resource_type, query, known_total, len(found)))
 
 
-def _links(base: str, resource_type: str, query: Query, total: int) -> list[tuple[str, str]]:
-    """``self`` and, when more matches follow, ``next`` (search.html#paging); ``_offset`` pages."""
+def _shown(content: Json, query: Query) -> Json:
+    if query.elements is not None:
+        return elements(content, query.elements)
+    if query.summary is not None:
+        return summary(content, query.summary)
+    return content
+
+
+def _links(base: str, resource_type: str, query: Query, total: int | None, shown: int) -> list[tuple[str, str]]:
+    """``self`` (the parameters used: an ignored one is left out) and, when more matches follow, ``next``
+    (search.html#paging); ``_offset`` pages. Without a total (``_total=none``), ``next`` follows a full page."""
     kept = [(k, v) for k, v in query.used if k not in ("_offset", "_count")]
     page = [*kept, ("_count", str(query.count))]
     links = [("self", f"{base}/{resource_type}?{urlencode([*page, ('_offset', str(query.offset))])}")]
-    if query.count and query.offset + query.count < total:
+    more = query.offset + query.count < total if total is not None else shown == query.count
+    if query.count and more and query.summary != "count":
         links.append(
             ("next", f"{base}/{resource_type}?{urlencode([*page, ('_offset', str(query.offset + query.count))])}")
         )

@@ -113,7 +113,7 @@ class _Entry:
         if self.id and not _ID.match(self.id):  # FHIR datatypes.html#id; also keeps NUL out of every store
             raise _bad(f"request.url {self.kind}/{self.id[:80]!r} is not Type/id (id: 1-64 of A-Z a-z 0-9 - .)", where)
         if self.method == "GET" and not self.id and self.kind not in PARAMETERS:
-            text = f"search of {self.kind} is not supported (ServiceRequest and Task are searchable)"
+            text = f"search of {self.kind} is not supported ({', '.join(sorted(PARAMETERS))} are searchable)"
             raise _bad(text, where, Problem.UNPROCESSABLE, "not-supported")
 
     @property

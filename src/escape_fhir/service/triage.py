@@ -235,7 +235,22 @@ def _check_change(current: Json, wanted: Json, where: str = "") -> None:
 
 
 def update_task(db: Database, task_id: str, wanted: Json, if_match: str | None, now: Any) -> Stored:
-    """Apply a triage decision (``PUT /Task/{id}``); the ServiceRequest's status follows in the same transaction."""
+    """Apply a triage decision (``PUT /Task/{id}``); the ServiceRequest's status follows in the same transaction.
+
+    Without ``If-Match`` the answer is 428 carrying the current version, as an ``ETag`` header and in the
+    OperationOutcome's text, so a client that saved without a version learns how to retry (read, apply the
+    change to what it read, PUT with that ETag as If-Match)."""
+    if not if_match:
+        with db.read() as repo:
+            current = repo.current("Task", task_id)
+        if current is None or current.deleted:
+            raise OutcomeError(Problem.NOT_FOUND, f"Task/{task_id} is not known")
+        etag = f'W/"{current.version_id}"'
+        text = (
+            f"updates need If-Match: the current version of Task/{task_id} is {etag}; read it, apply the change to "
+            f"what was read and PUT it with If-Match: {etag}"
+        )
+        raise OutcomeError(Problem.PRECONDITION_REQUIRED, text, location="If-Match", headers={"ETag": etag})
     expected = parse_if_match(if_match)
     with db.write() as repo:
         return apply_change(repo, task_id, wanted, expected, now)
@@ -251,7 +266,8 @@ def apply_change(repo: Repository, task_id: str, wanted: Json, expected: int, no
         raise OutcomeError(Problem.NOT_FOUND, f"Task/{task_id} is not known", location=where)
     if current.version_id != expected:
         text = f"If-Match names version {expected}; the current version is {current.version_id}"
-        raise OutcomeError(Problem.PRECONDITION_FAILED, text, location=at)
+        etag = {"ETag": f'W/"{current.version_id}"'}
+        raise OutcomeError(Problem.PRECONDITION_FAILED, text, location=at, headers=etag)
     _check_change(current.content, wanted, where)
     body = {**wanted, "lastModified": instant(now)}
     try:

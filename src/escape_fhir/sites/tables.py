@@ -1,4 +1,4 @@
-"""The site directory's tables (migration 0004), beside the resource store that keeps each site's FHIR
+"""The site directory's tables (migration 0005), beside the resource store that keeps each site's FHIR
 resources with their history. These hold the indexed columns that routing and the directory searches read:
 
 * ``site``: one row per site (its id in the directory), the programme, ODS code, name, postcode, position and

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,10 @@ class Database:
         # a time), so that under load most of a request's time was spent asleep (README "Benchmarks").
         # Other processes on the same file still queue in the busy handler.
         self._turn = threading.Lock() if engine.dialect.name == "sqlite" else None
+        #: Called at the end of every write transaction, before the commit, with its repository (whose
+        #: ``written`` lists the versions written): what must happen in the same transaction as a change,
+        #: such as queueing its Subscription notifications (escape_fhir.service.subscriptions).
+        self.write_hooks: list[Callable[[Repository], None]] = []
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -97,7 +101,11 @@ class Database:
     def write(self) -> Iterator[Repository]:
         """A write transaction; committed when the block ends without an exception."""
         with self._write_turn(), Session(self._writer) as session, session.begin():
-            yield Repository(session)
+            repo = Repository(session)
+            yield repo
+            if repo.written:
+                for hook in self.write_hooks:
+                    hook(repo)
 
     @contextmanager
     def _write_turn(self) -> Iterator[None]:

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 from escape_fhir.outbox_states import DEAD, DELIVERED, PENDING, SENDING, STATES  # noqa: F401
 from escape_fhir.storage import tables as t
 
-#: What a message carries: a referral we send, or an asynchronous response to a referral we received.
+#: What a message carries: a referral we send, or an asynchronous response to a referral we received (a
+#: Subscription notification is ``notification``: escape_fhir.service.subscriptions).
 REQUEST, RESPONSE = "request", "response"
 
 
@@ -39,6 +40,7 @@ class NewMessage:
     body: bytes
     body_format: str
     service_request_id: str | None = None
+    subscription_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class OutboxMessage:
     receiver_reference: str | None
     reply_status: str | None
     reply_at: datetime | None
+    subscription_id: str | None = None
     body: bytes = b""
 
 

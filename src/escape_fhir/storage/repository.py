@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from escape_fhir.fhir import jsonio
 from escape_fhir.storage import tables as t
-from escape_fhir.storage.index import Token, tokens_of
+from escape_fhir.storage.index import Entries, index_of
+from escape_fhir.storage.search_sql import Condition, SortKey, compile_condition, sort_expression
 
 Json = dict[str, Any]
 #: A resource's type and id.
@@ -127,14 +128,12 @@ def _moved_row(s: Stored) -> dict[str, Any]:
     }
 
 
-def _token_row(s: Stored, k: Token) -> dict[str, Any]:
-    return {
-        "resource_type": s.resource_type,
-        "resource_id": s.resource_id,
-        "param": k.param,
-        "system": k.system,
-        "value": k.value,
-    }
+def _index_rows(s: Stored, entries: Entries, rows: dict[str, list[dict[str, Any]]]) -> None:
+    """Add the index rows of ``s`` to ``rows`` (one list per index table)."""
+    key = {"resource_type": s.resource_type, "resource_id": s.resource_id}
+    rows["token"] += [key | {"param": e.param, "system": e.system, "value": e.value} for e in entries.tokens]
+    rows["string"] += [key | {"param": e.param, "value": e.value, "norm": e.norm} for e in entries.strings]
+    rows["date"] += [key | {"param": e.param, "low": e.low, "high": e.high} for e in entries.dates]
 
 
 # Statements built once and executed with bound parameters (lists of them: executemany), so a write costs
@@ -200,8 +199,14 @@ _UPDATE_CURRENT = (
     .where(_c.c.resource_type == bindparam("key_type"), _c.c.resource_id == bindparam("key_id"))
     .values(version_id=bindparam("version_id"), last_updated=bindparam("last_updated"), deleted=bindparam("deleted"))
 )
-_DELETE_TOKENS = delete(_s).where(_s.c.resource_type == bindparam("key_type"), _s.c.resource_id == bindparam("key_id"))
-_INSERT_TOKENS = insert(_s)
+#: Per index table: the statement that removes a resource's rows and the one that adds rows.
+_INDEX = {
+    name: (
+        delete(table).where(table.c.resource_type == bindparam("key_type"), table.c.resource_id == bindparam("key_id")),
+        insert(table),
+    )
+    for name, table in (("token", _s), ("string", t.search_string), ("date", t.search_date))
+}
 
 
 _m, _r = t.message, t.message_request
@@ -233,6 +238,8 @@ _ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 class Repository:
     def __init__(self, session: Session) -> None:
         self.session = session
+        #: Every version written in this transaction, in order (what write hooks such as Subscriptions see).
+        self.written: list[Stored] = []
 
     @property
     def dialect(self) -> str:
@@ -296,10 +303,17 @@ class Repository:
             self.session.execute(_INSERT_CURRENT, created)
         if moved := [_moved_row(s) for key, s in final.items() if key in held]:
             self.session.execute(_UPDATE_CURRENT, moved)
-            self.session.execute(_DELETE_TOKENS, [{"key_type": r["key_type"], "key_id": r["key_id"]} for r in moved])
-        tokens = [_token_row(s, k) for s in final.values() if not s.deleted for k in tokens_of(s.content)]
-        if tokens:
-            self.session.execute(_INSERT_TOKENS, tokens)
+            keys = [{"key_type": r["key_type"], "key_id": r["key_id"]} for r in moved]
+            for remove, _ in _INDEX.values():
+                self.session.execute(remove, keys)
+        rows: dict[str, list[dict[str, Any]]] = {"token": [], "string": [], "date": []}
+        for s in final.values():
+            if not s.deleted:
+                _index_rows(s, index_of(s.content), rows)
+        for name, (_, add) in _INDEX.items():
+            if rows[name]:
+                self.session.execute(add, rows[name])
+        self.written += stored
         return stored
 
     def _current_versions(self, keys: Sequence[Key]) -> dict[Key, int]:
@@ -324,24 +338,61 @@ class Repository:
         filters: Sequence[TokenFilter] = (),
         updated: Sequence[tuple[str, datetime]] = (),
         *,
+        conditions: Sequence[Condition] = (),
+        sort: Sequence[SortKey] = (),
         newest_first: bool = False,
         count: int = 20,
         offset: int = 0,
+        total: bool = True,
     ) -> tuple[list[Stored], int]:
-        """Current, not deleted resources matching every filter; one page and the total."""
+        """Current, not deleted resources matching every filter and condition; one page and the total (-1 when
+        ``total`` is False: the count query is skipped)."""
         c = t.resource_current
         where = [c.c.resource_type == resource_type, c.c.deleted.is_(False)]
         where += [self._token_match(resource_type, f) for f in filters]
+        where += [compile_condition(resource_type, cond, self.dialect) for cond in conditions]
         for op, bound in updated:
             where.append(
                 {"ge": c.c.last_updated >= bound, "gt": c.c.last_updated > bound, "lt": c.c.last_updated < bound}[op]
             )
-        total = self.session.execute(select(func.count()).select_from(c).where(*where)).scalar_one()
-        order = [c.c.last_updated.desc() if newest_first else c.c.last_updated.asc(), c.c.resource_id]
-        ids = select(c.c.resource_id, c.c.version_id).where(*where).order_by(*order).limit(count).offset(offset)
-        page = self.session.execute(ids).all()
-        found = [self.version(resource_type, rid, vid) for rid, vid in page]
-        return [s for s in found if s is not None], int(total)
+        found = -1
+        if total:
+            found = int(self.session.execute(select(func.count()).select_from(c).where(*where)).scalar_one())
+        if count == 0:
+            return [], found
+        order = [sort_expression(resource_type, key) for key in sort]
+        order += [c.c.last_updated.desc() if newest_first else c.c.last_updated.asc(), c.c.resource_id]
+        page = select(c.c.resource_id, c.c.version_id).where(*where).order_by(*order).limit(count).offset(offset)
+        rows = self.session.execute(page).all()
+        versions = self.currents([(resource_type, rid) for rid, _ in rows])
+        return [versions[(resource_type, rid)] for rid, _ in rows if (resource_type, rid) in versions], found
+
+    def references(self, resource_type: str, ids: Sequence[str], param: str) -> list[str]:
+        """The references (as written) that ``param`` of the given resources holds, in one query."""
+        if not ids:
+            return []
+        s = t.search_token
+        query = select(s.c.value).where(
+            s.c.resource_type == resource_type, s.c.param == param, s.c.resource_id.in_(ids)
+        )
+        return list(dict.fromkeys(str(v) for v in self.session.execute(query).scalars()))
+
+    def referring(self, resource_type: str, param: str, refs: Sequence[str], limit: int) -> list[Stored]:
+        """Current resources of ``resource_type`` whose ``param`` is one of ``refs`` (``_revinclude``)."""
+        if not refs:
+            return []
+        s = t.search_token
+        ids = select(s.c.resource_id).where(s.c.resource_type == resource_type, s.c.param == param, s.c.value.in_(refs))
+        c = t.resource_current
+        query = (
+            select(c.c.resource_id)
+            .where(c.c.resource_type == resource_type, c.c.deleted.is_(False), c.c.resource_id.in_(ids))
+            .order_by(c.c.resource_id)
+            .limit(limit)
+        )
+        keys = [(resource_type, str(rid)) for rid in self.session.execute(query).scalars()]
+        found = self.currents(keys)
+        return [found[k] for k in keys if k in found]
 
     def _token_match(self, resource_type: str, flt: TokenFilter) -> Any:
         s, c = t.search_token, t.resource_current

@@ -3,8 +3,9 @@
 * ``resource_version``: every version of every resource, its JSON exactly as stored (FHIR http.html#vread:
   each version stays readable), with ``deleted`` marking a deletion version.
 * ``resource_current``: one row per resource naming its current version, for reads and search.
-* ``search_token``: the search values of each resource's current version (``identifier``, ``status``,
-  references such as ``patient``, ``performer``, ``owner``), replaced on every write.
+* ``search_token``, ``search_string``, ``search_date``: the search values of each resource's current version
+  by the declared parameters (:mod:`escape_fhir.storage.search_params`): tokens, references, URIs and
+  composites; strings with their folded form; dates as half-open UTC ranges. Replaced on every write.
 * ``message`` and ``message_request``: the message log. ``message.bundle_id`` is unique so that a message is
   processed once (FHIR messaging.html, "reliable delivery"); ``message_request.request_id`` is unique so a
   repeated ``X-Request-ID`` is refused (BaRS, nhs-standards.md 1.2). The response is kept for replay and the
@@ -63,6 +64,31 @@ search_token = Table(
     Column("value", String(255), nullable=False),
     Index("ix_search_token_lookup", "resource_type", "param", "value"),
     Index("ix_search_token_resource", "resource_type", "resource_id"),
+)
+
+search_string = Table(
+    "search_string",
+    metadata,
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("param", String(64), nullable=False),
+    Column("value", String(255), nullable=False),
+    #: Lower case without accents (escape_fhir.storage.index.fold): what the default and :contains match.
+    Column("norm", String(255), nullable=False),
+    Index("ix_search_string_lookup", "resource_type", "param", "norm"),
+    Index("ix_search_string_resource", "resource_type", "resource_id"),
+)
+
+search_date = Table(
+    "search_date",
+    metadata,
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("param", String(64), nullable=False),
+    Column("low", DateTime(), nullable=False),
+    Column("high", DateTime(), nullable=False),
+    Index("ix_search_date_lookup", "resource_type", "param", "low", "high"),
+    Index("ix_search_date_resource", "resource_type", "resource_id"),
 )
 
 message = Table(
@@ -144,7 +170,10 @@ outbox = Table(
     Column("receiver_reference", String(255), nullable=True),
     Column("reply_status", String(32), nullable=True),
     Column("reply_at", DateTime(), nullable=True),
+    #: For a Subscription notification (kind ``notification``): the Subscription it is for.
+    Column("subscription_id", String(64), nullable=True),
     Index("ix_outbox_due", "state", "next_attempt"),
+    Index("ix_outbox_subscription", "subscription_id", "state"),
 )
 
 #: Where the asynchronous responses of a received referral go (nhs-standards.md 1.4 receiver step 2: store

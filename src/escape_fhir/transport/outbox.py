@@ -39,6 +39,7 @@ from escape_fhir.errors import (
 )
 from escape_fhir.fhir.formats import parse
 from escape_fhir.service.common import now
+from escape_fhir.service.subscriptions import NOTIFICATION, record_result
 from escape_fhir.storage import Database
 from escape_fhir.storage.outbox import Outbox, OutboxMessage
 from escape_fhir.transport.auth import TokenProvider
@@ -117,6 +118,12 @@ class MeshSender(Protocol):
         local_id: str | None = None,
         data: bytes | None = None,
     ) -> str: ...
+
+
+class Notifier(Protocol):
+    """Sends one Subscription notification once (:class:`escape_fhir.transport.notify.RestHook`)."""
+
+    def send(self, message: OutboxMessage) -> Delivery: ...
 
 
 class Transport(Protocol):
@@ -236,6 +243,8 @@ class Runner:
     clock: Callable[[], datetime] | None = None
     #: Sends the messages whose destination is ``mesh:<mailbox>/<workflow>``; None: they wait (and say why).
     mesh: MeshSender | None = None
+    #: Sends Subscription notifications (outbox kind ``notification``); without one they wait in the outbox.
+    notifier: Notifier | None = None
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
 
     def _now(self) -> datetime:
@@ -268,8 +277,13 @@ class Runner:
             self._deliver_mesh(message, report)
             return
         try:
-            url = resolve_route(message.destination, self.routes)
-            delivery = self.transport.send(url, message, parse(message.body, message.body_format))
+            if message.kind == NOTIFICATION:
+                if self.notifier is None:
+                    raise NoRoute("no notifier runs here: notifications are sent by escape-fhir serve --deliver")
+                delivery = self.notifier.send(message)
+            else:
+                url = resolve_route(message.destination, self.routes)
+                delivery = self.transport.send(url, message, parse(message.body, message.body_format))
         except ReceiverRejected as exc:
             self._dead(message, exc.status, error_summary(exc.status, exc.outcome), report)
         except ReceiverUnavailable as exc:
@@ -321,6 +335,12 @@ class Runner:
             Outbox(repo.session).delivered(message.id, self.name, self._now(), delivery.status, reference)
         log.info("outbox %d delivered (HTTP %d%s)", message.id, delivery.status, ", duplicate" * delivery.duplicate)
         report.delivered += 1
+        self._tell_subscription(message, None)
+
+    def _tell_subscription(self, message: OutboxMessage, error: str | None) -> None:
+        """A notification's result shows on its Subscription (status error with the reason, or active again)."""
+        if message.kind == NOTIFICATION and message.subscription_id:
+            record_result(self.db, message.subscription_id, error)
 
     def _retry(
         self, message: OutboxMessage, status: int | None, error: str, retry_after: float | None, report: Report
@@ -334,9 +354,13 @@ class Runner:
             Outbox(repo.session).failed(message.id, self.name, now, status=status, error=error, retry_at=retry_at)
         log.info("outbox %d attempt %d failed (%s); next at %s", message.id, message.attempts, error, retry_at)
         report.retrying += 1
+        self._tell_subscription(
+            message, f"notification {message.bundle_id}: {error}; attempt {message.attempts}, retrying"
+        )
 
     def _dead(self, message: OutboxMessage, status: int | None, error: str, report: Report) -> None:
         with self.db.write() as repo:
             Outbox(repo.session).failed(message.id, self.name, self._now(), status=status, error=error, retry_at=None)
         log.warning("outbox %d is dead after %d attempt(s): %s", message.id, message.attempts, error)
         report.dead += 1
+        self._tell_subscription(message, f"notification {message.bundle_id}: {error}; not retried")

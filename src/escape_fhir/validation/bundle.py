@@ -1,6 +1,8 @@
 """Bundle-wide rules that no single element's definition states (https://hl7.org/fhir/R4/bundle.html).
 
-* ``fullUrl`` (bundle.html#bundle-unique, #6.1.4.1): present on every entry with a resource (except a
+* ``fullUrl`` (bundle.html#bundle-unique, #6.1.4.1): an absolute URI (``urn:uuid:``, ``urn:oid:`` or an
+  absolute URL, never a relative ``Type/id``: bundle-definitions.html#Bundle.entry.fullUrl, "the Absolute URL
+  for the resource"; the reference validator reports a relative one as an error); present on every entry with a resource (except a
   POST in a transaction or batch, whose resource has no id yet); unique, except that a ``history`` Bundle
   may repeat it and that entries with different ``meta.versionId`` may share it (``bdl-7``); a RESTful
   ``fullUrl`` (``[base]/Type/id``) must end with the resource's type and id.
@@ -31,6 +33,8 @@ _RESTFUL = re.compile(
     r"(?:(?P<base>(?:https?://|/).*?)/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?"
 )
 _URN = ("urn:uuid:", "urn:oid:")
+#: An absolute URI starts with a scheme (RFC 3986 section 3.1): ``urn:``, ``http:``, ``https:`` ...
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _NEEDS = {
     "transaction": "request",
     "batch": "request",
@@ -69,7 +73,11 @@ def _full_urls(entries: list[Json], kind: str, base: str) -> list[Issue]:
             if not _may_lack_full_url(entry, kind):
                 issues.append(Issue("error", "required", "an entry with a resource must have a fullUrl", here))
             continue
-        issues += _full_url_matches(full_url, resource, f"{here}.fullUrl")
+        if not _ABSOLUTE.match(full_url):
+            message = f"The fullUrl must be an absolute URL (not {full_url!r})"
+            issues.append(Issue("error", "invalid", message, f"{here}.fullUrl"))
+        else:
+            issues += _full_url_matches(full_url, resource, f"{here}.fullUrl")
         meta = resource.get("meta")
         version = meta.get("versionId") if isinstance(meta, dict) else None  # a wrong type: the structure check's
         key = (full_url, version if isinstance(version, str) else None)

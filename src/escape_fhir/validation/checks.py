@@ -15,13 +15,24 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from escape_fhir.errors import Issue
+from escape_fhir.validation.display import check_display
 from escape_fhir.validation.elements import Node
 from escape_fhir.validation.native import NATIVE, Defer, Native
 
 if TYPE_CHECKING:
     from escape_fhir.validation.walker import Walk
 
-__all__ = ["contains", "fixed_and_pattern", "identifier", "invariants", "resource_rules", "same"]
+__all__ = [
+    "QUANTITY_TYPES",
+    "coding",
+    "contains",
+    "fixed_and_pattern",
+    "identifier",
+    "invariants",
+    "quantity",
+    "resource_rules",
+    "same",
+]
 
 Json = dict[str, Any]
 
@@ -196,12 +207,38 @@ def identifier(walk: Walk, value: Json, loc: str) -> None:
     walk.issues += check_identifier(value, loc)
 
 
+def coding(walk: Walk, value: Json, loc: str) -> None:
+    """The display against the code system when it is held whole (:mod:`~escape_fhir.validation.display`)."""
+    if "display" in value:
+        walk.issues += check_display(walk.definitions, value, loc)
+
+
+#: Quantity and the types derived from it (https://hl7.org/fhir/R4/datatypes.html#Quantity).
+QUANTITY_TYPES = frozenset({"Quantity", "SimpleQuantity", "MoneyQuantity", "Age", "Count", "Distance", "Duration"})
+
+
+def quantity(walk: Walk, value: Json, loc: str) -> None:
+    """A UCUM code must be valid UCUM (:mod:`~escape_fhir.validation.ucum`)."""
+    from escape_fhir.validation.ucum import UCUM, ucum_problem
+
+    code = value.get("code")
+    if value.get("system") == UCUM and isinstance(code, str):
+        problem = ucum_problem(code)
+        if problem is not None:
+            walk.add("error", "code-invalid", f"{code!r} is not a valid UCUM code: {problem}", f"{loc}.code")
+
+
 def resource_rules(walk: Walk, res: Json, rt: str, loc: str) -> None:
-    """Rules of a whole resource beyond its elements: Bundle rules, a QuestionnaireResponse's answers."""
+    """Rules of a whole resource beyond its elements: Bundle rules, a QuestionnaireResponse's answers, the R4
+    vital-signs profile an Observation's LOINC code brings."""
     if rt == "Bundle":
         _bundle(walk, res, loc)
     elif rt == "QuestionnaireResponse":
         _questionnaire_response(walk, res, loc)
+    elif rt == "Observation":
+        from escape_fhir.validation.vitalsigns import check_vital_signs
+
+        walk.issues += check_vital_signs(res, loc)
 
 
 def _bundle(walk: Walk, res: Json, loc: str) -> None:
@@ -212,15 +249,16 @@ def _bundle(walk: Walk, res: Json, loc: str) -> None:
 
 
 def _questionnaire_response(walk: Walk, res: Json, loc: str) -> None:
-    """SDC validation of answers against the Questionnaire (nhs-standards.md 7.4), when it is known."""
+    """SDC validation of answers against the Questionnaire (nhs-standards.md 7.4), when one is found: contained,
+    in the enclosing Bundle, or in the loaded definitions (questionnaire.find_questionnaire)."""
+    from escape_fhir.validation.questionnaire import check_questionnaire_response, find_questionnaire
+
     url = res.get("questionnaire")
     if not isinstance(url, str):
         return
-    questionnaire = walk.definitions.questionnaire(url)
+    questionnaire = find_questionnaire(res, walk.resources[:-1], walk.definitions.questionnaire)
     if questionnaire is None:
         message = f"Questionnaire {url} is unknown, so the answers were not checked against it"
         walk.add("warning", "not-found", message, f"{loc}.questionnaire")
         return
-    from escape_fhir.validation.questionnaire import check_questionnaire_response
-
     walk.issues += check_questionnaire_response(res, questionnaire, loc, walk.definitions.has_code)

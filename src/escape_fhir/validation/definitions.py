@@ -187,6 +187,12 @@ class Definitions:
             result: dict[str, frozenset[str]] | None = self._terms().expand(value_set_url)
             return result
 
+    def displays(self, system: str, code: str) -> tuple[str, ...] | None:
+        """The valid displays of a code of a code system held whole; None when that cannot be known locally."""
+        with self._lock:
+            result: tuple[str, ...] | None = self._terms().displays(system, code)
+            return result
+
     def has_code(self, value_set_url: str, system: str | None, code: str) -> bool | None:
         """Whether ``system|code`` is in the value set; None when that cannot be known locally."""
         with self._lock:

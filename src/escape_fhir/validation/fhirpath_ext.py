@@ -8,7 +8,8 @@ form as ``fhirpathpy.engine.invocations.invocation_registry``, which the table o
 * ``hasValue()`` (FHIR): true when the input is a single primitive with a value. fhirpathpy yields a
   primitive's ``_name`` extension object as a separate item, so such a companion is not counted;
 * ``htmlChecks()`` (FHIR, used by ``txt-1``/``txt-2``): the narrative rules of
-  https://hl7.org/fhir/R4/narrative.html#rules (allowed elements, no scripting, some content);
+  https://hl7.org/fhir/R4/narrative.html#rules (allowed elements, no scripting, some content), as
+  :func:`escape_fhir.validation.narrative.narrative_ok` says them;
 * ``resolve()`` (FHIR): contained resources (``#id``) and, when ``%rootResource`` is a Bundle, its entries
   (by fullUrl, or by ``Type/id`` per https://hl7.org/fhir/R4/bundle.html#references); nothing else;
 * ``as(T)`` as a function on a collection filters like ``ofType(T)`` (fhirpathpy raises on more than one
@@ -17,7 +18,8 @@ form as ``fhirpathpy.engine.invocations.invocation_registry``, which the table o
   that System type (https://hl7.org/fhir/R4/fhirpath.html#types: FHIR primitives map to System types);
 * ``matches()`` on a non-string primitive (decimal, integer, boolean) matches its string form, as the HL7
   validator does, instead of raising;
-* ``trace()`` never prints (library code does not write to stdout).
+* ``trace()`` never prints (library code does not write to stdout);
+* a path may start with the type of a resource focus (``Appointment.status``), see :class:`_Root`.
 
 Evaluation runs the engine's ``do_eval`` on a parsed expression with our own context (the same steps as
 ``fhirpathpy.apply_parsed_path``) so that our functions receive the engine's nodes (needed for types) and
@@ -37,10 +39,9 @@ from fhirpathpy.engine.invocations.constants import constants
 from fhirpathpy.engine.nodes import ResourceNode, TypeInfo
 from fhirpathpy.engine.util import get_data
 from fhirpathpy.models import models
-from lxml import etree
 
-from escape_fhir.errors import FhirFormatError
-from escape_fhir.fhir.xmlio import XHTML_NS, _parse_div
+from escape_fhir.validation.fhirpath_reads import resolve_one
+from escape_fhir.validation.narrative import narrative_ok
 
 __all__ = ["FUNCTIONS", "R4_PATHS", "evaluate", "known_function"]
 
@@ -106,84 +107,11 @@ def _has_value(ctx: Any, coll: list[Any]) -> bool:
     return len(values) == 1 and values[0] is not None and not isinstance(values[0], dict | list)
 
 
-# Narrative rules (https://hl7.org/fhir/R4/narrative.html#rules): the basic HTML 4.0 formatting elements
-# of chapters 7-11 and 15, <a>, images and style attributes; no scripts, forms, frames, objects or events.
-_HTML_ELEMENTS = frozenset(
-    {
-        "a",
-        "abbr",
-        "acronym",
-        "b",
-        "big",
-        "blockquote",
-        "br",
-        "caption",
-        "cite",
-        "code",
-        "col",
-        "colgroup",
-        "dd",
-        "dfn",
-        "div",
-        "dl",
-        "dt",
-        "em",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "hr",
-        "i",
-        "img",
-        "li",
-        "ol",
-        "p",
-        "pre",
-        "q",
-        "samp",
-        "small",
-        "span",
-        "strong",
-        "sub",
-        "sup",
-        "table",
-        "tbody",
-        "td",
-        "tfoot",
-        "th",
-        "thead",
-        "tr",
-        "tt",
-        "ul",
-        "var",
-    }
-)
-
-
-def _html_ok(div: etree._Element) -> bool:
-    for elem in div.iter():
-        if not isinstance(elem.tag, str):
-            continue
-        namespace, _, name = elem.tag[1:].partition("}")
-        if namespace != XHTML_NS or name not in _HTML_ELEMENTS:
-            return False
-        if any(str(attr).lower().startswith("on") for attr in elem.attrib):  # event handlers are scripts
-            return False
-    has_text = "".join(str(text) for text in div.itertext()).strip() != ""
-    return has_text or any(True for _ in div.iter(f"{{{XHTML_NS}}}img"))
-
-
 def _html_checks(ctx: Any, coll: list[Any]) -> list[bool]:
     values = [get_data(x) for x in coll]
     if len(values) != 1 or not isinstance(values[0], str):
         return []
-    try:
-        div = _parse_div(values[0], "")
-    except FhirFormatError:
-        return [False]
-    return [_html_ok(div)]
+    return [narrative_ok(values[0])]
 
 
 def _matches(ctx: Any, coll: list[Any], regex: str) -> Any:
@@ -202,31 +130,10 @@ def _resolve(ctx: Any, coll: list[Any]) -> list[ResourceNode]:
     found = []
     for item in map(get_data, coll):
         ref = item.get("reference") if isinstance(item, dict) else item
-        target = _resolve_one(ref, variables.get("resource"), variables.get("rootResource")) if ref else None
+        target = resolve_one(ref, variables.get("resource"), variables.get("rootResource")) if ref else None
         if target is not None:
             found.append(ResourceNode.create_node(target))
     return found
-
-
-def _resolve_one(ref: Any, resource: Any, root: Any) -> Any:
-    if not isinstance(ref, str):
-        return None
-    if ref.startswith("#"):
-        contained = resource.get("contained", []) if isinstance(resource, dict) else []
-        return next((r for r in contained if r.get("id") == ref[1:]), None)
-    if not isinstance(root, dict) or root.get("resourceType") != "Bundle":
-        return None
-    for entry in root.get("entry", []):
-        target = entry.get("resource")
-        full_url = entry.get("fullUrl", "")
-        if target is not None and (full_url == ref or _matches_type_id(target, full_url, ref)):
-            return target
-    return None
-
-
-def _matches_type_id(target: Mapping[str, Any], full_url: str, ref: str) -> bool:
-    rtype, _, rid = ref.partition("/")
-    return target.get("resourceType") == rtype and target.get("id") == rid and full_url.endswith(ref)
 
 
 FUNCTIONS: dict[str, dict[str, Any]] = {
@@ -247,6 +154,18 @@ def known_function(name: str) -> bool:
     return name in FUNCTIONS or name in invocation_registry
 
 
+class _Root(ResourceNode):  # type: ignore[misc]
+    """The focus node. A path may start with the type name of a resource focus (``Appointment.status`` on an
+    Appointment, https://hl7.org/fhirpath/N1/#path-selection): fhirpathpy tells that by reading
+    ``node["resourceType"]``, which its own nodes do not allow (the name was then read as a member, so
+    ``app-4`` could never fail). A TypeError, as before, for anything but a resource."""
+
+    def __getitem__(self, key: str) -> Any:
+        if isinstance(self.data, dict) and "resourceType" in self.data:
+            return self.data[key]
+        raise TypeError("not a resource")
+
+
 def evaluate(parsed: Mapping[str, Any], node: Any, type_path: str | None, variables: Mapping[str, Any]) -> list[Any]:
     """Evaluate a parsed expression (``fhirpathpy.parser.parse``) on ``node``, typed by ``type_path``.
 
@@ -254,7 +173,7 @@ def evaluate(parsed: Mapping[str, Any], node: Any, type_path: str | None, variab
     ``"Questionnaire.item.enableWhen"``); a resource is typed by its ``resourceType`` anyway.
     """
     constants.reset()  # now()/today() are fixed per evaluation
-    root = [ResourceNode.create_node(node, type_path)]
+    root = [_Root(node, type_path)]
     ctx = {
         "dataRoot": root,
         "vars": {"ucum": "http://unitsofmeasure.org", "context": node, **variables},

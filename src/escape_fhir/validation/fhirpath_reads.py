@@ -13,6 +13,7 @@ then decides.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from escape_fhir.fhir.r4model import model
@@ -25,7 +26,9 @@ __all__ = [
     "coded",
     "contained",
     "exists",
+    "fhirpath_type_is",
     "objects",
+    "resolve_one",
     "resource_is",
     "single",
     "string",
@@ -158,3 +161,78 @@ def single(node: Any, name: str) -> list[Json]:
     if len(found) > 1:
         raise Defer
     return found
+
+
+# --- resolve() -------------------------------------------------------------------------------------------------
+
+
+def resolve_one(ref: Any, resource: Any, root: Any) -> Any:
+    """FHIR's ``resolve()`` of one reference as :mod:`.fhirpath_ext` supplies it: ``#id`` in the contained
+    resources of ``resource`` (``%resource``), else an entry of ``root`` (``%rootResource``) when that is a Bundle."""
+    if not isinstance(ref, str):
+        return None
+    if ref.startswith("#"):
+        contained = resource.get("contained", []) if isinstance(resource, dict) else []
+        return next((r for r in contained if r.get("id") == ref[1:]), None)
+    if not isinstance(root, dict) or root.get("resourceType") != "Bundle":
+        return None
+    for entry in root.get("entry", []):
+        target = entry.get("resource")
+        full_url = entry.get("fullUrl", "")
+        if target is not None and (full_url == ref or _matches_type_id(target, full_url, ref)):
+            return target
+    return None
+
+
+def _matches_type_id(target: Mapping[str, Any], full_url: str, ref: str) -> bool:
+    rtype, _, rid = ref.partition("/")
+    return target.get("resourceType") == rtype and target.get("id") == rid and full_url.endswith(ref)
+
+
+# --- the type fhirpathpy gives a value ----------------------------------------------------------------------------
+
+
+@functools.cache
+def _fhirpath_model() -> Mapping[str, Any]:
+    """fhirpathpy's R4 path model; imported only for the rare value whose FHIRPath type a check needs."""
+    from fhirpathpy.models import models
+
+    found: Mapping[str, Any] = models["r4"]
+    return found
+
+
+def _type_name(root: Json, keys: Sequence[str | int]) -> str:
+    """The type name fhirpathpy gives the value at ``keys`` (member names and list indices) below ``root``.
+
+    As its ``children()`` does (``engine/invocations/navigation.py``, ``engine/nodes.py``): the path of a
+    child is the parent's path and the member name, ``Extension`` for ``extension``, through the model's
+    ``pathsDefinedElsewhere`` and ``path2Type``; a nested resource restarts at its ``resourceType``; a path
+    that still has a dot is a ``BackboneElement``.
+    """
+    m = _fhirpath_model()
+    elsewhere, to_type = m["pathsDefinedElsewhere"], m["path2Type"]
+    value: Any = root
+    path = str(root.get("resourceType"))
+    for key in keys:
+        value = value[key]
+        if isinstance(key, int):
+            continue
+        child = "Extension" if key == "extension" else f"{path}.{key}"
+        child = elsewhere.get(child, child)
+        path = str(to_type.get(child, child))
+        if isinstance(value, dict) and "resourceType" in value:
+            path = str(value["resourceType"])
+    if path.startswith("System."):
+        return path
+    return path if "." not in path else "BackboneElement"
+
+
+def fhirpath_type_is(root: Json, keys: Sequence[str | int], wanted: frozenset[str]) -> bool:
+    """Whether the value at ``keys`` is of one of the ``wanted`` FHIR types or a subtype (``x.is(T)``)."""
+    name: str | None = _type_name(root, keys)
+    m = _fhirpath_model()
+    while name:
+        if name in wanted:
+            return True
+        name = m["type2Parent"].get(name) or m["path2Type"].get(name)
+    return False

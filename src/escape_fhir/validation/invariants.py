@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -39,7 +40,14 @@ from escape_fhir.fhir.r4model import Constraint
 from escape_fhir.validation.fhirpath_ext import R4_PATHS, evaluate, known_function
 from escape_fhir.validation.native import NATIVE, NEEDS_PLACE, Defer
 
-__all__ = ["check_constraints", "compile_constraint", "evaluate_expression", "unevaluable"]
+__all__ = [
+    "check_constraints",
+    "compile_constraint",
+    "engine_calls",
+    "engine_holds",
+    "evaluate_expression",
+    "unevaluable",
+]
 
 Json = dict[str, Any]
 Compiled = Callable[[Any, "str | None", Mapping[str, Any]], list[Any]]
@@ -51,6 +59,8 @@ _SEGMENT = re.compile(r"([A-Za-z_]\w*)(?:\[(\d+)\])?")
 
 #: Expressions that could not be evaluated, with the reason: not tried again.
 _UNEVALUABLE: dict[str, str] = {}
+#: Constraint key -> how many times the engine evaluated it in this process (bench/validate.py prints it).
+engine_calls: Counter[str] = Counter()
 
 
 @functools.cache
@@ -89,6 +99,20 @@ def evaluate_expression(expression: str, node: Any, variables: Mapping[str, Any]
         return evaluate(found[0], node, None, variables)
     except Exception:  # an engine failure means "cannot evaluate", never a crash
         return None
+
+
+def engine_holds(node: Any, expression: str, location: str, root: Json, resource: Json | None = None) -> bool:
+    """The engine's verdict alone, never a JSON check: False when the result is ``[False]``.
+
+    For the tests that prove each JSON check of :data:`~escape_fhir.validation.native.NATIVE` says what the
+    engine says; raises what the engine raises, and ValueError for an expression it cannot evaluate.
+    """
+    compiled = compile_constraint(expression)
+    if compiled is None:
+        raise ValueError(f"the engine cannot evaluate {expression!r}")
+    type_path, found, container = _place(location, root)
+    variables = {"resource": resource if resource is not None else found, "rootResource": container}
+    return compiled(node, type_path, variables) != [False]
 
 
 def unevaluable(expression: str) -> str | None:
@@ -142,6 +166,7 @@ def _check_one(
     node: Any, type_path: str | None, variables: Mapping[str, Any], fields: tuple[str, str, str, str], location: str
 ) -> list[Issue]:
     key, severity, expression, human = fields
+    engine_calls[key] += 1
     compiled = None if unevaluable(expression) else compile_constraint(expression)
     if compiled is None:
         return [_not_checked(key, expression, location)]

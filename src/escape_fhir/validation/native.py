@@ -28,11 +28,13 @@ from escape_fhir.validation.fhirpath_reads import (
     coded,
     contained,
     exists,
+    fhirpath_type_is,
     objects,
     resource_is,
     single,
     string,
 )
+from escape_fhir.validation.native_resources import RESOURCE_NATIVE, RESOURCE_NEEDS_PLACE
 
 __all__ = ["NATIVE", "NEEDS_PLACE", "Defer", "Native"]
 
@@ -77,10 +79,64 @@ def _meta_empty(node: Any, *names: str) -> bool:
 
 
 def _dom_3(node: Any, resource: Any, container: Any) -> bool:
-    """``contained.where(...).empty()``: true without contained resources; with them, the engine decides."""
-    if exists(node, "contained"):
+    """``contained.where((('#'+id in (%resource.descendants().reference | %resource.descendants().as(canonical)
+    | ...as(uri) | ...as(url))) or descendants().where(reference = '#').exists() or descendants().where(
+    as(canonical) = '#').exists() ...).not()).empty()``: every contained resource is referred to from the
+    resource (a ``reference``, or a canonical, uri or url value, ``#id``), or itself refers to its container
+    (``#``).
+
+    One pass over the resource finds every string that is ``#`` or ``#id`` of a contained resource; only such
+    a string outside a ``reference`` member needs its FHIRPath type (rare: a canonical such as
+    ``QuestionnaireResponse.questionnaire``)."""
+    if not isinstance(node, dict) or "_contained" in node:
         raise Defer
+    inner = node.get("contained")
+    if inner is None or inner == []:
+        return True
+    if not isinstance(inner, list) or not all(isinstance(c, dict) and isinstance(c.get("id"), str) for c in inner):
+        raise Defer  # a contained resource without a string id: '#' + id is the engine's to say
+    if any("_id" in c for c in inner):
+        raise Defer
+    wanted = {"#" + c["id"] for c in inner} | {"#"}
+    found: list[tuple[str, list[str | int], int]] = []  # (value, keys from the resource, depth of its object)
+    _strings_in(node, [], wanted, found)
+    by_reference = {value for value, _, depth in found if depth > 0}  # %resource.descendants().reference
+    for index, inner_resource in enumerate(inner):
+        target = "#" + inner_resource["id"]
+        if target in by_reference or _typed(node, found, target, _URI_TYPES):
+            continue
+        below = [(v, k, d) for v, k, d in found if k[:2] == ["contained", index] and len(k) > 2 and v == "#"]
+        if any(d > 2 and isinstance(k[-1], str) for _, k, d in below):  # descendants().where(reference = '#')
+            continue
+        if _typed(node, below, "#", _CANONICAL):  # descendants().where(as(canonical) = '#')
+            continue
+        return False
     return True
+
+
+_URI_TYPES = frozenset({"canonical", "uri", "url"})
+_CANONICAL = frozenset({"canonical"})
+
+
+def _strings_in(
+    value: Any, keys: list[str | int], wanted: set[str], found: list[tuple[str, list[str | int], int]]
+) -> None:
+    """Every string of ``wanted`` in ``value``, with its keys and, when it is (an item of) a ``reference``
+    member, how many keys lead to the object that has that member (-1 otherwise)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _strings_in(item, [*keys, key], wanted, found)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _strings_in(item, [*keys, i], wanted, found)
+    elif isinstance(value, str) and value in wanted:
+        member = len(keys) - 1 if isinstance(keys[-1], str) else len(keys) - 2
+        found.append((value, keys, member if member >= 0 and keys[member] == "reference" else -1))
+
+
+def _typed(root: Json, found: list[tuple[str, list[str | int], int]], target: str, types: frozenset[str]) -> bool:
+    """Whether ``target`` is found as a value of one of ``types`` (``descendants().as(T)``)."""
+    return any(v == target and fhirpath_type_is(root, k, types) for v, k, _ in found)
 
 
 def _entries(node: Any) -> list[Any]:
@@ -420,7 +476,9 @@ NATIVE: dict[str, Native] = {
     _SCORE.format("91351-7", 9): _score("91351-7", 0, 9),
     _SCORE.format("91350-9", 5): _score("91350-9", 0, 5),
     "code." + _coded_where(_LOINC, "91352-5") + " implies value.ofType(CodeableConcept).exists()": _risk_is_coded,
+    # the resources and data types of referral Bundles, UK Core and BaRS examples (native_resources.py)
+    **RESOURCE_NATIVE,
 }
 
 #: The functions that read ``%resource`` or ``%rootResource`` (found from the location when not given).
-NEEDS_PLACE = frozenset({_ref_1, _obs_7})
+NEEDS_PLACE = frozenset({_ref_1, _obs_7, *RESOURCE_NEEDS_PLACE})

@@ -20,14 +20,14 @@ rule for repeating groups is not applied). Read-only calculated items may be pre
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 from escape_fhir.errors import Issue
 
-__all__ = ["HasCode", "check_questionnaire_response"]
+__all__ = ["HasCode", "check_questionnaire_response", "find_questionnaire"]
 
 Json = dict[str, Any]
 #: ``has_code(value_set, system, code)``: True/False for membership, None when it cannot be told.
@@ -73,6 +73,41 @@ def check_questionnaire_response(
     return checker.issues
 
 
+def find_questionnaire(qr: Json, enclosing: Sequence[Json], lookup: Callable[[str], Json | None]) -> Json | None:
+    """The Questionnaire that ``qr.questionnaire`` names, or None when none is at hand.
+
+    Looked for where the reference validator looks: among the resources contained in the response
+    (``#id``, or a contained Questionnaire's canonical), then in the resources enclosing it, innermost first
+    (their ``contained``, and the entries of a Bundle, by canonical), then through
+    ``lookup`` (the loaded packages and the project's own). A canonical with ``|version`` matches only that
+    version (https://hl7.org/fhir/R4/references.html#canonical).
+    """
+    wanted = qr.get("questionnaire")
+    if not isinstance(wanted, str):
+        return None
+    for holder in (qr, *reversed(enclosing)):
+        for candidate in _list(holder, "contained"):
+            if _is_questionnaire(candidate) and (
+                wanted == f"#{candidate.get('id')}" or _canonical_matches(candidate, wanted)
+            ):
+                return candidate
+        if holder.get("resourceType") == "Bundle":
+            for entry in _list(holder, "entry"):
+                resource = entry.get("resource")
+                if _is_questionnaire(resource) and _canonical_matches(resource, wanted):
+                    return resource
+    return None if wanted.startswith("#") else lookup(wanted)
+
+
+def _is_questionnaire(resource: Any) -> TypeGuard[Json]:
+    return isinstance(resource, dict) and resource.get("resourceType") == "Questionnaire"
+
+
+def _canonical_matches(questionnaire: Json, wanted: str) -> bool:
+    url, bar, version = wanted.partition("|")
+    return questionnaire.get("url") == url and (not bar or questionnaire.get("version") == version)
+
+
 @dataclass
 class _Checker:
     qr: Json
@@ -95,6 +130,8 @@ class _Checker:
     def canonical(self, base: str) -> None:
         """``QuestionnaireResponse.questionnaire`` names this Questionnaire (``url|version``)."""
         url, _, version = str(self.qr.get("questionnaire", "")).partition("|")
+        if url.startswith("#"):
+            return  # a contained Questionnaire, found by its id
         q_url, q_version = self.questionnaire.get("url"), self.questionnaire.get("version")
         if url and q_url and (url != q_url or (version and q_version and version != q_version)):
             wanted = f"{q_url}|{q_version}" if version and q_version else q_url

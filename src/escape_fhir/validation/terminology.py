@@ -10,6 +10,9 @@ What can be expanded (https://hl7.org/fhir/R4/valueset.html#compositions):
 - ``valueSet`` imports of value sets that can themselves be expanded, and ``exclude`` of the same kinds;
 - a value set that carries an ``expansion`` (the base R4 required value sets from the model do).
 
+Displays (:meth:`Terminology.displays`, for :mod:`~escape_fhir.validation.display`) come from a held
+CodeSystem with ``content = complete``, else from the R4 code systems shipped in ``r4-terminology.json.gz``.
+
 Anything else (a filter on SNOMED CT or LOINC, a code system not held or held as a fragment) makes the
 value set unknown: :meth:`Terminology.expand` returns None and :meth:`Terminology.has_code` answers None
 unless a part that can be expanded already contains the code. Such codes are not errors
@@ -42,6 +45,7 @@ class Terminology:
     def __init__(self, definitions: Definitions) -> None:
         self._defs = definitions
         self._expansions: dict[str, Codes | None] = {}
+        self._displays: dict[str, dict[str, tuple[str, ...]] | None] = {}
 
     def expand(self, value_set_url: str) -> dict[str, frozenset[str]] | None:
         """``{system: codes}``, or None when the value set is unknown or cannot be expanded locally."""
@@ -61,6 +65,26 @@ class Terminology:
                 return any(c == code for _, c in pairs)
             return (system, code) in pairs
         return self._partial(value_set_url, system, code)
+
+    def displays(self, system: str, code: str) -> tuple[str, ...] | None:
+        """The valid displays of ``system|code`` (display, then English designations); None when the code
+        system is not held whole or does not have the code."""
+        if system not in self._displays:
+            self._displays[system] = self._system_displays(system)
+        by_code = self._displays[system]
+        return by_code.get(code) if by_code is not None else None
+
+    def _system_displays(self, system: str) -> dict[str, tuple[str, ...]] | None:
+        """code -> displays for one code system, built once: a held complete CodeSystem wins over R4's."""
+        cs = self._defs.code_system(system)
+        if cs is not None:
+            if cs.get("content", "complete") != "complete" or not _english(cs.get("language")):
+                return None
+            return {str(c["code"]): _concept_displays(c) for c in _flatten(list(cs.get("concept", []))) if "code" in c}
+        from escape_fhir.validation.coredata import core_terminology
+
+        held = core_terminology().displays.get(system)
+        return {code: tuple(names) for code, names in held.items()} if held is not None else None
 
     def _expand_cached(self, url: str) -> Codes | None:
         if url not in self._expansions:
@@ -146,6 +170,20 @@ def _from_expansion(vs: Json) -> Codes:
     if expansion is None:
         raise _Unknown(f"value set {vs.get('url')} has neither compose nor expansion")
     return {(str(c.get("system")), str(c["code"])) for c in _flatten(expansion.get("contains", [])) if "code" in c}
+
+
+def _english(language: object) -> bool:
+    """No language, or English: the languages whose displays count (see :mod:`~escape_fhir.validation.display`)."""
+    return language is None or language == "en" or (isinstance(language, str) and language.startswith("en-"))
+
+
+def _concept_displays(concept: Json) -> tuple[str, ...]:
+    names = [concept["display"]] if isinstance(concept.get("display"), str) else []
+    for designation in concept.get("designation") or []:
+        value = designation.get("value") if isinstance(designation, dict) else None
+        if isinstance(value, str) and _english(designation.get("language")):
+            names.append(value)
+    return tuple(names)
 
 
 def _flatten(concepts: list[Json]) -> Iterator[Json]:

@@ -142,15 +142,17 @@ class Walk:
             self.add("error", "invariant", "ele-1: all FHIR elements must have a @value or children", loc)
         children = scope.children
         seen: set[str] = set()
+        # Most objects have no ``_name`` companion: look one up only where some key starts with "_".
+        companions = any(key[:1] == "_" for key in obj)
         for key, value in obj.items():
             companion: Any = None
-            if key[:1] == "_":  # (an empty key is an unknown element, below)
+            if companions and key[:1] == "_":  # (an empty key is an unknown element, below)
                 if key[1:] in obj:
                     continue  # checked with its value
                 key, value, companion = key[1:], None, value
             elif host.is_resource and key == "resourceType":
                 continue
-            else:
+            elif companions:
                 companion = obj.get("_" + key)
             node = children.get(key)
             code: str | None = None
@@ -195,9 +197,12 @@ class Walk:
         if value is None and companion is None:
             self.add("error", "structure", "null is not allowed here", loc)
             return
-        items = self._listed(node, value, loc, value is None)
+        if value is not None and type(value) is not list and not node.is_array:
+            items = [value]  # the usual single value of a 0..1 element: nothing to report about its shape
+        else:
+            items = self._listed(node, value, loc, value is None)
         comps = self._listed(node, companion, _companion(loc), True) if companion is not None else []
-        count = max(len(items), len(comps))
+        count = len(items) if len(items) >= len(comps) else len(comps)
         if node.max is not None and count > node.max:
             message = f"maximum allowed = {node.max}, but found {count}"
             self.add("error", "structure", message if node.max else "element is not allowed here (max = 0)", loc)
@@ -205,6 +210,12 @@ class Walk:
             self.add("error", "required", f"minimum required = {node.min}, but only found {count}", loc)
         assigned = slicing.assign(self, node, items, loc) if node.slicing is not None else None
         def_path = f"{host.def_path}.{node.name}"
+        if count == 1 and not comps and not node.is_array and type(value) is not list:
+            if items[0] is None:
+                self.add("error", "structure", "null is not allowed here", loc)
+            else:
+                self.item((assigned and assigned[0]) or node, code, items[0], None, loc, def_path, host)
+            return
         indexed = node.is_array or isinstance(value, list)
         for i in range(count):
             item = items[i] if i < len(items) else None
@@ -234,7 +245,12 @@ class Walk:
         code = code or _single_type(node)
         kind = _KINDS.get(code) or _kind(code)
         if kind is _PRIMITIVE:
-            self.primitive(node, code, item, comp, loc, def_path)
+            if comp is None and node.max_length is None:  # the usual primitive: only its value to check
+                problem = _primitive_problem(code, item)
+                if problem is not None:
+                    self.add("error", problem[0], problem[1], loc)
+            else:
+                self.primitive(node, code, item, comp, loc, def_path)
         elif kind is _XHTML:
             if not isinstance(item, str) or not item.lstrip().startswith("<div"):
                 self.add("error", "structure", "narrative must be XHTML in a <div> element", loc)
@@ -269,6 +285,10 @@ class Walk:
             self.invariants(item, scope, loc)
         if code == "Identifier":
             checks.identifier(self, item, loc)
+        elif code == "Coding":
+            checks.coding(self, item, loc)
+        elif code in checks.QUANTITY_TYPES:
+            checks.quantity(self, item, loc)
 
     def primitive(self, node: Node, code: str, value: Any, comp: Any, loc: str, def_path: str) -> None:
         """A primitive: JSON type and value format (https://hl7.org/fhir/R4/json.html#primitive), then its
@@ -366,8 +386,25 @@ def _companion(loc: str) -> str:
     return f"{head}._{last}"
 
 
+#: (type code, string value) -> its problem or None: ids, codes, systems and dates recur in every Bundle.
+_CHECKED: dict[tuple[str, str], tuple[str, str] | None] = {}
+_CHECKED_MAX, _CHECKED_LONGEST = 8192, 128
+
+
 def _primitive_problem(code: str, value: Any) -> tuple[str, str] | None:
-    """(issue code, message) when a JSON value is not a valid ``code`` primitive, else None."""
+    """(issue code, message) when a JSON value is not a valid ``code`` primitive, else None; the verdicts
+    on short strings are remembered (a bounded table, emptied when full)."""
+    if type(value) is not str or len(value) > _CHECKED_LONGEST:
+        return _check_primitive(code, value)
+    found = _CHECKED.get((code, value), _MISSING)
+    if found is _MISSING:
+        if len(_CHECKED) >= _CHECKED_MAX:
+            _CHECKED.clear()
+        found = _CHECKED[code, value] = _check_primitive(code, value)
+    return found  # type: ignore[return-value]
+
+
+def _check_primitive(code: str, value: Any) -> tuple[str, str] | None:
     info = _PRIMITIVES.get(code) or model().primitive(code)
     if info is None:
         return None
