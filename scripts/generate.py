@@ -13,7 +13,9 @@ It writes:
 * ``examples/bundles/<name>.message.json|xml``: the message Bundle of each ``examples/referrals/<name>.json``,
   stamped with a fixed timestamp (the referral date at 09:30Z) so the output is reproducible;
 * ``examples/resources/<Profile>-<label>.json``: one standalone example of each project profile (each kind
-  of score and each Questionnaire's response), taken from those Bundles.
+  of score and each Questionnaire's response), taken from those Bundles;
+* ``examples/sites/<Type>-<id>.json``: the FHIR resources of the invented sites of
+  ``examples/sites/directory/sites.csv`` (escape_fhir.sites.resources).
 
 The compact R4 model has its own generator (scripts/generate_r4_model.py), since it needs ../shared.
 Tests check that every file here is current.
@@ -34,6 +36,8 @@ from escape_fhir.fhir.bundles import translate
 from escape_fhir.fhir.conformance import conformance_resources, package_manifest, write_package
 from escape_fhir.fhir.formats import dump
 from escape_fhir.fhir.resources import Json
+from escape_fhir.sites.importer import read_sites
+from escape_fhir.sites.resources import site_resources
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,6 +61,10 @@ def generated_files(root: Path) -> dict[Path, bytes]:
             files[Path(f"examples/bundles/{source.stem}.message.{fmt}")] = dump(bundle, fmt, pretty=True) + b"\n"
     for name, resource in profile_examples(bundles).items():
         files[Path(f"examples/resources/{name}.json")] = dump(resource, "json", pretty=True) + b"\n"
+    for site in read_sites((root / "examples/sites/directory/sites.csv").read_bytes(), "csv"):
+        for resource in site_resources(site):
+            name = f"examples/sites/{resource['resourceType']}-{resource['id']}.json"
+            files[Path(name)] = dump(resource, "json", pretty=True) + b"\n"
     return files
 
 

@@ -45,6 +45,7 @@ MESSAGE = "{examples}/bundles/knee-gp.message.json"
 MESSAGE_XML = "{examples}/bundles/knee-gp.message.xml"
 SQLITE = "--database-url sqlite:///{tmp}/outbox.sqlite3"
 NOBODY = "postgresql+psycopg://postgres@127.0.0.1:1/none"  # nothing listens on port 1
+SITES = "{examples}/sites/directory/sites.csv"
 
 ROWS = {
     # eligibility, score, translate, referral, schema: 0 ok; 1 cannot be mapped; 2 bad input
@@ -120,6 +121,23 @@ ROWS = {
     "package build": row("package build --out {tmp}/built", 0),
     "package build into a file": row("package build --out {tmp}/answers.json", 2, "cannot write the package"),
     "package without action": row("package", 2, "usage"),
+    # sites: 0; 1 an id not in the directory; 2 a bad directory file (nothing imported); 3 database unreachable
+    "sites import ok": row(f"sites import {SITES} {SQLITE}", 0),
+    "sites import bad rows": row(f"sites import {{tmp}}/bad-sites.csv {SQLITE}", 2, "row 2 (x).postcode"),
+    "sites import not a directory": row(f"sites import {KNEE} {SQLITE}", 2, "expected a JSON list"),
+    "sites list": row(f"sites list --programme back --postcode LS61AA {SQLITE}", 0),
+    "sites list bad postcode": row(f"sites list --postcode nowhere {SQLITE}", 2, "--postcode"),
+    "sites show unknown": row(f"sites show nobody {SQLITE}", 1, "no site 'nobody'"),
+    "sites database unreachable": row(f"sites list --database-url {NOBODY}", 3, "cannot be reached"),
+    # route: 0 routed; 1 no site takes it, or no postcode to route by; 2 unreadable referral or directory
+    "route ok": row(f"route {MESSAGE} --sites {SITES}", 0),
+    "route referral JSON": row(f"route {KNEE} --sites {SITES} --json", 0),
+    "route no site": row(f"route {{tmp}}/far-referral.json --sites {SITES}", 1),
+    "route no postcode": row(f"route {{tmp}}/no-postcode.json --sites {SITES}", 1, "patient.address.postcode"),
+    "route invalid referral": row(f"route {{tmp}}/invalid-referral.json --sites {SITES}", 2, "referralDate"),
+    "route deep JSON": row(f"route {{tmp}}/deep.json --sites {SITES}", 2, "error: "),
+    "route bad directory": row(f"route {KNEE} --sites {{tmp}}/bad-sites.csv", 2, "row 2 (x).postcode"),
+    "route database unreachable": row(f"route {KNEE} --database-url {NOBODY}", 3, "cannot be reached"),
     # usage errors (argparse)
     "no command": row("", 2, "usage"),
     "unknown option": row("eligibility --nope x", 2, "usage"),
@@ -136,6 +154,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("cli-inputs")
     answers = dict(zip(ITEM_CODES, ["agree"] * 4 + ["disagree"] * 4 + ["slightly"], strict=True))
     colour = {"resourceType": "Patient", "colour": "red"}
+    knee = json.loads((EXAMPLES / "referrals/knee-gp.json").read_text())
+    far = {**knee, "patient": {**knee["patient"], "address": {**knee["patient"]["address"], "postcode": "M1 1AE"}}}
+    unplaced = {**knee, "patient": {k: v for k, v in knee["patient"].items() if k != "address"}}
     files = {
         "invalid-referral.json": json.dumps({"pathway": "knee-hip"}),
         "answers.json": json.dumps(answers),
@@ -152,6 +173,10 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "folder/bad/colour.xml": '<Patient xmlns="http://hl7.org/fhir"><colour value="red"/></Patient>',
         "folder/notes.txt": "not FHIR: not read",
         "empty/notes.txt": "no resources here",
+        "bad-sites.csv": "id,name,programme,ods_code,organisation,postcode,covers,sources,referral_phone\n"
+        "x,X,back,RXX,Org,nowhere,LS6,gp,0113 496 0000\n",
+        "far-referral.json": json.dumps(far),
+        "no-postcode.json": json.dumps(unplaced),
     }  # fmt: skip
     for name, text in files.items():
         (tmp / name).parent.mkdir(parents=True, exist_ok=True)

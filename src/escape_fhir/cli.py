@@ -311,7 +311,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from escape_fhir.settings import SettingsError
 
     given = {"host": args.host, "port": args.port, "database_url": args.database_url, "packages": args.package}
-    settings = load_settings(**given, workers=args.workers)
+    settings = load_settings(**given, workers=args.workers, hub=True if args.hub else None)
     try:
         configure(settings.log_level)
         app = create_app(settings)  # also for --workers: settings, packages and migrations checked once, here
@@ -342,6 +342,7 @@ def worker_environment(settings: Settings) -> dict[str, str]:
         "ESCAPE_FHIR_PACKAGES": orjson.dumps(settings.packages).decode(),
         "ESCAPE_FHIR_MIGRATE": "false",  # done once, above, before any worker starts
         "ESCAPE_FHIR_WORKERS": "1",
+        "ESCAPE_FHIR_HUB": "true" if settings.hub else "false",
     }
 
 
@@ -506,6 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="server processes (default 1, ESCAPE_FHIR_WORKERS); more than 1 needs PostgreSQL",
     )
     p.add_argument(
+        "--hub",
+        action="store_true",
+        help="hub mode (ESCAPE_FHIR_HUB): route each new referral to its site and forward it (site directory)",
+    )
+    p.add_argument(
         "--deliver",
         action="store_true",
         help="also run the outbox runner in the server's process (referrals, responses, Subscription notifications)",
@@ -534,12 +540,14 @@ def build_parser() -> argparse.ArgumentParser:
     from escape_fhir.cli_mesh import add_parser as add_mesh
     from escape_fhir.cli_outbox import add_parser as add_outbox
     from escape_fhir.cli_package import add_parser as add_package
+    from escape_fhir.cli_sites import add_parser as add_sites
     from escape_fhir.cli_staff import add_parser as add_staff
 
     add_outbox(sub)
     add_mesh(sub)
     add_staff(sub)
     add_package(sub)
+    add_sites(sub)
     return parser
 
 

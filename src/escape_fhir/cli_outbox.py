@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # imported where used: SQLAlchemy and the settings cost ~1 s 
     from escape_fhir.settings import Settings
     from escape_fhir.storage import Database
     from escape_fhir.storage.outbox import OutboxMessage
+    from escape_fhir.transport.mesh import MeshTransport
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -66,7 +67,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     transport = ClientTransport(token_provider=client.token_provider(), timeout=client.timeout)
     db = _database(settings)
-    runner = Runner(db, transport, policy, settings.routes, notifier=RestHook(db))
+    mesh = _mesh(settings)
+    runner = Runner(db, transport, policy, settings.routes, notifier=RestHook(db), mesh=mesh)
     try:
         if args.once:
             report = runner.run_once()
@@ -78,7 +80,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         runner.run(stop, settings.outbox_poll_seconds)
     finally:
         transport.close()
+        if mesh is not None:
+            mesh.close()
     return EXIT_OK
+
+
+def _mesh(settings: Settings) -> MeshTransport | None:
+    """Our MESH mailbox, for the messages queued to a site's mailbox (hub mode), when ESCAPE_FHIR_MESH_URL
+    is set; a mailbox that is not fully configured is a usage error naming the setting."""
+    if not settings.mesh_url:
+        return None
+    from escape_fhir.settings import SettingsError
+    from escape_fhir.transport.mesh import MeshTransport
+
+    try:
+        return MeshTransport(settings)
+    except SettingsError as exc:
+        raise _Usage(str(exc)) from None
 
 
 def start_deliverer(settings: Settings) -> Callable[[], None]:
@@ -95,7 +113,7 @@ def start_deliverer(settings: Settings) -> Callable[[], None]:
     )
     db = _database(settings)
     transport = ClientTransport()
-    runner = Runner(db, transport, policy, settings.routes, notifier=RestHook(db))
+    runner = Runner(db, transport, policy, settings.routes, notifier=RestHook(db), mesh=_mesh(settings))
     stop = threading.Event()
     thread = threading.Thread(target=runner.run, args=(stop, settings.outbox_poll_seconds), name="outbox", daemon=True)
     thread.start()

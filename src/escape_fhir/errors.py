@@ -7,6 +7,7 @@
      |    +-- ReferralInputError     a referral document that fails its schema (carries field errors)
      |    +-- ScoringInputError      STarT Back answers missing or unknown
      |    +-- RedFlagInputError      a site's red-flag list (ESCAPE_FHIR_RED_FLAGS) with bad rows
+     |    +-- SiteImportError        a site directory file (escape_fhir.sites) with bad rows
      |    +-- FhirFormatError        FHIR JSON/XML that cannot be parsed (incl. refused unsafe XML)
      +-- MappingError          a FHIR resource or Bundle that cannot be mapped to a referral;
      |                         carries the OperationOutcome issues saying where and why
@@ -74,6 +75,14 @@ class RedFlagInputError(InputError):
     def __init__(self, errors: Sequence[FieldError]) -> None:
         self.errors = list(errors)
         super().__init__("invalid red-flag list: " + "; ".join(str(e) for e in self.errors))
+
+
+class SiteImportError(InputError):
+    """A site directory (CSV or JSON) that cannot be imported: every bad row and column is named."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("invalid site directory, nothing imported: " + "; ".join(str(e) for e in self.errors))
 
 
 class FhirFormatError(InputError):

@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     #: A site's own red flags and exclusions (CSV or JSON of code, display, pathway) added to the built-in
     #: table (escape_fhir.site_red_flags.load_red_flags; docs/clinical-safety.md). None: the built-in table.
     red_flags: Path | None = None
+    #: Hub mode (README "Hub mode"): route each new referral to its site from the site directory, forward it
+    #: through the outbox or put it on the "to contact" list (escape_fhir.sites.hub).
+    hub: bool = False
     #: The outbox (README "Sending referrals and the outbox"): a message is dead after this many attempts;
     #: retries wait ``outbox_backoff_seconds`` doubling up to ``outbox_backoff_max_seconds`` unless the
     #: receiver's Retry-After says otherwise (nhs-standards.md 1.2); a runner holds a message for

@@ -134,7 +134,7 @@ def test_metadata_states_what_is_implemented(client: TestClient) -> None:
         "_count",
         "_sort",
     }
-    assert [o["name"] for o in cs["rest"][0]["operation"]] == ["process-message", "validate"]
+    assert [o["name"] for o in cs["rest"][0]["operation"]] == ["process-message", "validate", "route"]
 
 
 def test_a_transaction_is_atomic_and_a_referral_in_it_gets_a_task(client: TestClient) -> None:

@@ -267,7 +267,7 @@ def test_code_system_has_every_domain_code(system: str, domain_codes: list[str])
 
 def _codings(value: Any) -> Iterator[Json]:
     if isinstance(value, dict):
-        if "system" in value and "code" in value:
+        if isinstance(value.get("system"), str) and "code" in value:  # a Coding (OperationDefinition.system is not)
             yield value
         for child in value.values():
             yield from _codings(child)
@@ -283,9 +283,25 @@ def _translated() -> Iterator[Json]:
             yield translate(referral, kind, timestamp=STAMP)
 
 
+def _site_directory() -> Iterator[Json]:
+    """What the site directory emits: the example sites' resources and a Task's routing inputs."""
+    from escape_fhir.sites.hub import routing_inputs
+    from escape_fhir.sites.importer import read_sites
+    from escape_fhir.sites.postcode import parse_postcode
+    from escape_fhir.sites.resources import site_resources
+    from escape_fhir.sites.routing import Directory, route
+
+    sites = read_sites((ROOT / "examples/sites/directory/sites.csv").read_bytes(), "csv")
+    for site in sites:
+        yield from site_resources(site)
+    for postcode in ("LS6 2AB", "LS9 9AB"):
+        routing = route(Directory(sites), "knee-hip", parse_postcode(postcode), "gp")
+        yield {"resourceType": "Task", "input": routing_inputs(routing)}
+
+
 def test_every_project_code_the_translator_emits_is_defined() -> None:
     used: set[str] = set()
-    for coding in _codings([*_translated(), *RESOURCES]):
+    for coding in _codings([*_translated(), *_site_directory(), *RESOURCES]):
         if not coding["system"].startswith(f"{codes.BASE}/CodeSystem/"):
             continue
         concepts = {c["code"]: c["display"] for c in CODE_SYSTEMS[coding["system"]]["concept"]}

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from escape_fhir import __version__, pages
-from escape_fhir.api import errors, messaging, rest
+from escape_fhir.api import errors, messaging, rest, sites
 from escape_fhir.api.logs import RequestLog
 from escape_fhir.service.subscriptions import attach
 from escape_fhir.settings import Settings, SettingsError, check_startable
@@ -66,6 +66,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     errors.install(app)
     pages.install(app, settings)  # before the FHIR routes: /triage is a page, not a resource type
     app.include_router(messaging.router)
+    app.include_router(sites.router)  # before rest: its searches are the directory's own
     app.include_router(rest.router)
     app.add_middleware(RequestLog)
     return app

@@ -45,7 +45,9 @@ def process_message(
     bundle = parse(body.data, body.fmt)
     settings: Settings = request.app.state.settings
     own = frozenset(settings.endpoints)
-    delivery = intake.Delivery(ids[0], ids[1], body.data, body.fmt, base, own, request.app.state.red_flags)
+    delivery = intake.Delivery(
+        ids[0], ids[1], body.data, body.fmt, base, own, request.app.state.red_flags, hub=settings.hub
+    )
     result = intake.process_message(db, bundle, delivery, validator)
     return fhir_response(result.body, fmt, data=result.data)
 

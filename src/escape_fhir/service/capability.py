@@ -11,6 +11,7 @@ from escape_fhir import __version__
 from escape_fhir.fhir import codes
 from escape_fhir.service.common import READ_TYPES
 from escape_fhir.service.search import PARAMETERS, RESULT_PARAMS
+from escape_fhir.sites.search import add_to_capability
 from escape_fhir.storage.search_params import BY_TYPE, COMPOSITE, REFERENCE
 
 Json = dict[str, Any]
@@ -150,6 +151,7 @@ def capability_statement(base: str, secured: bool) -> Json:
         },
         {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"},
     ]
+    add_to_capability(rest)  # the site directory's searches and $route (escape_fhir.sites)
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",

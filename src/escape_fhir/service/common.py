@@ -28,6 +28,8 @@ READ_TYPES: tuple[str, ...] = (
     "Consent",
     "Location",
     "Flag",
+    "Endpoint",  # of the site directory (escape_fhir.sites)
+    "CommunicationRequest",  # the hub's "to contact" list (escape_fhir.sites.hub)
 )
 #: Resource types read, version read and history serve: the referral's, and the Subscriptions clients make
 #: (``POST /Subscription``; not through messages or transactions).

@@ -40,6 +40,7 @@ from escape_fhir.service.messages import Message, bars_version, read_message, re
 from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.service.referrals import acknowledgement, find_referral, store_new, store_update, withdraw
 from escape_fhir.service.triage import Assessment
+from escape_fhir.sites.hub import route_new
 from escape_fhir.storage import Database, LoggedMessage, MessageRecord, Repository, instant
 from escape_fhir.validation.api import Validator
 from escape_fhir.validation.display import is_wrong_display
@@ -61,6 +62,8 @@ class Delivery:
     own_endpoints: frozenset[str] = frozenset()
     #: The red-flag table (the built-in one with the site's rows, ``ESCAPE_FHIR_RED_FLAGS``); None: built-in.
     red_flags: Mapping[str, RedFlag] | None = None
+    #: Hub mode (``ESCAPE_FHIR_HUB``): each new referral is routed to its site (escape_fhir.sites.hub).
+    hub: bool = False
 
 
 @dataclass
@@ -172,6 +175,8 @@ def _store(
         repo.claim_message(record, moment, delivery.original, delivery.fmt)
         number, stored = _apply(repo, message, assessment, moment)
         responses.remember_origin(repo, message, delivery.correlation_id, number)
+        if delivery.hub and message.reason == "new" and assessment is not None:
+            route_new(repo, message.bundle, number, delivery.correlation_id, moment)
         body = acknowledgement(message, stored, warnings, delivery.base, instant(moment))
         data = repo.finish_message(message.bundle_id, number, body)
     return Result(body, referral=referral_reference(number), warnings=warnings, data=data)

@@ -30,6 +30,7 @@ from escape_fhir.service import permissions
 from escape_fhir.service.common import new_id
 from escape_fhir.service.messages import Message, read_message
 from escape_fhir.service.outcomes import OutcomeError, Problem
+from escape_fhir.sites.signposting import with_signposting
 from escape_fhir.storage import Repository, instant
 from escape_fhir.storage.outbox import REQUEST, RESPONSE, NewMessage, Origin, Outbox
 
@@ -82,6 +83,7 @@ def enqueue_triage_response(repo: Repository, before: Json, task: Json, now: dat
     bundle = response_bundle(
         origin, sr.content, task, instant(now), _request(repo, origin), patient.content if patient else None
     )
+    bundle = with_signposting(repo, bundle, task)
     body = jsonio.dumps(bundle)
     queued = NewMessage(RESPONSE, origin.source_endpoint, bundle["id"], new_id(), origin.correlation_id, body, "json")
     return outbox.add(queued, now)

@@ -213,6 +213,16 @@ class Outbox:
             last_error=error[:2000],
         )
 
+    def withdraw(self, message_id: int, now: datetime, reason: str) -> bool:
+        """Stop a message not yet sent: a pending one becomes dead with ``reason`` (False when it is being
+        sent or was delivered: too late). The hub's re-route (escape_fhir.sites.hub) uses it."""
+        done = self.session.execute(
+            update(_o)
+            .where(_o.c.id == message_id, _o.c.state == PENDING)
+            .values(state=DEAD, last_error=reason, updated=now)
+        )
+        return _changed(done) == 1
+
     def retry(self, now: datetime, ids: Iterable[int] = (), *, dead: bool = False) -> int:
         """Queue dead (or pending) messages again with a fresh count of attempts; delivered ones stay."""
         wanted = list(ids)

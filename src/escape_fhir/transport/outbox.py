@@ -29,7 +29,14 @@ from typing import Any, Protocol
 
 import requests
 
-from escape_fhir.errors import AuthError, DeliveryError, FhirFormatError, ReceiverRejected, ReceiverUnavailable
+from escape_fhir.errors import (
+    AuthError,
+    DeliveryError,
+    FhirFormatError,
+    MeshError,
+    ReceiverRejected,
+    ReceiverUnavailable,
+)
 from escape_fhir.fhir.formats import parse
 from escape_fhir.service.common import now
 from escape_fhir.service.subscriptions import NOTIFICATION, record_result
@@ -39,7 +46,17 @@ from escape_fhir.transport.auth import TokenProvider
 from escape_fhir.transport.client import Client, Delivery, RetryPolicy
 from escape_fhir.transport.headers import DOS_SERVICE_ID_SYSTEM, ODS_SYSTEM, SenderIdentity
 
-__all__ = ["ClientTransport", "NoRoute", "Policy", "Report", "Runner", "Transport", "resolve_route"]
+__all__ = [
+    "ClientTransport",
+    "MeshSender",
+    "NoRoute",
+    "Policy",
+    "Report",
+    "Runner",
+    "Transport",
+    "mesh_destination",
+    "resolve_route",
+]
 
 log = logging.getLogger("escape_fhir.outbox")
 Json = dict[str, Any]
@@ -77,6 +94,30 @@ def resolve_route(destination: str, routes: Mapping[str, str]) -> str:
     if destination.startswith(("http://", "https://")) and "|" not in destination:
         return destination
     raise NoRoute(f"no route to {destination}: add it to ESCAPE_FHIR_ROUTES")
+
+
+#: A destination ``mesh:<mailbox>/<workflow id>`` is sent through MESH (the hub's sites, escape_fhir.sites.hub).
+MESH_PREFIX = "mesh:"
+
+
+def mesh_destination(mailbox: str, workflow_id: str) -> str:
+    return f"{MESH_PREFIX}{mailbox}/{workflow_id}"
+
+
+class MeshSender(Protocol):
+    """Sends one message to a MESH mailbox (escape_fhir.transport.mesh.MeshTransport); raises MeshError."""
+
+    def send(
+        self,
+        bundle: Json,
+        to_mailbox: str,
+        workflow_id: str,
+        *,
+        fmt: str = "json",
+        subject: str | None = None,
+        local_id: str | None = None,
+        data: bytes | None = None,
+    ) -> str: ...
 
 
 class Notifier(Protocol):
@@ -200,6 +241,8 @@ class Runner:
     policy: Policy = field(default_factory=Policy)
     routes: Mapping[str, str] = field(default_factory=dict)
     clock: Callable[[], datetime] | None = None
+    #: Sends the messages whose destination is ``mesh:<mailbox>/<workflow>``; None: they wait (and say why).
+    mesh: MeshSender | None = None
     #: Sends Subscription notifications (outbox kind ``notification``); without one they wait in the outbox.
     notifier: Notifier | None = None
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
@@ -230,6 +273,9 @@ class Runner:
             stop.wait(min(poll, max(0.01, wait)))
 
     def deliver(self, message: OutboxMessage, report: Report) -> None:
+        if message.destination.startswith(MESH_PREFIX):
+            self._deliver_mesh(message, report)
+            return
         try:
             if message.kind == NOTIFICATION:
                 if self.notifier is None:
@@ -254,6 +300,34 @@ class Runner:
             self._retry(message, None, str(exc), None, report)
         else:
             self._delivered(message, delivery, report)
+
+    def _deliver_mesh(self, message: OutboxMessage, report: Report) -> None:
+        """One MESH send. MESH keeps a message until the recipient acknowledges it, so a sent message is
+        delivered as far as the outbox goes; the Bundle id travels as ``Mex-LocalID`` so the recipient can
+        drop a repeat (a runner killed between the send and this record sends again after its lease)."""
+        mailbox, _, workflow = message.destination.removeprefix(MESH_PREFIX).partition("/")
+        if self.mesh is None:
+            self._retry(message, None, "no MESH mailbox configured (ESCAPE_FHIR_MESH_*)", None, report)
+            return
+        try:
+            sent = self.mesh.send(
+                {"id": message.bundle_id},
+                mailbox,
+                workflow,
+                fmt=message.body_format,
+                local_id=message.bundle_id,
+                data=message.body,
+            )
+        except MeshError as exc:
+            if exc.transient:
+                self._retry(message, None, f"MESH: {exc}", None, report)
+            else:
+                self._dead(message, None, f"MESH: {exc}", report)
+            return
+        with self.db.write() as repo:
+            Outbox(repo.session).delivered(message.id, self.name, self._now(), 202, sent)
+        log.info("outbox %d sent through MESH to %s (%s)", message.id, mailbox, sent)
+        report.delivered += 1
 
     def _delivered(self, message: OutboxMessage, delivery: Delivery, report: Report) -> None:
         reference = None if delivery.duplicate else receiver_reference(delivery.body)

@@ -10,6 +10,7 @@ from escape_fhir import __version__
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.conformance._referral import referral_profiles
 from escape_fhir.fhir.conformance._screening import screening_profiles
+from escape_fhir.fhir.conformance._sites import site_profiles
 from escape_fhir.fhir.conformance._terminology import terminology_resources
 from escape_fhir.fhir.questionnaires import all_questionnaires, write_profiles
 from escape_fhir.fhir.resources import Json
@@ -43,7 +44,7 @@ DESCRIPTION: Final = (
 
 def own_resources() -> list[Json]:
     """The StructureDefinitions, CodeSystems and ValueSets the project defines (not the Questionnaires)."""
-    return [*referral_profiles(), *screening_profiles(), *terminology_resources()]
+    return [*referral_profiles(), *screening_profiles(), *terminology_resources(), *site_profiles()]
 
 
 def conformance_resources() -> list[Json]:
