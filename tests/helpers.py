@@ -15,6 +15,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+
+
+def fhir_examples(*suffixes: str) -> list[Path]:
+    """The example files that are FHIR resources: not the referral input files (examples/referrals) nor the
+    site directory spreadsheets (examples/sites/directory)."""
+    return sorted(
+        p for p in EXAMPLES.rglob("*") if p.suffix in suffixes and p.parent.name not in ("referrals", "directory")
+    )
+
+
 REFERRAL_EXAMPLES = sorted((EXAMPLES / "referrals").glob("*.json"))
 SHARED = Path(os.environ.get("ESCAPE_FHIR_SHARED") or ROOT.parent / "shared")
 

@@ -13,7 +13,7 @@ from escape_fhir.cli import main
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.jsonio import loads
 from escape_fhir.fhir.xmlio import json_to_xml, xml_to_json
-from tests.helpers import EXAMPLES, shared
+from tests.helpers import EXAMPLES, fhir_examples, shared
 
 F = 'xmlns="http://hl7.org/fhir"'
 ORDER = "FHIR XML requires the order of the definition"
@@ -112,7 +112,9 @@ def test_reading_for_use_accepts_any_order() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", sorted(p for p in EXAMPLES.rglob("*.json") if p.parent.name != "referrals"), ids=lambda p: p.name
+    "path",
+    fhir_examples(".json"),
+    ids=lambda p: p.name,
 )
 def test_our_writer_puts_every_example_in_order(path: Path) -> None:
     issues: list[Issue] = []

@@ -12,12 +12,10 @@ from escape_fhir.fhir.formats import parse
 from escape_fhir.validation import ValidationResult, validate
 from escape_fhir.validation.api import Validator
 from escape_fhir.validation.definitions import default_definitions
-from tests.helpers import EXAMPLES
+from tests.helpers import EXAMPLES, fhir_examples
 from tests.validation.validator_cases import validator
 
-FHIR_EXAMPLES = sorted(
-    p for p in EXAMPLES.rglob("*") if p.suffix in (".json", ".xml") and p.parent.name not in ("referrals", "directory")
-)
+FHIR_EXAMPLES = fhir_examples(".json", ".xml")
 
 
 def _errors(result: ValidationResult) -> list[str]:
