@@ -50,7 +50,7 @@ def test_a_postcode_gives_each_programmes_sites_and_how_to_join(sited: Any) -> N
     # Moorside names the sector LS6 1, Riverside the district LS6: the routing's order, sector first.
     assert [i for i, _ in knees] == ["site-kh-moorside", "site-kh-riverside"]
     moorside, riverside = (text for _, text in knees)
-    assert "Refer yourself No, ask your GP or physiotherapist" in moorside
+    assert "Refer yourself No, one of the services it takes referrals from must refer you" in moorside
     assert "Takes referrals from MSK triage service and orthopaedic surgeon" in moorside
     assert "by email to referrals@moorside.example" in moorside and "Wednesday, 18:00 to 19:00" in moorside
     assert "Refer yourself Yes, you can refer yourself" in riverside
@@ -59,7 +59,7 @@ def test_a_postcode_gives_each_programmes_sites_and_how_to_join(sited: Any) -> N
     assert "Riverside Leisure Centre 1 Example Way Exampleton LS6 1AA" in riverside
     assert "0113 496 0001" in riverside and "electronically (BaRS)" in riverside
     assert [i for i, _ in found["ESCAPE-pain for backs"]] == ["site-back-riverside"]
-    assert "Distances are approximate" in answer.text
+    assert "Distances are approximate" not in answer.text  # sites that cover the postcode: no distance shown
 
 
 def test_where_no_site_covers_the_postcode_the_nearest_are_named_with_approximate_distances(sited: Any) -> None:
@@ -72,6 +72,7 @@ def test_where_no_site_covers_the_postcode_the_nearest_are_named_with_approximat
     assert [i for i, _ in backs] == ["site-back-riverside"]
     assert "No site runs ESCAPE-pain for backs for LS8 2AB" in answer.text
     assert "About 2.9 km from Hillside Church Hall, the nearest known point to LS8 (approximate)." in backs[0][1]
+    assert "Distances are approximate: distance measured from Hillside Church Hall" in answer.text
 
 
 def test_an_empty_directory_says_no_site_runs_either_programme(make: Any) -> None:
