@@ -1,7 +1,8 @@
 """Screenshots of the main pages for the README (docs/screenshots/*.png).
 
-Starts ``escape-fhir serve`` on a free loopback port with a fresh database and a staff account, feeds it the
-example referral messages and one self-referral made through the pages, and photographs each page in
+Starts ``escape-fhir serve`` on a free loopback port with a fresh database and a staff account, imports the
+example site directory, feeds it the example referral messages and one self-referral made through the pages
+(in an area a site covers, so the confirmation names it), and photographs each page in
 Chromium (Debian's: Playwright cannot download its own browsers here). Run from the repository:
 
     .venv/bin/python scripts/screenshots.py [--chromium /usr/bin/chromium]
@@ -66,6 +67,12 @@ def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("the server did not start")
 
 
+def import_sites(folder: Path) -> None:
+    directory = ROOT / "examples" / "sites" / "directory" / "sites.csv"
+    command = [sys.executable, "-m", "escape_fhir.cli", "sites", "import", str(directory)]
+    subprocess.run([*command, "--database-url", f"sqlite:///{folder}/db.sqlite3"], check=True, cwd=ROOT)
+
+
 def feed(url: str) -> None:
     for path in sorted((ROOT / "examples" / "bundles").glob("*.message.json")):
         headers = {
@@ -115,6 +122,13 @@ def self_referral(page: Page) -> None:
     shot(page, "self-referral-confirmation")
 
 
+def site_finder(page: Page) -> None:
+    page.goto("/find-a-site")
+    page.get_by_label("Postcode").fill("LS6 1AA")
+    page.get_by_role("button", name="Search").click()
+    shot(page, "site-finder")
+
+
 def staff_pages(page: Page) -> None:
     page.goto("/sign-in")
     shot(page, "sign-in")
@@ -143,11 +157,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         server, url = start_server(Path(folder))
         try:
+            import_sites(Path(folder))
             feed(url)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
                 context = browser.new_context(base_url=url, viewport={"width": 1100, "height": 800})
                 self_referral(context.new_page())
+                site_finder(context.new_page())
                 staff_pages(context.new_page())
                 browser.close()
         finally:

@@ -8,13 +8,21 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from escape_fhir.api import create_app
+from escape_fhir.pages import staff
+from escape_fhir.settings import Scope, Settings
 from tests.api.conftest import Server
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 
 CHROMIUM = Path(os.environ.get("ESCAPE_FHIR_CHROMIUM", "/usr/bin/chromium"))
 PASSWORD = "correct horse battery staple"
@@ -22,6 +30,25 @@ PASSWORD = "correct horse battery staple"
 ACCOUNTS = {"nurse": ("read", "triage"), "viewer": ("read",), "dev": ("validate",)}
 #: axe-core rule tags of WCAG 2.0, 2.1 and 2.2, levels A and AA (NHS services must meet WCAG 2.2 AA).
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[Any]:
+    """The app in process (TestClient) on a fresh SQLite file, with a "nurse" account; ``make(**settings)``."""
+    staff_file = tmp_path / "staff.json"
+    staff.add(staff_file, "nurse", PASSWORD, frozenset({Scope.READ, Scope.TRIAGE}), "Nurse")
+    made: list[TestClient] = []
+
+    def build(**settings: Any) -> TestClient:
+        settings = {"database_url": f"sqlite:///{tmp_path / 'db.sqlite3'}", "staff_file": staff_file, **settings}
+        client = TestClient(create_app(Settings(**settings)))
+        client.__enter__()
+        made.append(client)
+        return client
+
+    yield build
+    for client in made:
+        client.__exit__(None, None, None)
 
 
 def add_staff(staff_file: Path, username: str, scopes: tuple[str, ...], name: str) -> None:

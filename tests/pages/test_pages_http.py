@@ -12,9 +12,7 @@ from typing import Any
 import lxml.html
 import pytest
 
-from escape_fhir.api import create_app
 from escape_fhir.pages import staff
-from escape_fhir.settings import Scope, Settings
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -46,24 +44,6 @@ DETAILS = {
     "email": "ann@example.org",
     "nhs": "",
 }
-
-
-@pytest.fixture
-def make(tmp_path: Path) -> Any:
-    staff_file = tmp_path / "staff.json"
-    staff.add(staff_file, "nurse", PASSWORD, frozenset({Scope.READ, Scope.TRIAGE}), "Nurse")
-    made: list[TestClient] = []
-
-    def build(**settings: Any) -> TestClient:
-        settings = {"database_url": f"sqlite:///{tmp_path / 'db.sqlite3'}", "staff_file": staff_file, **settings}
-        client = TestClient(create_app(Settings(**settings)))
-        client.__enter__()
-        made.append(client)
-        return client
-
-    yield build
-    for client in made:
-        client.__exit__(None, None, None)
 
 
 def token(html: str) -> str:

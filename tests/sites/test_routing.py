@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from escape_fhir.sites.postcode import parse_postcode
-from escape_fhir.sites.routing import Directory, haversine_km, route
+from escape_fhir.sites.routing import Directory, haversine_km, local_sites, route
 from tests.sites.directory import row, sites
 
 DIRECTORY = Directory(
@@ -149,3 +149,21 @@ def test_the_nearest_alternatives_are_the_nearest_of_all() -> None:
         )[:3]
         found = directory.grid("knee-hip").nearest(point, 3, skip)
         assert [(km, s.id) for km, s in found] == [(km, i) for km, _, i in expected]
+
+
+def test_local_sites_are_every_covering_site_of_the_programme_whatever_it_accepts_in_the_routing_order() -> None:
+    postcode = parse_postcode("LS6 2AB")
+    local = local_sites(DIRECTORY, "knee-hip", postcode)
+    assert [c.site.id for c in local.sites] == ["sector", "district-near", "district-far", "district-nowhere"]
+    assert [c.site.id for c in local.sites] == [c.site.id for c in route(DIRECTORY, "knee-hip", postcode, "gp").choices]
+    # Only "sector" takes self-referrals: routing a self-referral chooses it, the finder still shows the others.
+    assert [c.site.id for c in route(DIRECTORY, "knee-hip", postcode, "self-referral").choices] == ["sector"]
+    assert local.alternatives == () and local.distance_basis.startswith("distance measured from")
+    assert [c.site.id for c in local_sites(DIRECTORY, "knee-hip", parse_postcode("LS12 1AB")).sites] == ["msk-only"]
+
+
+def test_where_no_site_of_the_programme_covers_the_postcode_local_sites_are_the_routings_alternatives() -> None:
+    postcode = parse_postcode("LS7 1AB")
+    local = local_sites(DIRECTORY, "knee-hip", postcode)
+    expected = route(DIRECTORY, "knee-hip", postcode, "gp").alternatives
+    assert local.sites == () and local.alternatives == expected and len(expected) == 3

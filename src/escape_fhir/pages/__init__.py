@@ -1,5 +1,5 @@
 """The pages people use (issue 13): staff sign-in, the triage worklist and referral pages, public
-self-referral, the validator and the programme figures. Server-rendered (Jinja2) in the NHS.UK design
+self-referral, the site finder, the validator and the programme figures. Server-rendered (Jinja2) in the NHS.UK design
 system's markup and styles (``nhsuk-frontend``, built from ``frontend/`` into ``static/nhsuk`` by
 ``./dev setup``), working without JavaScript.
 
@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
-from escape_fhir.pages import figures, self_referral, signin, validator_page, worklist
+from escape_fhir.pages import figures, finder, self_referral, signin, validator_page, worklist
 from escape_fhir.pages.limits import RateLimiter
 from escape_fhir.pages.render import PageRedirect, PageRefused, redirect, render
 from escape_fhir.pages.sessions import fernet_for
@@ -26,7 +26,7 @@ from escape_fhir.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
 #: The pages' routers, installed in this order.
-ROUTERS = (signin.router, worklist.router, self_referral.router, validator_page.router, figures.router)
+ROUTERS = (signin.router, worklist.router, self_referral.router, finder.router, validator_page.router, figures.router)
 
 
 def install(app: FastAPI, settings: Settings) -> None:

@@ -212,8 +212,9 @@ def _field_errors(exc: ReferralInputError) -> dict[str, str]:
     return errors
 
 
-def _referral(draft: dict[str, Any]) -> Referral:
-    """The referral in the input format, validated as any sender's (ReferralInputError names each field)."""
+def _referral(draft: dict[str, Any], site: signposting.LocalSite | None = None) -> Referral:
+    """The referral in the input format, validated as any sender's (ReferralInputError names each field);
+    ``site``, the local site that takes it, is its receiver."""
     pathway, answers, details = draft["pathway"], draft.get("answers") or {}, draft["details"]
     eligibility = {
         link.replace("-", "_"): value == "yes"
@@ -249,7 +250,6 @@ def _referral(draft: dict[str, Any]) -> Referral:
     startback = {code: answers[code] for code in ITEM_CODES if code in answers}
     if startback:
         data["startBack"] = startback
-    site = signposting.local_site(pathway, details["postcode"])
     if site is not None:
         data["receiver"] = site.organisation.model_dump(by_alias=True, exclude_none=True)
     return load_referral(data)
@@ -297,15 +297,16 @@ async def send(request: Request) -> Response:
             "Too many referrals sent",
             "Too many referrals were sent from this connection. Try again in an hour, or contact your GP practice.",
         )
+    postcode = draft["details"]["postcode"]
+    site = await run_in_threadpool(signposting.local_site, request.app.state.db, draft["pathway"], postcode)
     try:
-        referral = _referral(draft)
+        referral = _referral(draft, site)
     except ReferralInputError as exc:  # e.g. symptoms said to begin before the date of birth
         problems = "; ".join(e.message for e in exc.errors) or str(exc)
         raise PageRefused(
             422, "Check your answers", f"Your referral was not sent: {problems}. Go back and change them."
         ) from None
     reference = await run_in_threadpool(_submit, request, referral)
-    site = signposting.local_site(referral.pathway.value, draft["details"]["postcode"])
     session = session_of(request)
     session.pop(DRAFT)
     session.set(
@@ -313,8 +314,10 @@ async def send(request: Request) -> Response:
         {
             "reference": reference,
             "pathway": referral.pathway.value,
-            "site": site.organisation.name if site else None,
+            "site": site.name if site else None,
+            "organisation": site.organisation.name if site else None,
             "join": site.how_to_join if site else None,
+            "finder": signposting.finder_link(postcode),
         },
     )
     return redirect(request, "/self-referral/confirmation")

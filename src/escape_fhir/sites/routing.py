@@ -66,6 +66,20 @@ class Routing:
         return self.choices[0] if self.choices else None
 
 
+@dataclass(frozen=True)
+class Local:
+    """The sites of a programme for a postcode, whatever sources they accept (:func:`local_sites`)."""
+
+    pathway: str
+    postcode: str
+    #: Sites of the programme covering the postcode, best first (the routing's order).
+    sites: tuple[Choice, ...]
+    #: When none covers it: the nearest sites of the programme.
+    alternatives: tuple[Choice, ...]
+    #: How distances were measured, or why they were not.
+    distance_basis: str
+
+
 def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
     lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
     h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
@@ -181,18 +195,13 @@ def route(directory: Directory, pathway: str, postcode: Postcode, source: str) -
     """The sites that take this referral, best first, or why none does and who would (module docstring)."""
     point = directory.patient_point(postcode)
     programme = PROGRAMME_NAMES.get(pathway, pathway)
-    basis = (
-        f"distance measured from {point[1]} (no postcode centroids are held)"
-        if point
-        else f"distance not used: no site covering {postcode.district} has a known position"
-    )
+    basis = _basis(point, postcode)
     choices, declined = [], []
     for site, match in directory.covering(postcode):
         if site.programme != pathway:
             continue
-        area = postcode.sector if match == "sector" else postcode.district
         km = _distance(site, point)
-        reasons = [f"covers {match} {area} ({postcode.text})", f"runs {programme}"]
+        reasons = _covers(match, postcode, programme)
         if source in site.sources:
             reasons.append(f"accepts {source} referrals")
             choices.append(Choice(site, match, km, tuple(reasons + _distance_reason(km, point))))
@@ -215,6 +224,35 @@ def route(directory: Directory, pathway: str, postcode: Postcode, source: str) -
     else:
         summary += f"; no site of {programme} is known near {postcode.area}"
     return Routing(pathway, postcode.text, source, (), tuple(alternatives), summary, basis)
+
+
+def local_sites(directory: Directory, pathway: str, postcode: Postcode) -> Local:
+    """Every site of the programme covering the postcode, whichever referral sources it accepts, in the routing's
+    order (a site finder: the person or referrer then sees how each site takes referrals); when none covers it,
+    the nearest sites of the programme, found as :func:`route` finds its alternatives."""
+    point = directory.patient_point(postcode)
+    programme = PROGRAMME_NAMES.get(pathway, pathway)
+    found = []
+    for site, match in directory.covering(postcode):
+        if site.programme == pathway:
+            km = _distance(site, point)
+            found.append(
+                Choice(site, match, km, tuple(_covers(match, postcode, programme) + _distance_reason(km, point)))
+            )
+    found.sort(key=_key)
+    alternatives = () if found else tuple(_alternatives(directory, pathway, postcode, point, []))
+    return Local(pathway, postcode.text, tuple(found), alternatives, _basis(point, postcode))
+
+
+def _basis(point: tuple[tuple[float, float], str] | None, postcode: Postcode) -> str:
+    if point:
+        return f"distance measured from {point[1]} (no postcode centroids are held)"
+    return f"distance not used: no site covering {postcode.district} has a known position"
+
+
+def _covers(match: str, postcode: Postcode, programme: str) -> list[str]:
+    area = postcode.sector if match == "sector" else postcode.district
+    return [f"covers {match} {area} ({postcode.text})", f"runs {programme}"]
 
 
 def _tie_break(best: Choice, second: Choice) -> str:
