@@ -127,20 +127,48 @@ class XmlReader:
         self.issues.append(Issue("error", "structure", text, where))
 
     def groups(self, groups: dict[str, list[Any]], out: dict[str, Any], loc: str) -> None:
-        seen_choices: dict[str, str] = {}
+        """Each group of same-named children into ``out``. The common single primitive ``<name value=".."/>``
+        and complex elements are read here, without a call per element (this is the reader's inner loop)."""
+        seen_choices: dict[str, str] | None = None
+        texts = self.texts
         for name, group in groups.items():
             slot: Slot = group[0]
-            if slot.choice and seen_choices.setdefault(slot.choice, name) != name:
-                raise FhirFormatError(f"only one of {slot.choice_base} is allowed", f"{loc}.{name}")
-            elems = group[1:]
-            if len(elems) > 1 and not slot.array:
+            if slot.choice:
+                if seen_choices is None:
+                    seen_choices = {}
+                if seen_choices.setdefault(slot.choice, name) != name:
+                    raise FhirFormatError(f"only one of {slot.choice_base} is allowed", f"{loc}.{name}")
+            count = len(group) - 1
+            if count > 1 and not slot.array:
                 raise FhirFormatError(f"element {name} repeats but its maximum is 1", f"{loc}.{name}")
-            if slot.kind == PRIMITIVE:
-                self.primitives(slot, elems, out, loc)
+            kind = slot.kind
+            if kind == PRIMITIVE:
+                if count == 1 and not slot.array:
+                    elem = group[1]
+                    attrs = elem.items()
+                    if len(attrs) == 1 and attrs[0][0] == "value" and not len(elem):
+                        text = elem.text if texts else None
+                        if text is None or text.isspace():
+                            value = str(attrs[0][1])  # always str from a parse (the stubs allow bytes)
+                            out[name] = value if slot.json == "string" else typed_value(slot, value, f"{loc}.{name}")
+                            continue
+                self.primitives(slot, group[1:], out, loc)
+            elif kind == COMPLEX:
+                assert slot.context is not None
+                context = slot.context
+                if slot.array:
+                    items = out[name] = []
+                    for i in range(count):
+                        item: dict[str, Any] = {}
+                        self.fill(group[i + 1], context, item, f"{loc}.{name}[{i}]")
+                        items.append(item)
+                else:
+                    item = out[name] = {}
+                    self.fill(group[1], context, item, f"{loc}.{name}")
             elif slot.array:
-                out[name] = [self.item(slot, e, f"{loc}.{name}[{i}]") for i, e in enumerate(elems)]
+                out[name] = [self.item(slot, e, f"{loc}.{name}[{i}]") for i, e in enumerate(group[1:])]
             else:
-                out[name] = self.item(slot, elems[0], f"{loc}.{name}")
+                out[name] = self.item(slot, group[1], f"{loc}.{name}")
 
     def primitives(self, slot: Slot, elems: list[etree._Element], out: dict[str, Any], loc: str) -> None:
         """The elements named ``slot.name`` into ``out[name]`` and ``out['_' + name]`` (id, extensions)."""
@@ -166,9 +194,9 @@ class XmlReader:
             values.append(None if value is None else typed_value(slot, value, where))
             extras.append(extra or None)
         if array:
-            if any(v is not None for v in values):
+            if values.count(None) != len(values):
                 out[name] = values
-            if any(x is not None for x in extras):
+            if extras.count(None) != len(extras):
                 out["_" + name] = extras
             return
         if values[0] is not None:
