@@ -74,7 +74,8 @@ def _check_prolog(data: bytes) -> None:
 
 def parse_xml(data: bytes) -> etree._Element:
     _check_prolog(data)
-    bounds.check_size(data.count(b"<") // 2, "XML elements")
+    tags = data.count(b"<")  # once: a byte count is a pass over the document
+    bounds.check_size(tags // 2, "XML elements")
     try:
         root = etree.fromstring(data, parser())
     except etree.XMLSyntaxError as e:
@@ -82,7 +83,7 @@ def parse_xml(data: bytes) -> etree._Element:
     if root.getroottree().docinfo.internalDTD is not None:  # unreachable after _check_prolog; kept as a guard
         raise FhirFormatError("DOCTYPE/entity declarations are not allowed in FHIR XML")
     # Fewer start tags than the limit cannot nest deeper than it; otherwise measure, without recursion.
-    if data.count(b"<") > bounds.MAX_DEPTH and _too_deep(root):
+    if tags > bounds.MAX_DEPTH and _too_deep(root):
         raise bounds.too_deep()
     bounds.ensure_recursion()
     return root

@@ -34,26 +34,15 @@ __all__ = ["XmlReader"]
 _XSI = "{" + XSI_NS + "}"
 
 
-#: Whether any FHIR element holds text other than layout whitespace (FHIR elements hold none: values are
-#: attributes). Evaluated by libxml2 in one pass; when it is false, as in all valid FHIR XML, the reader
-#: does not look at each element's text and tail at all.
-_FHIR_TEXT = etree.XPath("boolean(//f:*/text()[normalize-space()])", namespaces={"f": FHIR_NS})
-
-
-def has_text(root: etree._Element) -> bool:
-    return bool(_FHIR_TEXT(root))
-
-
 class XmlReader:
     """Reads one document; ``issues`` (when given) collects what a validator reports instead of stopping.
 
-    ``texts`` False says no FHIR element of the document holds text (:func:`has_text`), so none is looked for;
-    when it is True each element's text and tail are checked and the first that is not whitespace is refused
-    with its location."""
+    FHIR elements hold no text (values are attributes): each element's text and tail are looked at as the
+    walk meets them and the first that is not whitespace is refused with its location. (Asking libxml2 first,
+    by an XPath query over the whole tree, whether there is any such text cost more than these checks.)"""
 
-    def __init__(self, issues: list[Issue] | None = None, *, texts: bool = True) -> None:
+    def __init__(self, issues: list[Issue] | None = None) -> None:
         self.issues = issues
-        self.texts = texts
 
     def resource(self, elem: etree._Element, location: str, expected: str = "Resource") -> dict[str, Any]:
         ns, rtype = split(elem.tag)
@@ -75,20 +64,17 @@ class XmlReader:
         """Read the attributes and child elements of ``elem`` (defined at ``context``) into ``out`` (JSON keys)."""
         if elem.attrib:
             self.attributes(elem, table(context), out, loc)
-        texts = self.texts
-        if texts:
-            text = elem.text
-            if text is not None and not text.isspace():
-                raise _text(text, loc)
+        text = elem.text
+        if text is not None and not text.isspace():
+            raise _text(text, loc)
         tags = by_tag(context)
         groups: dict[str, list[Any]] = {}  # name -> [slot, element...]
         checking = self.issues is not None
         last: Slot | None = None
         for child in elem:
-            if texts:
-                tail = child.tail
-                if tail is not None and not tail.isspace():
-                    raise _text(tail, loc)
+            tail = child.tail
+            if tail is not None and not tail.isspace():
+                raise _text(tail, loc)
             tag = child.tag
             slot = tags.get(tag)
             if slot is None:
@@ -127,20 +113,47 @@ class XmlReader:
         self.issues.append(Issue("error", "structure", text, where))
 
     def groups(self, groups: dict[str, list[Any]], out: dict[str, Any], loc: str) -> None:
-        seen_choices: dict[str, str] = {}
+        """Each group of same-named children into ``out``. The common single primitive ``<name value=".."/>``
+        and complex elements are read here, without a call per element (this is the reader's inner loop)."""
+        seen_choices: dict[str, str] | None = None
         for name, group in groups.items():
             slot: Slot = group[0]
-            if slot.choice and seen_choices.setdefault(slot.choice, name) != name:
-                raise FhirFormatError(f"only one of {slot.choice_base} is allowed", f"{loc}.{name}")
-            elems = group[1:]
-            if len(elems) > 1 and not slot.array:
+            if slot.choice:
+                if seen_choices is None:
+                    seen_choices = {}
+                if seen_choices.setdefault(slot.choice, name) != name:
+                    raise FhirFormatError(f"only one of {slot.choice_base} is allowed", f"{loc}.{name}")
+            count = len(group) - 1
+            if count > 1 and not slot.array:
                 raise FhirFormatError(f"element {name} repeats but its maximum is 1", f"{loc}.{name}")
-            if slot.kind == PRIMITIVE:
-                self.primitives(slot, elems, out, loc)
+            kind = slot.kind
+            if kind == PRIMITIVE:
+                if count == 1 and not slot.array:
+                    elem = group[1]
+                    attrs = elem.items()
+                    if len(attrs) == 1 and attrs[0][0] == "value" and not len(elem):
+                        text = elem.text
+                        if text is None or text.isspace():
+                            value = str(attrs[0][1])  # always str from a parse (the stubs allow bytes)
+                            out[name] = value if slot.json == "string" else typed_value(slot, value, f"{loc}.{name}")
+                            continue
+                self.primitives(slot, group[1:], out, loc)
+            elif kind == COMPLEX:
+                assert slot.context is not None
+                context = slot.context
+                if slot.array:
+                    items = out[name] = []
+                    for i in range(count):
+                        item: dict[str, Any] = {}
+                        self.fill(group[i + 1], context, item, f"{loc}.{name}[{i}]")
+                        items.append(item)
+                else:
+                    item = out[name] = {}
+                    self.fill(group[1], context, item, f"{loc}.{name}")
             elif slot.array:
-                out[name] = [self.item(slot, e, f"{loc}.{name}[{i}]") for i, e in enumerate(elems)]
+                out[name] = [self.item(slot, e, f"{loc}.{name}[{i}]") for i, e in enumerate(group[1:])]
             else:
-                out[name] = self.item(slot, elems[0], f"{loc}.{name}")
+                out[name] = self.item(slot, group[1], f"{loc}.{name}")
 
     def primitives(self, slot: Slot, elems: list[etree._Element], out: dict[str, Any], loc: str) -> None:
         """The elements named ``slot.name`` into ``out[name]`` and ``out['_' + name]`` (id, extensions)."""
@@ -150,7 +163,7 @@ class XmlReader:
         for i, elem in enumerate(elems):
             attrs = elem.items()
             if len(attrs) == 1 and attrs[0][0] == "value" and not len(elem):
-                text = elem.text if self.texts else None
+                text = elem.text
                 if text is None or text.isspace():  # the common case, <name value=".."/>: no location needed
                     value = str(attrs[0][1])  # always str from a parse (the stubs allow bytes)
                     values.append(value if plain else typed_value(slot, value, _at(loc, name, array, i)))
@@ -166,9 +179,9 @@ class XmlReader:
             values.append(None if value is None else typed_value(slot, value, where))
             extras.append(extra or None)
         if array:
-            if any(v is not None for v in values):
+            if values.count(None) != len(values):
                 out[name] = values
-            if any(x is not None for x in extras):
+            if extras.count(None) != len(extras):
                 out["_" + name] = extras
             return
         if values[0] is not None:

@@ -84,25 +84,42 @@ class _Writer:
 
     def ordered(self, obj: Any, slots: dict[str, Slot], loc: str, is_resource: bool) -> tuple[list[Slot], bool]:
         """The slots of ``obj``'s properties in definition order, refusing what the context does not define,
-        and whether any ``_name`` (a primitive's id and extensions) is present."""
+        and whether any ``_name`` (a primitive's id and extensions) is present.
+
+        One pass in the properties' own order; the sort is only needed when they are not already in
+        definition order (JSON written by FHIR tools, ours included, usually is)."""
         if not isinstance(obj, dict):
             raise FhirFormatError(f"expected an object, not {json_type(obj)}", loc)
-        found: dict[str, Slot] = {}
-        choices: dict[str, str] = {}
+        found: list[Slot] = []
+        choices: dict[str, str] | None = None
         underscored = False
+        in_order = True
+        last = -1
         for key in obj:
-            if key == "resourceType" and is_resource:
-                continue
-            name = key
-            if key[:1] == "_":
-                name, underscored = key[1:], True
-            slot = slots.get(name)
-            if slot is None or (name is not key and slot.kind != PRIMITIVE):
-                raise FhirFormatError(f"unknown element {key}", f"{loc}.{key}")
-            if slot.choice and choices.setdefault(slot.choice, name) != name:
-                raise FhirFormatError(f"only one of {slot.choice_base} is allowed", f"{loc}.{key}")
-            found[name] = slot
-        return sorted(found.values(), key=_ORDER), underscored
+            slot = slots.get(key)
+            if slot is None:
+                if key == "resourceType" and is_resource:
+                    continue
+                if key[:1] == "_":
+                    slot = slots.get(key[1:])
+                if slot is None or slot.kind != PRIMITIVE:
+                    raise FhirFormatError(f"unknown element {key}", f"{loc}.{key}")
+                underscored = True
+                if slot.name in obj:
+                    continue  # written with its value
+            if slot.choice:
+                if choices is None:
+                    choices = {}
+                if choices.setdefault(slot.choice, slot.name) != slot.name:
+                    raise FhirFormatError(f"only one of {slot.choice_base} is allowed", f"{loc}.{key}")
+            order = slot.order
+            if order < last:
+                in_order = False
+            last = order
+            found.append(slot)
+        if not in_order:
+            found.sort(key=_ORDER)
+        return found, underscored
 
     def element(
         self,
@@ -118,21 +135,42 @@ class _Writer:
     ) -> None:
         """``<head attributes>children</tag>`` (or ``<head attributes/>``): the properties of ``obj``.
 
-        The common primitive, ``<name value=".."/>`` with a value that needs no escape, is written here
-        without a call per element; everything else goes through :meth:`group`."""
+        The common cases are written here without a call per element: a primitive ``<name value=".."/>``
+        whose value needs no escape, and a complex element (or an array of them) with no ``null``, which
+        recurses directly. Everything else goes through :meth:`group`, which also says what is wrong."""
         ordered, underscored = self.ordered(obj, slots, loc, is_resource)
-        self.pad(level)
         out = self.out
+        pretty = self.pretty
+        if pretty:
+            self.pad(level)
         start = len(out)
         out.append("")
         attributes = []
-        pad = "\n" + "  " * (level + 1) if self.pretty else ""
+        pad = "\n" + "  " * (level + 1) if pretty else ""
         for slot in ordered:
             name = slot.name
+            kind = slot.kind
             child = obj.get(name)
+            if kind == COMPLEX:  # no _name for a complex element (refused by ordered)
+                cls = child.__class__
+                if cls is dict and not slot.array:
+                    assert slot.context is not None
+                    self.element(name, name, child, table(slot.context), f"{loc}.{name}", level + 1)
+                    continue
+                if cls is list and slot.array and all(v.__class__ is dict for v in child):
+                    assert slot.context is not None
+                    children = table(slot.context)
+                    for i, v in enumerate(child):
+                        self.element(name, name, v, children, f"{loc}.{name}[{i}]", level + 1)
+                    continue
+                self.group(slot, child, None, f"{loc}.{name}", level + 1)
+                continue
             extra = obj.get("_" + name) if underscored else None
-            if slot.kind == PRIMITIVE and extra is None and child is not None:
+            if kind == PRIMITIVE and extra is None and child is not None:
                 if not slot.array:
+                    if child.__class__ is str and slot.json == "string" and _SPECIAL.search(child) is None:
+                        out.append(f'{pad}<{name} value="{child}"/>')
+                        continue
                     text = _plain_text(slot, child)
                     if text is not None:
                         out.append(f'{pad}<{name} value="{text}"/>')
@@ -142,7 +180,7 @@ class _Writer:
                     if None not in texts:
                         out.extend(f'{pad}<{name} value="{t}"/>' for t in texts)
                         continue
-            if slot.kind == ATTRIBUTE:
+            if kind == ATTRIBUTE:
                 text = primitive_text(slot, child, f"{loc}.{name}")
                 attributes.append(f' {name}="{_escape(text)}"')
             else:
@@ -153,7 +191,8 @@ class _Writer:
             out[start] = f"<{head}{''.join(attributes)}/>"
             return
         out[start] = f"<{head}{''.join(attributes)}>"
-        self.pad(level, closing=True)
+        if pretty:
+            self.pad(level, closing=True)
         out.append(f"</{tag}>")
 
     def group(self, slot: Slot, value: Any, extra: Any, loc: str, level: int) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.xml_parse import FHIR_NS, XHTML_NS, parse_div, parse_xml, parser
-from escape_fhir.fhir.xml_read import XmlReader, has_text
+from escape_fhir.fhir.xml_read import XmlReader
 from escape_fhir.fhir.xml_write import write
 
 __all__ = ["FHIR_NS", "XHTML_NS", "json_to_xml", "xml_to_json"]
@@ -44,7 +44,7 @@ def xml_to_json(data: bytes, issues: list[Issue] | None = None) -> dict[str, Any
     read. Without it, an unknown element stops the read and order is not checked (module :mod:`xml_read`).
     """
     root = parse_xml(data)
-    return XmlReader(issues, texts=has_text(root)).resource(root, "")
+    return XmlReader(issues).resource(root, "")
 
 
 def json_to_xml(resource: dict[str, Any], *, pretty: bool = False) -> bytes:
