@@ -73,7 +73,9 @@ def test_read_then_written_then_read_is_the_same(document: Any) -> None:
     assert jsonio.loads(jsonio.dumps(first)) == first
 
 
-numbers = st.sampled_from(["0", "-0", "7", "1.50", "1e2", "-0.0", "1E-7", "9223372036854775807", "18446744073709551616"])
+numbers = st.sampled_from(
+    ["0", "-0", "7", "1.50", "1e2", "-0.0", "1E-7", "9223372036854775807", "18446744073709551616"]
+)
 number_leaves = st.one_of(leaves, numbers.map(RawNumber), st.integers().map(lambda n: RawNumber(str(n))))
 
 
