@@ -8,7 +8,8 @@ import orjson
 import pytest
 
 from escape_fhir.errors import FhirFormatError
-from escape_fhir.fhir.jsonio import RawDecimal, dumps, loads
+from escape_fhir.fhir.jsonio import RawDecimal, _fast_loads, dumps, loads
+from tests.helpers import ROOT
 
 NUMBERS = [
     "1.50",
@@ -94,3 +95,32 @@ def test_unwritable_values_are_format_errors() -> None:
 def test_same_values_as_orjson_apart_from_decimals() -> None:
     doc = b'{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"a","active":false}}]}'
     assert loads(doc) == orjson.loads(doc)
+
+
+def test_the_fast_reader_keeps_every_number_exact() -> None:
+    """Bytes are read by msgspec (jsonio._fast_loads): decimals keep their text, integers past 64 bits stay
+    integers; a possible duplicate key or anything msgspec refuses is left to the exact parser (None)."""
+    bundle = (ROOT / "examples" / "bundles" / "knee-gp.message.json").read_bytes()
+    assert _fast_loads(bundle) == loads(bundle.decode("utf-8"))
+    got = _fast_loads(b'{"a": [1.50, 1e2, 12345678901234567890123, -0]}')
+    assert got is not None
+    assert [str(v) for v in got["a"]] == ["1.50", "1e2", "12345678901234567890123", "0"]
+    assert [type(v) for v in got["a"]] == [Decimal, RawDecimal, int, int]
+    assert _fast_loads(b'{"a": 1, "a": 2}') is None  # the exact path names the duplicate
+    assert _fast_loads(b'{"a": 1e999}') is None  # beyond the bounds: the exact path's message
+    assert _fast_loads(b'{"a": tru}') is None
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'{"resourceType": "Basic", "a": 1, "a": 2}', "duplicate JSON key 'a'"),
+        (b'{"resourceType": "Basic", "a": "x\\u0000"}', "NUL"),
+        (b'{"resourceType": "Basic", "a": "\\ud800"}', "lone surrogate"),
+        (b'{"resourceType": "Basic", "a": ' + b'{"b": ' * 450 + b"1" + b"}" * 451, "nested deeper than 400"),
+    ],
+)
+def test_hardening_holds_on_bytes_as_on_text(data: bytes, message: str) -> None:
+    for given in (data, data.decode("utf-8")):
+        with pytest.raises(FhirFormatError, match=message):
+            loads(given)

@@ -71,3 +71,42 @@ def test_read_then_written_then_read_is_the_same(document: Any) -> None:
         assert "duplicate JSON key" in str(e) or "surrogate" in str(e) or "NUL" in str(e)
         return
     assert jsonio.loads(jsonio.dumps(first)) == first
+
+
+numbers = st.sampled_from(
+    ["0", "-0", "7", "1.50", "1e2", "-0.0", "1E-7", "9223372036854775807", "18446744073709551616"]
+)
+number_leaves = st.one_of(leaves, numbers.map(RawNumber), st.integers().map(lambda n: RawNumber(str(n))))
+
+
+def typed(value: Any) -> Any:
+    """The value with each leaf's type beside it: Decimal("1") == 1, and the reader must not turn one into the
+    other."""
+    if isinstance(value, dict):
+        return {k: typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [typed(v) for v in value]
+    return (type(value).__name__, str(value))
+
+
+@given(
+    document=st.recursive(
+        number_leaves,
+        lambda inner: st.lists(inner, max_size=3) | st.lists(st.tuples(keys, inner), max_size=4).map(Pairs),
+        max_leaves=16,
+    ),
+    bom=st.booleans(),
+)
+def test_bytes_read_by_orjson_equal_the_exact_parser(document: Any, bom: bool) -> None:
+    """Bytes may be read by orjson (jsonio._fast_loads); text always takes the exact parser. Both must give the
+    same values of the same types (a decimal's text, an integer past 64 bits), or the same error."""
+    text = write(Pairs((("resourceType", "Basic"), ("x", document))))
+    data = (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8", "surrogatepass")
+    try:
+        exact = jsonio.loads(text)
+    except FhirFormatError as e:
+        with pytest.raises(FhirFormatError) as fast_error:
+            jsonio.loads(data)
+        assert str(fast_error.value) == str(e)
+        return
+    assert typed(jsonio.loads(data)) == typed(exact)

@@ -89,6 +89,12 @@ POSTCODE = re.compile(r"^(GIR 0AA|[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2})$")
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+#: A SNOMED CT concept id, and a FHIR id (https://hl7.org/fhir/R4/datatypes.html#id): compiled once, as every
+#: referral read from a Bundle checks them.
+SCTID = re.compile(r"[1-9][0-9]{5,17}")
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_SPACES = re.compile(r"\s+")
+_SPACES_AND_DASHES = re.compile(r"[\s-]")
 
 
 def _iso_date_text(value: object) -> object:
@@ -124,7 +130,7 @@ class Address(_Model):
     @field_validator("postcode")
     @classmethod
     def _postcode(cls, value: str) -> str:
-        compact = re.sub(r"\s+", "", value.upper())
+        compact = _SPACES.sub("", value.upper())
         normalised = f"{compact[:-3]} {compact[-3:]}" if len(compact) > 3 else compact
         if not POSTCODE.match(normalised):
             raise ValueError(f"{value!r} is not a UK postcode")
@@ -156,7 +162,7 @@ class Patient(_Model):
     def _nhs_number(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        digits = re.sub(r"[\s-]", "", value)
+        digits = _SPACES_AND_DASHES.sub("", value)
         if not (len(digits) == 10 and digits.isdigit()):
             raise ValueError(f"{value!r} is not a 10-digit NHS number")
         if not nhs_number.is_valid(digits):
@@ -211,7 +217,7 @@ class Diagnosis(_Model):
     @field_validator("code")
     @classmethod
     def _sctid(cls, value: str) -> str:
-        if not re.fullmatch(r"[1-9][0-9]{5,17}", value):
+        if not SCTID.fullmatch(value):
             raise ValueError(f"{value!r} is not a SNOMED CT concept id")
         return value
 
@@ -296,7 +302,7 @@ class Referral(_Model):
     @classmethod
     def _id(cls, value: str | None) -> str | None:
         # It becomes a FHIR id and identifier value: FHIR id syntax [A-Za-z0-9\-\.]{1,64}.
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", value):
+        if value is not None and not FHIR_ID.fullmatch(value):
             raise ValueError("must be 1-64 letters, digits, '-' or '.'")
         return value
 
@@ -397,13 +403,17 @@ def _camel(name: str) -> str:
     return to_camel(name)
 
 
+_REFERRER_SOURCES = frozenset(s.value for s in ReferralSource) - {"self-referral"}
+_SITE_VALUES = frozenset(site.value for site in Site)
+
+
 def consistency_problems(data: dict[str, Any], today: date | None = None) -> list[FieldError]:
     """Checks across fields, on the JSON form, so that they run even when some field is invalid."""
     problems: list[FieldError] = []
     pathway, source = data.get("pathway"), data.get("source")
-    if data.get("referrer") is None and source in {s.value for s in ReferralSource} - {"self-referral"}:
+    if data.get("referrer") is None and source in _REFERRER_SOURCES:
         problems.append(FieldError("referrer", "required unless source is self-referral"))
-    sites = [s for s in data.get("affectedSites") or [] if s in {site.value for site in Site}]
+    sites = [s for s in data.get("affectedSites") or [] if s in _SITE_VALUES]
     answers = data.get("eligibility") if isinstance(data.get("eligibility"), dict) else {}
     misplaced: tuple[str, ...] = ()
     if pathway == Pathway.KNEE_HIP.value:

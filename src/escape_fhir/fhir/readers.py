@@ -35,7 +35,7 @@ from escape_fhir.domain import (
     load_referral,
 )
 from escape_fhir.domain.eligibility import MIN_DURATION_MONTHS, calendar_months
-from escape_fhir.domain.referral import Site
+from escape_fhir.domain.referral import FHIR_ID, Site
 from escape_fhir.errors import Issue, MappingError, ReferralInputError
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.bundle_index import Json, Node, objects
@@ -71,6 +71,8 @@ SITE_WORDS: Final = {s: s.value.replace("-", " ") for s in Site}
 SIDELESS: Final = frozenset({Site.KNEE, Site.HIP})
 #: The first places of PLACES["pathway"] state the programme; the others only suggest it.
 STATED_PATHWAY_PLACES: Final = 3
+_DATED: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+_RESOURCE_LOCATION: Final = re.compile(r"Bundle\.entry\[\d+\]\.resource(\.contained\[\d+\])?")
 
 
 class Provenance(NamedTuple):
@@ -224,7 +226,7 @@ class _Reading:
                 (
                     (k, i["value"])
                     for k, i in sr.items("identifier")
-                    if isinstance(i.get("value"), str) and re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", i["value"])
+                    if isinstance(i.get("value"), str) and FHIR_ID.fullmatch(i["value"])
                 ),
                 None,
             )
@@ -239,7 +241,7 @@ class _Reading:
                 sr.get("meta", {}).get("lastUpdated") if isinstance(sr.get("meta"), dict) else None,
             ),
         ):
-            if isinstance(value, str) and re.match(r"\d{4}-\d{2}-\d{2}", value):
+            if isinstance(value, str) and _DATED.match(value):
                 out["referralDate"] = value[:10]
                 self.record("referralDate", value[:10], location)
                 if location != sr.at("authoredOn"):
@@ -457,7 +459,7 @@ def _long_enough(onset: date, referred: date, strictly_more: bool) -> bool:
 
 def _resource_of(location: str) -> str:
     """The resource a location is in (an entry's, or one contained in it)."""
-    match = re.match(r"Bundle\.entry\[\d+\]\.resource(\.contained\[\d+\])?", location)
+    match = _RESOURCE_LOCATION.match(location)
     return match.group(0) if match else location
 
 

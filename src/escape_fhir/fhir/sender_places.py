@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
+from escape_fhir.domain.referral import SCTID
 from escape_fhir.fhir import codes
 from escape_fhir.fhir import sender_terms as terms
 from escape_fhir.fhir.bundle_index import Node, objects
@@ -147,7 +148,7 @@ def sites_in_text(ctx: Context) -> Iterator[Found]:
 def diagnoses_coded(ctx: Context) -> Iterator[Found]:
     for _node, location, concept in _diagnosis_concepts(ctx):
         for k, code, display in _snomed(concept):
-            if re.fullmatch(r"[1-9][0-9]{5,17}", code):
+            if SCTID.fullmatch(code):
                 yield Found({"code": code, **({"display": display} if display else {})}, f"{location}.coding[{k}]")
 
 

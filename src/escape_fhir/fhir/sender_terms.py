@@ -61,6 +61,7 @@ _SIDE_WORDS: Final = {"left": ("left",), "right": ("right",), "both": ("left", "
 _JOINTS: Final = re.compile(r"\b(knees|hips|knee(?:caps?)?|hip|low(?:er)? back|lumbar|lumbago)(?![a-z])")
 _JOINT_OF: Final = {"knees": ("knee", ("left", "right")), "hips": ("hip", ("left", "right")), "knee": ("knee", None)}
 _WORD: Final = re.compile(r"[a-z]+")
+_JOINT_STEMS: Final = ("knee", "hip", "back", "lumba")
 
 
 def sites_of(joint: str, sides: tuple[str, ...] | None) -> list[Site]:
@@ -77,6 +78,8 @@ def sites_in_text(text: str) -> list[Site]:
     just before it."""
     lowered = text.lower()
     found: list[Site] = []
+    if not any(word in lowered for word in _JOINT_STEMS):
+        return found  # every joint word holds one of these: a substring search is far cheaper than the pattern
     for match in _JOINTS.finditer(lowered):
         word = match.group(1)
         joint, plural_sides = _JOINT_OF.get(word) or (
