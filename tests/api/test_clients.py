@@ -45,7 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 class Listener:
     """A rest-hook endpoint on loopback: records each request; ``answers`` gives the statuses to send."""
 
-    def __init__(self, answers: Callable[[int], int] = lambda _n: 200) -> None:
+    def __init__(self, answers: Callable[[int], int] = lambda _n: 200, location: str = "") -> None:
         self.received: list[tuple[str, str, dict[str, str], bytes]] = []
         received, answer = self.received, answers
 
@@ -54,6 +54,8 @@ class Listener:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 received.append((self.command, self.path, dict(self.headers), body))
                 self.send_response(answer(len(received)))
+                if location:
+                    self.send_header("Location", location)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -227,3 +229,29 @@ def test_bad_subscriptions_are_refused(server: Server) -> None:
         assert r.status_code == 422 and where in r.json()["issue"][0]["expression"][0], r.text
     assert httpx.post(f"{server.url}/Subscription", content=b"{").status_code == 400
     assert Path(server.log).exists()
+
+
+def test_a_notification_never_follows_a_redirect(server: Server) -> None:
+    """The endpoint allow-list names where notifications go: a 3xx answer is a refusal, never a second request
+    elsewhere with the Subscription's headers (which may carry the endpoint's credential)."""
+    elsewhere = Listener()
+    redirecting = Listener(lambda _n: 307, location=elsewhere.url)
+    try:
+        task = httpx.get(f"{server.url}/Task", params={"patient.identifier": "9990000034"}).json()["entry"][0]
+        task = task["resource"]
+        header = ["Authorization: Bearer hook-secret"]
+        created = httpx.post(
+            f"{server.url}/Subscription", json=subscription(redirecting.url, f"Task?_id={task['id']}", header=header)
+        )
+        assert created.status_code == 201, created.text
+        rejected = {**task, "status": "rejected", "statusReason": {"text": "not eligible"}}
+        headers = {"If-Match": f'W/"{task["meta"]["versionId"]}"'}
+        assert httpx.put(f"{server.url}/Task/{task['id']}", json=rejected, headers=headers).status_code == 200
+        redirecting.wait(1)
+        errored = _until(server, created.json()["id"], lambda s: s["status"] == "error")
+        assert "307" in errored["error"]
+        time.sleep(0.5)
+        assert elsewhere.received == []
+    finally:
+        redirecting.close()
+        elsewhere.close()

@@ -30,6 +30,8 @@ class RestHook:
         self.timeout = timeout
 
     def send(self, message: OutboxMessage) -> Delivery:
+        """One notification. Redirects are never followed: the endpoint was checked against the allowed hosts
+        (Settings.subscription_hosts) and its headers may carry a credential, so a 3xx is a refusal."""
         with self.db.read() as repo:
             sub = repo.current("Subscription", message.subscription_id or "")
         if sub is None or sub.deleted or sub.content.get("status") == "off":
@@ -40,9 +42,13 @@ class RestHook:
             if message.body and key is not None:
                 url = f"{message.destination.rstrip('/')}/{key[0]}/{key[1]}"
                 headers["Content-Type"] = _MIME[message.body_format]
-                answer = self.session.put(url, data=message.body, headers=headers, timeout=self.timeout)
+                answer = self.session.put(
+                    url, data=message.body, headers=headers, timeout=self.timeout, allow_redirects=False
+                )
             else:
-                answer = self.session.post(message.destination, headers=headers, timeout=self.timeout)
+                answer = self.session.post(
+                    message.destination, headers=headers, timeout=self.timeout, allow_redirects=False
+                )
         except requests.RequestException as exc:
             raise ReceiverUnavailable(f"{type(exc).__name__}", request_id=message.request_id) from None
         status = answer.status_code
