@@ -45,6 +45,26 @@ def children(parent: int) -> list[tuple[int, str]]:
     return found
 
 
+def stale_compiled_modules(package: Path) -> list[str]:
+    """Compiled modules (mypyc, Cython; setup.py) older than their source: they would shadow the edited
+    ``.py`` (or ignore the edited ``.pyx``) and test code that is no longer the source."""
+    stale = []
+    for binary in package.rglob("*.so"):
+        stem = binary.name.split(".", 1)[0]
+        for source in (binary.with_name(stem + ".py"), binary.with_name(stem + ".pyx")):
+            if source.exists() and source.stat().st_mtime > binary.stat().st_mtime:
+                stale.append(str(source.relative_to(package.parent)))
+    return stale
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import escape_fhir
+
+    stale = stale_compiled_modules(Path(escape_fhir.__file__).parent)
+    if stale:
+        pytest.exit(f"changed since they were compiled: {', '.join(stale)}; run ./dev setup to rebuild", returncode=2)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if a test left a process it started running (a server, an ``outbox run``): it would
     outlive the run, hold ports and files, and write to databases of later runs. Each one found is named,

@@ -85,7 +85,7 @@ def sites_in_text(text: str) -> list[Site]:
         joint, plural_sides = _JOINT_OF.get(word) or (
             ("knee", None) if word.startswith("knee") else ("hip", None) if word == "hip" else ("lower-back", None)
         )
-        before = _WORD.findall(lowered, max(0, match.start() - 24), match.start())[-3:]
+        before: list[str] = _WORD.findall(lowered, max(0, match.start() - 24), match.start())[-3:]
         sides = next((_SIDE_WORDS[w] for w in reversed(before) if w in _SIDE_WORDS), None)
         found += [s for s in sites_of(joint, sides or plural_sides) if s not in found]
     return found
