@@ -147,6 +147,70 @@ def test_an_email_only_site_goes_on_the_to_contact_list(hub: Hub) -> None:
     assert hub.client.get("/CommunicationRequest", params={"status": "completed"}).json()["total"] == 0
 
 
+def _contact_entry(hub: Hub) -> tuple[Json, str]:
+    site = row("email-only", referral_email="referrals@site.example")
+    del site["bars_endpoint"]
+    load(hub.db, [site])
+    data, _ = referral_message("knee-gp")
+    assert hub.post(data).status_code == 200
+    (entry,) = hub.client.get("/CommunicationRequest", params={"status": "active"}).json()["entry"]
+    request = entry["resource"]
+    return request, hub.client.get(f"/CommunicationRequest/{request['id']}").headers["ETag"]
+
+
+def _total(hub: Hub, status: str) -> int:
+    return int(hub.client.get("/CommunicationRequest", params={"status": status}).json()["total"])
+
+
+def test_staff_mark_a_to_contact_entry_done(hub: Hub) -> None:
+    request, etag = _contact_entry(hub)
+    url = f"/CommunicationRequest/{request['id']}"
+    done = {**request, "status": "completed", "note": [{"text": "phoned the site, referral sent by email"}]}
+    missing = hub.client.put(url, json=done)
+    assert missing.status_code == 428 and missing.headers["ETag"] == etag  # how to retry, as for a Task
+    changed = {**done, "payload": [{"contentString": "something else"}]}
+    refused = hub.client.put(url, json=changed, headers={"If-Match": etag})
+    assert refused.status_code == 422
+    assert "not payload" in refused.json()["issue"][0]["diagnostics"]
+    made = hub.client.put(url, json=done, headers={"If-Match": etag})
+    assert made.status_code == 200, made.text
+    assert made.json()["status"] == "completed" and made.headers["ETag"] == 'W/"2"'
+    assert (_total(hub, "active"), _total(hub, "completed"), _total(hub, "revoked")) == (0, 1, 0)
+    stale = hub.client.put(url, json={**done, "status": "active"}, headers={"If-Match": etag})
+    assert stale.status_code == 412  # someone else changed it first
+    again = hub.client.put(url, json={**done, "status": "active"}, headers={"If-Match": 'W/"2"'})
+    assert again.status_code == 422 and "completed cannot become active" in again.json()["issue"][0]["diagnostics"]
+    assert _total(hub, "completed") == 1
+
+
+def test_a_to_contact_entry_revoked_in_a_transaction_needs_a_reason_and_is_never_deleted(hub: Hub) -> None:
+    request, etag = _contact_entry(hub)
+    url = f"CommunicationRequest/{request['id']}"
+
+    def transaction(entry: Json) -> Any:
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+        return hub.client.post("/", json=bundle)
+
+    revoked = {**request, "status": "revoked"}
+    full_url = f"http://testserver/{url}"
+    put = {"fullUrl": full_url, "resource": revoked, "request": {"method": "PUT", "url": url, "ifMatch": etag}}
+    no_reason = transaction(put)
+    assert no_reason.status_code == 422, no_reason.text
+    assert "statusReason" in no_reason.text
+    assert transaction({"request": {"method": "DELETE", "url": url}}).status_code == 422
+    no_version = transaction({**put, "request": {"method": "PUT", "url": url}})
+    assert no_version.status_code == 428
+    revoked["statusReason"] = {"text": "the site now takes BaRS messages"}
+    assert transaction({**put, "resource": revoked}).status_code == 200
+    assert (_total(hub, "active"), _total(hub, "revoked")) == (0, 1)
+    other = hub.client.put(
+        "/CommunicationRequest/not-on-the-list",
+        json={**revoked, "id": "not-on-the-list"},
+        headers={"If-Match": 'W/"1"'},
+    )
+    assert other.status_code == 404
+
+
 def test_triage_re_routes_to_another_site(hub: Hub, receiver: Callable[..., ServerOn]) -> None:  # noqa: F811
     first, second = receiver(), receiver()
     load(

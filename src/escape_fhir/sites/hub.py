@@ -14,7 +14,10 @@ referral always has its routing and a message processed once is routed once:
   (the endpoint the sender addressed), so the site's responses come back here. The outbox delivers it
   once (X-Request-ID fixed when queued, nhs-standards.md 1.2);
 * a site that takes referrals only by email or phone gets a ``CommunicationRequest`` on the "to contact"
-  list (``GET /CommunicationRequest?status=active``): who to contact, how, and what to send.
+  list (``GET /CommunicationRequest?status=active``): who to contact, how, and what to send. Staff mark an
+  entry done (``completed``) or no longer needed (``revoked``, with a ``statusReason``) by ``PUT`` of the
+  CommunicationRequest with ``If-Match`` (:func:`update_contact`); nothing else of it changes, and it is
+  never created or deleted by a client (service/permissions.py).
 
 Triage re-routes with ``POST /Task/{id}/$route`` (:func:`reroute`): to a named site or to the next best
 one, with a reason; the Task's routing inputs are replaced, a note says from where to where and why, and
@@ -45,7 +48,7 @@ from escape_fhir.sites.request import RouteRequest, request_of
 from escape_fhir.sites.resources import ODS, service_id
 from escape_fhir.sites.routing import Routing, route
 from escape_fhir.sites.store import directory_for, site
-from escape_fhir.storage import Repository, Stored, instant
+from escape_fhir.storage import Repository, Stored, VersionConflict, instant
 from escape_fhir.storage import tables as t
 from escape_fhir.storage.outbox import REQUEST, NewMessage, Outbox
 from escape_fhir.transport.outbox import mesh_destination
@@ -310,15 +313,75 @@ def routes_of(repo: Repository, number: int) -> list[Any]:
     return list(repo.session.execute(select(r).where(r.c.referral_number == number).order_by(r.c.sequence)))
 
 
+#: The "to contact" states: what may follow each (FHIR request-status), and the list's name for it.
+CONTACT_TRANSITIONS = {"active": frozenset({"completed", "revoked"})}
+CONTACT_STATUS = {"active": "open", "completed": "completed", "revoked": "revoked"}
+#: What staff may change on an entry of the list (the rest is the hub's record of what to do).
+CONTACT_CHANGEABLE = frozenset({"status", "statusReason", "note", "meta", "text"})
+
+
+def update_contact(
+    repo: Repository, request_id: str, wanted: Json, expected: int, now: datetime, where: str = ""
+) -> Stored:
+    """Mark an entry of the "to contact" list done or no longer needed (``PUT /CommunicationRequest/{id}``, or
+    a transaction's PUT entry): the version precondition, then only ``status`` (active -> completed or revoked,
+    a revoked one with its ``statusReason``), ``statusReason`` and ``note`` may change; the list follows in the
+    same transaction. ``where`` prefixes the issues' locations (a transaction entry)."""
+    prefix = f"{where}.resource" if where else "CommunicationRequest"
+    at = f"{where}.request.ifMatch" if where else "If-Match"
+    current = repo.current("CommunicationRequest", request_id)
+    row = repo.session.execute(
+        select(st.site_contact.c.status).where(st.site_contact.c.communication_request_id == request_id)
+    ).one_or_none()
+    if current is None or current.deleted or row is None:
+        text = f"CommunicationRequest/{request_id} is not on the to-contact list (only its entries can be updated)"
+        raise OutcomeError(Problem.NOT_FOUND, text, location=where)
+    if current.version_id != expected:
+        text = f"If-Match names version {expected}; the current version is {current.version_id}"
+        raise OutcomeError(
+            Problem.PRECONDITION_FAILED, text, location=at, headers={"ETag": f'W/"{current.version_id}"'}
+        )
+
+    def fixed(resource: Json) -> Json:
+        return {k: v for k, v in resource.items() if k not in CONTACT_CHANGEABLE}
+
+    if fixed(current.content) != fixed(wanted):
+        changed = sorted(
+            k for k in set(fixed(current.content)) | set(fixed(wanted)) if current.content.get(k) != wanted.get(k)
+        )
+        text = (
+            f"an entry of the to-contact list may change only status, statusReason and note; not {', '.join(changed)}"
+        )
+        raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "business-rule", text, f"{prefix}.{changed[0]}")])
+    old, new = str(current.content.get("status")), str(wanted.get("status"))
+    if new != old and new not in CONTACT_TRANSITIONS.get(old, frozenset()):
+        text = f"an entry that is {old} cannot become {new}" + (
+            "" if old != "active" else ": mark it completed (done) or revoked (no longer needed)"
+        )
+        raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "business-rule", text, f"{prefix}.status")])
+    if new == "revoked" and not wanted.get("statusReason"):
+        text = "a revoked entry needs a statusReason (why the site is no longer to be contacted)"
+        raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "required", text, f"{prefix}.statusReason")])
+    try:
+        stored = repo.save(wanted, now, expected_version=expected)
+    except VersionConflict as exc:  # another change committed between the read and this save
+        raise OutcomeError(Problem.PRECONDITION_FAILED, f"the current version is {exc.current}", location=at) from None
+    c = st.site_contact
+    repo.session.execute(
+        c.update().where(c.c.communication_request_id == request_id).values(status=CONTACT_STATUS[new])
+    )
+    return stored
+
+
 def contact_list(repo: Repository, status: str | None, base: str) -> Json:
     """The "to contact" list as a searchset of CommunicationRequests, oldest first (``status`` ``active``:
-    still to do; ``completed``: done; None: all)."""
+    still to do; ``completed``: done; ``revoked``: no longer needed; None: all)."""
     from escape_fhir.service.rest import _bundle
 
     c = st.site_contact
     query = select(c.c.communication_request_id).order_by(c.c.created, c.c.communication_request_id)
     if status is not None:
-        query = query.where(c.c.status == ("open" if status == "active" else status))
+        query = query.where(c.c.status == CONTACT_STATUS[status])
     ids = list(repo.session.execute(query).scalars())
     found = repo.currents([("CommunicationRequest", i) for i in ids])
     entries = [
