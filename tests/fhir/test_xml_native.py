@@ -178,7 +178,7 @@ def test_without_the_extension_the_python_reader_reads(monkeypatch: pytest.Monke
 DECIMALS = st.sampled_from(["1.50", "1e2", "-0.0", "0", "3.14159265358979323846", "1E-3", "-12.0", "100"]) | st.builds(
     str, st.integers(-(10**20), 10**20)
 )
-INTEGERS = st.integers(-(2**31), 2**31 - 1)
+INTEGERS = st.integers(-(2**31), 2**31 - 1) | st.integers(-(10**30), 10**30)  # FHIR integers and beyond
 TEXT = st.text(
     st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from(["\n", "\t", " ", "&", "<", '"', "é", "😀"]),
     min_size=1,
