@@ -16,18 +16,36 @@ The parts: safe parsing and the narrative (:mod:`xml_parse`: no DOCTYPE, no enti
 depth bound as JSON), the tables of each context's children (:mod:`xml_tables`), the reader
 (:mod:`xml_read`) and the writer (:mod:`xml_write`).
 
+Reading has a fast path (issue 11): :mod:`escape_fhir.fhir._xmlread`, compiled with Cython when the package
+is built (setup.py), walks libxml2's nodes through lxml's C API instead of making a Python proxy per element,
+and builds the same dicts as :class:`XmlReader`. It reads only the common, valid case; for anything else
+(an unknown or misplaced element, text, a bad value...) it gives up and :class:`XmlReader` reads the
+document from the start, so errors, locations and validation issues are those of the Python reader. Where
+the extension is not built (no compiler, ``ESCAPE_FHIR_PURE=1``), :class:`XmlReader` alone reads, with the
+same results. tests/fhir/test_xml_native.py checks that both give the same answers.
+
 Why lxml and not ``fhir.resources``: the latter mishandles element ids in XML, drops decimal trailing zeros
 and rewrites timestamps (see docs/DESIGN.md). The conversion is written here over :mod:`r4model`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from lxml import etree
 
 from escape_fhir.errors import Issue
 from escape_fhir.fhir.xml_parse import FHIR_NS, XHTML_NS, parse_div, parse_xml, parser
 from escape_fhir.fhir.xml_read import XmlReader
 from escape_fhir.fhir.xml_write import write
+
+#: The compiled reader's entry point (``_xmlread.read``: the resource, or None to hand the document back).
+native_read: Callable[[etree._Element], dict[str, Any] | None] | None
+try:
+    from escape_fhir.fhir._xmlread import read as native_read
+except ImportError:  # not built (no compiler, ESCAPE_FHIR_PURE=1): the Python reader alone
+    native_read = None
 
 __all__ = ["FHIR_NS", "XHTML_NS", "json_to_xml", "xml_to_json"]
 
@@ -42,8 +60,15 @@ def xml_to_json(data: bytes, issues: list[Issue] | None = None) -> dict[str, Any
     With ``issues`` (validation), an element or attribute FHIR does not define, and each element out of the
     definition order, is an error issue added there instead: the unknown one is skipped, the misplaced one
     read. Without it, an unknown element stops the read and order is not checked (module :mod:`xml_read`).
+
+    The compiled reader reads the document when it can (it then has nothing to report: the issues stay as
+    the Python reader would leave them, empty); otherwise, or when it is not built, :class:`XmlReader`.
     """
     root = parse_xml(data)
+    if native_read is not None:
+        found = native_read(root)
+        if found is not None:
+            return found
     return XmlReader(issues).resource(root, "")
 
 
