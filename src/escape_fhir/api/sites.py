@@ -19,7 +19,7 @@ from escape_fhir.fhir.formats import parse
 from escape_fhir.service.common import now
 from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.service.permissions import Action
-from escape_fhir.service.triage import parse_if_match
+from escape_fhir.service.triage import parse_if_match, required_version
 from escape_fhir.sites.hub import CONTACT_STATUS, contact_list, reroute, update_contact
 from escape_fhir.sites.operations import reroute_parameters, route_operation
 from escape_fhir.sites.search import search_sites
@@ -84,15 +84,7 @@ def update_to_contact(
         text = f"PUT /CommunicationRequest/{request_id} takes that CommunicationRequest, with id {request_id}"
         raise OutcomeError(Problem.BAD_REQUEST, text, location="CommunicationRequest.id")
     validated(wanted)
-    if not if_match:
-        with db.read() as repo:
-            current = repo.current("CommunicationRequest", request_id)
-        if current is None or current.deleted:
-            raise OutcomeError(Problem.NOT_FOUND, f"CommunicationRequest/{request_id} is not known")
-        etag = f'W/"{current.version_id}"'
-        text = f"updates need If-Match: the current version of CommunicationRequest/{request_id} is {etag}"
-        raise OutcomeError(Problem.PRECONDITION_REQUIRED, text, location="If-Match", headers={"ETag": etag})
-    expected = parse_if_match(if_match)
+    expected = required_version(db, "CommunicationRequest", request_id, if_match)
     with db.write() as repo:
         stored = update_contact(repo, request_id, wanted, expected, now())
     return fhir_response(stored.content, fmt, headers=version_headers(stored))
