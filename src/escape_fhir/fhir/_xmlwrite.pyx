@@ -18,6 +18,7 @@ to be exact where it writes.
 
 from cpython.object cimport PyObject
 from libc.stdlib cimport free, malloc, realloc
+from libc.stdint cimport uint64_t
 from libc.string cimport memcpy, memset
 
 from decimal import Decimal
@@ -27,13 +28,14 @@ from lxml.etree import tostring as _tostring
 from escape_fhir.fhir.jsonio import RawDecimal
 from escape_fhir.fhir.r4model import model as _model
 from escape_fhir.fhir.xml_parse import FHIR_NS, parse_div as _parse_div
-from escape_fhir.fhir.xml_tables import ATTRIBUTE, COMPLEX, PRIMITIVE, RESOURCE, XHTML, table as _table
+from escape_fhir.fhir import xml_tables
+from escape_fhir.fhir.xml_tables import table as _table
 
 
 cdef extern from "Python.h":
     # Borrowed references and no exception handling by Cython: each result is checked here.
     int PyDict_Next(PyObject* p, Py_ssize_t* ppos, PyObject** pkey, PyObject** pvalue)
-    PyObject* PyDict_GetItem(PyObject* p, PyObject* key)
+    PyObject* PyDict_GetItemWithError(PyObject* p, PyObject* key)
     int PyDict_CheckExact(PyObject* o)
     int PyList_CheckExact(PyObject* o)
     int PyUnicode_CheckExact(PyObject* o)
@@ -46,6 +48,8 @@ cdef extern from "Python.h":
     PyObject* PyObject_Str(PyObject* o)
     void PyErr_Clear()
     void Py_DECREF(PyObject* o)
+    void Py_INCREF(PyObject* o)
+    void Py_XDECREF(PyObject* o)
     PyObject* Py_None
     PyObject* Py_True
     PyObject* Py_False
@@ -56,10 +60,21 @@ cdef enum:
     GIVE_UP = -1        # not the common valid case: the Python writer writes the resource (or says why not)
     MAX_LEVEL = 200     # deeper than FHIR content gets (bounds.MAX_DEPTH = 400 JSON levels): Python decides
     MAX_INDENT = 2 * MAX_LEVEL + 8
+    # xml_tables' kinds of slot (checked below)
+    PRIMITIVE = 0
+    COMPLEX = 1
+    RESOURCE = 2
+    XHTML = 3
+    ATTRIBUTE = 4
     # the JSON forms of a primitive
     J_STRING = 0
     J_BOOLEAN = 1
     J_NUMBER = 2
+
+if (xml_tables.PRIMITIVE, xml_tables.COMPLEX, xml_tables.RESOURCE, xml_tables.XHTML, xml_tables.ATTRIBUTE) != (
+    PRIMITIVE, COMPLEX, RESOURCE, XHTML, ATTRIBUTE
+):
+    raise ImportError("xml_tables' kinds of slot changed: _xmlwrite.pyx must follow")
 
 # What each byte of a string's UTF-8 needs: 0 nothing, 1 an escape, 2 a refusal (control characters), 3 a
 # look at the sequence (0xEF starts U+FFFE and U+FFFF, which XML cannot hold).
@@ -104,14 +119,45 @@ cdef class _Slot:
     cdef bytes wrapped_open    # b"<name>"
 
 
-cdef class _Table:
-    """The children of one context: instance name -> _Slot, and "_name" -> _Slot of its primitives."""
+cdef enum:
+    KEY_CACHE = 32  # a power of two
 
+
+cdef class _Table:
+    """The children of one context: instance name -> _Slot, and "_name" -> _Slot of its primitives.
+
+    ``keys``/``found`` remember the last key objects found in ``slots`` by identity: JSON parsers share one
+    str object per distinct key (orjson's key cache, the stdlib scanner's memo), so most look-ups are one
+    pointer comparison instead of a hash look-up and a string comparison. A remembered key is referenced
+    (so its address cannot be reused by another object)."""
+
+    cdef PyObject* keys[KEY_CACHE]
+    cdef PyObject* found[KEY_CACHE]
     cdef dict slots
     cdef dict under
     cdef bytes open_tag        # a resource's table: b"<Type", b'<Type xmlns="http://hl7.org/fhir"', b"</Type>"
     cdef bytes root_tag
     cdef bytes close_tag
+
+    def __dealloc__(self):
+        for i in range(KEY_CACHE):
+            Py_XDECREF(self.keys[i])
+            self.keys[i] = NULL
+
+
+cdef inline PyObject* _lookup(_Table t, PyObject* key):
+    """``t.slots.get(key)`` (borrowed), through the identity cache."""
+    cdef size_t h = <size_t>key
+    cdef int i = <int>(((h >> 4) ^ (h >> 10)) & (KEY_CACHE - 1))
+    if t.keys[i] == key:
+        return t.found[i]
+    cdef PyObject* found = PyDict_GetItemWithError(<PyObject*>t.slots, key)
+    if found != NULL:
+        Py_INCREF(key)
+        Py_XDECREF(t.keys[i])
+        t.keys[i] = key
+        t.found[i] = found
+    return found
 
 
 cdef dict _TABLES = {}       # context -> _Table
@@ -222,6 +268,31 @@ cdef inline int _pad(Writer* w, int level) except -2:
     return _put(&w.out, _INDENT, 1 + 2 * level)
 
 
+cdef extern from *:
+    """
+    #define XW_ONES UINT64_C(0x0101010101010101)
+    #define XW_HIGH UINT64_C(0x8080808080808080)
+    """
+    const uint64_t ONES "XW_ONES"
+    const uint64_t HIGH "XW_HIGH"
+
+
+cdef inline bint _plain8(const unsigned char* p) noexcept:
+    """Whether 8 bytes are all ASCII with no control character and none of ``"&<>`` (some false negatives:
+    the caller then looks at each byte). Bit tricks of https://graphics.stanford.edu/~seander/bithacks.html
+    (``haszero``, ``hasless``)."""
+    cdef uint64_t x, a, b
+    memcpy(&x, p, 8)
+    a = (x ^ (ONES * 0x22)) & (ONES * 0xFB)   # a zero byte where x has " (0x22) or & (0x26)
+    b = (x ^ (ONES * 0x3C)) & (ONES * 0xFD)   # a zero byte where x has < (0x3C) or > (0x3E)
+    return (
+        ((x - ONES * 0x20) & ~x)                # bytes below 0x20
+        | x                                     # bytes from 0x80 (non-ASCII)
+        | ((a - ONES) & ~a)
+        | ((b - ONES) & ~b)
+    ) & HIGH == 0
+
+
 cdef int _put_escaped(Buf* b, PyObject* text) except -2:
     """A str as attribute text: escaped as the Python writer escapes, GIVE_UP for what it refuses."""
     cdef Py_ssize_t n = 0
@@ -231,44 +302,45 @@ cdef int _put_escaped(Buf* b, PyObject* text) except -2:
         return GIVE_UP
     cdef Py_ssize_t i = 0, start = 0
     cdef unsigned char c, k
-    # Room for the worst case (every byte "&quot;"), so that no check is needed per byte.
-    if b.size + 6 * n > b.cap:
-        _grow(b, 6 * n)
-    cdef char* out = b.data + b.size
-    while i < n:
+    while True:
+        # a run of bytes that need nothing, copied at once (found 8 bytes at a time while they are ASCII)
+        while i < n:
+            if i + 8 <= n and _plain8(s + i):
+                i += 8
+            elif _BYTE_CLASS[s[i]] == 0:
+                i += 1
+            else:
+                break
+        if i > start:
+            _put(b, <const char*>s + start, i - start)
+        if i == n:
+            return 0
         c = s[i]
         k = _BYTE_CLASS[c]
-        if k == 0:
-            out[0] = <char>c
-            out += 1
-            i += 1
-            continue
         if k == 2:  # control characters (tab, LF and CR are class 1)
             return GIVE_UP
-        if k == 3:
+        if k == 3:  # 0xEF: U+FFFE and U+FFFF are refused, the rest of the sequence is plain
             if i + 2 < n and s[i + 1] == 0xBF and (s[i + 2] == 0xBE or s[i + 2] == 0xBF):
                 return GIVE_UP
-            out[0] = <char>c
-            out += 1
+            start = i
             i += 1
             continue
         if c == 38:      # &
-            memcpy(out, b"&amp;", 5); out += 5
+            _put(b, b"&amp;", 5)
         elif c == 60:    # <
-            memcpy(out, b"&lt;", 4); out += 4
+            _put(b, b"&lt;", 4)
         elif c == 62:    # >
-            memcpy(out, b"&gt;", 4); out += 4
+            _put(b, b"&gt;", 4)
         elif c == 34:    # "
-            memcpy(out, b"&quot;", 6); out += 6
+            _put(b, b"&quot;", 6)
         elif c == 10:
-            memcpy(out, b"&#10;", 5); out += 5
+            _put(b, b"&#10;", 5)
         elif c == 13:
-            memcpy(out, b"&#13;", 5); out += 5
+            _put(b, b"&#13;", 5)
         else:            # tab
-            memcpy(out, b"&#9;", 4); out += 4
+            _put(b, b"&#9;", 4)
         i += 1
-    b.size = out - b.data
-    return 0
+        start = i
 
 
 cdef int _put_int(Buf* b, PyObject* value) except -2:
@@ -323,7 +395,12 @@ cdef int _put_value(Buf* b, _Slot s, PyObject* value) except -2:
         return _put_int(b, value)
     if s.decimal:
         t = Py_TYPE(value)
-        if t == <void*>_DECIMAL or t == <void*>_RAW_DECIMAL or PyFloat_CheckExact(value):
+        if t == <void*>_RAW_DECIMAL:  # str() gives its `raw` text (without a Python call here)
+            raw = (<object>value).raw
+            if not PyUnicode_CheckExact(<PyObject*>raw):
+                return GIVE_UP
+            return _put_escaped(b, <PyObject*>raw)
+        if t == <void*>_DECIMAL or PyFloat_CheckExact(value):
             return _put_str_of(b, value)
     return GIVE_UP
 
@@ -340,7 +417,7 @@ cdef int _primitive(Writer* w, _Slot s, PyObject* value, PyObject* extra, int le
         if _put_value(b, s, value) == GIVE_UP:
             return GIVE_UP
         return _put(b, b'"/>', 3)
-    if not PyDict_CheckExact(extra) or PyDict_GetItem(extra, <PyObject*>"value") != NULL:
+    if not PyDict_CheckExact(extra) or PyDict_GetItemWithError(extra, <PyObject*>"value") != NULL:
         return GIVE_UP
     if value == Py_None:
         value = NULL
@@ -375,7 +452,7 @@ cdef int _item(Writer* w, _Slot s, PyObject* value, int level) except -2:
 cdef int _resource(Writer* w, PyObject* obj, int level, expected, bint root) except -2:
     if not PyDict_CheckExact(obj):
         return GIVE_UP
-    cdef PyObject* rtype = PyDict_GetItem(obj, <PyObject*>"resourceType")
+    cdef PyObject* rtype = PyDict_GetItemWithError(obj, <PyObject*>"resourceType")
     if rtype == NULL or not PyUnicode_CheckExact(rtype):
         return GIVE_UP
     found = _resource_table(<object>rtype)
@@ -414,23 +491,22 @@ cdef int _element(
     cdef Entry entry
     cdef Entry* entries
     cdef _Slot s
-    cdef PyObject* dict_slots = <PyObject*>t.slots
     cdef PyObject* dict_under = <PyObject*>t.under
 
     # The properties' slots (Python: _Writer.ordered), on the shared stack from `base`.
     while PyDict_Next(obj, &pos, &key, &value):
         if not PyUnicode_CheckExact(key):
             return GIVE_UP
-        found = PyDict_GetItem(dict_slots, key)
+        found = _lookup(t, key)
         if found == NULL:
             if is_resource and (<str>key) == "resourceType":
                 continue
-            found = PyDict_GetItem(dict_under, key)
+            found = PyDict_GetItemWithError(dict_under, key)
             if found == NULL:
                 return GIVE_UP
             underscored = True
             s = <_Slot>found
-            if PyDict_GetItem(obj, <PyObject*>s.pyname) != NULL:
+            if PyDict_GetItemWithError(obj, <PyObject*>s.pyname) != NULL:
                 continue  # written with its value
             value = NULL
         s = <_Slot>found
@@ -502,7 +578,7 @@ cdef int _element(
                 ) == GIVE_UP:
                     return GIVE_UP
         elif s.kind == PRIMITIVE:
-            extra = PyDict_GetItem(obj, <PyObject*>s.under) if underscored else NULL
+            extra = PyDict_GetItemWithError(obj, <PyObject*>s.under) if underscored else NULL
             if extra == Py_None:
                 extra = NULL
             if value == Py_None:
