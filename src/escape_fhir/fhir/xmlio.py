@@ -47,6 +47,11 @@ try:
 except ImportError:  # not built (no compiler, ESCAPE_FHIR_PURE=1): the Python reader alone
     native_read = None
 
+try:  # the writer's compiled fast path (setup.py); without it, the Python writer alone
+    from escape_fhir.fhir._xmlwrite import write as _fast_write
+except ImportError:  # pragma: no cover - depends on the build
+    _fast_write = None
+
 __all__ = ["FHIR_NS", "XHTML_NS", "json_to_xml", "xml_to_json"]
 
 # The names other modules and tests have used for the safe parser and the narrative parser.
@@ -73,5 +78,13 @@ def xml_to_json(data: bytes, issues: list[Issue] | None = None) -> dict[str, Any
 
 
 def json_to_xml(resource: dict[str, Any], *, pretty: bool = False) -> bytes:
-    """Write a FHIR JSON resource (a dict) as FHIR XML bytes (UTF-8, with an XML declaration)."""
+    """Write a FHIR JSON resource (a dict) as FHIR XML bytes (UTF-8, with an XML declaration).
+
+    The compiled writer (:mod:`escape_fhir.fhir._xmlwrite`, when built) writes the common valid case; it
+    returns None for anything else, and the Python writer (:func:`xml_write.write`, the reference: same
+    bytes) then writes the resource or raises the FhirFormatError."""
+    if _fast_write is not None:
+        out: bytes | None = _fast_write(resource, pretty)
+        if out is not None:
+            return out
     return write(resource, pretty=pretty)
