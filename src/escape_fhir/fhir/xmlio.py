@@ -24,6 +24,16 @@ document from the start, so errors, locations and validation issues are those of
 the extension is not built (no compiler, ``ESCAPE_FHIR_PURE=1``), :class:`XmlReader` alone reads, with the
 same results. tests/fhir/test_xml_native.py checks that both give the same answers.
 
+Writing has a compiled fast path, ``_xmlwrite.pyx`` (Cython; setup.py builds it when a C compiler is
+there, else it is absent and :mod:`xml_write` writes alone): it walks the dicts and lists with the C API
+(``PyDict_Next``, no Python call per element), looks each key up in per-context tables made once from
+:mod:`xml_tables` (an identity cache first: JSON parsers share one str object per distinct key), orders the
+properties by definition order, and writes UTF-8 straight into a growing C buffer, escaping ``value``
+attributes as :mod:`xml_write` does. It writes the common valid case only (the narrative through the same
+Python helpers); for anything else it returns None and :func:`json_to_xml` runs :mod:`xml_write` on the whole
+resource, so the output is the same bytes either way and every error is the Python writer's.
+tests/fhir/test_xml_native_write.py checks that both write the same.
+
 Why lxml and not ``fhir.resources``: the latter mishandles element ids in XML, drops decimal trailing zeros
 and rewrites timestamps (see docs/DESIGN.md). The conversion is written here over :mod:`r4model`.
 """
@@ -47,10 +57,12 @@ try:
 except ImportError:  # not built (no compiler, ESCAPE_FHIR_PURE=1): the Python reader alone
     native_read = None
 
-try:  # the writer's compiled fast path (setup.py); without it, the Python writer alone
-    from escape_fhir.fhir._xmlwrite import write as _fast_write
-except ImportError:  # pragma: no cover - depends on the build
-    _fast_write = None
+#: The compiled writer's entry point (``_xmlwrite.write``: the XML bytes, or None to hand the resource back).
+native_write: Callable[[dict[str, Any], bool], bytes | None] | None
+try:
+    from escape_fhir.fhir._xmlwrite import write as native_write
+except ImportError:  # not built (no compiler, ESCAPE_FHIR_PURE=1): the Python writer alone
+    native_write = None
 
 __all__ = ["FHIR_NS", "XHTML_NS", "json_to_xml", "xml_to_json"]
 
@@ -83,8 +95,8 @@ def json_to_xml(resource: dict[str, Any], *, pretty: bool = False) -> bytes:
     The compiled writer (:mod:`escape_fhir.fhir._xmlwrite`, when built) writes the common valid case; it
     returns None for anything else, and the Python writer (:func:`xml_write.write`, the reference: same
     bytes) then writes the resource or raises the FhirFormatError."""
-    if _fast_write is not None:
-        out: bytes | None = _fast_write(resource, pretty)
+    if native_write is not None:
+        out = native_write(resource, pretty)
         if out is not None:
             return out
     return write(resource, pretty=pretty)
