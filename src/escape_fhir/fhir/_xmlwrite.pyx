@@ -50,6 +50,7 @@ cdef extern from "Python.h":
     void Py_DECREF(PyObject* o)
     void Py_INCREF(PyObject* o)
     void Py_XDECREF(PyObject* o)
+    void Py_XINCREF(PyObject* o)
     PyObject* Py_None
     PyObject* Py_True
     PyObject* Py_False
@@ -452,13 +453,14 @@ cdef int _item(Writer* w, _Slot s, PyObject* value, int level) except -2:
 cdef int _resource(Writer* w, PyObject* obj, int level, expected, bint root) except -2:
     if not PyDict_CheckExact(obj):
         return GIVE_UP
-    cdef PyObject* rtype = PyDict_GetItemWithError(obj, <PyObject*>"resourceType")
-    if rtype == NULL or not PyUnicode_CheckExact(rtype):
+    cdef PyObject* found_type = PyDict_GetItemWithError(obj, <PyObject*>"resourceType")
+    if found_type == NULL or not PyUnicode_CheckExact(found_type):
         return GIVE_UP
-    found = _resource_table(<object>rtype)
+    rtype = <object>found_type  # referenced here: making a table runs Python code
+    found = _resource_table(rtype)
     if found is None:
         return GIVE_UP
-    if expected != "Resource" and expected != "DomainResource" and expected != <object>rtype:
+    if expected != "Resource" and expected != "DomainResource" and expected != rtype:
         return GIVE_UP
     cdef _Table t = <_Table>found
     return _element(w, obj, t, level, t.root_tag if root else t.open_tag, t.close_tag, True, None, NULL)
@@ -476,9 +478,16 @@ cdef int _element(
     PyObject* own_value,
 ) except -2:
     """``<tag attributes>children</tag>`` or ``<tag attributes/>``: the properties of ``obj`` in definition
-    order (Python: _Writer.element), ``own_value`` the ``value`` attribute of a primitive with ``_name``."""
+    order (Python: _Writer.element), ``own_value`` the ``value`` attribute of a primitive with ``_name``.
+
+    Python code can run while the children are written (a table made on first use, the narrative), and with it
+    another thread: what is used across that is referenced here (``obj``, the entries' values, list items), so
+    that a caller changing the resource meanwhile gets a wrong answer, as from the Python writer, not a crash.
+    """
     if level > MAX_LEVEL or not PyDict_CheckExact(obj):
         return GIVE_UP
+    cdef object keep = <object>obj
+    cdef object item, extras, extra_item
     cdef Buf* b = &w.out
     cdef Py_ssize_t pos = 0
     cdef PyObject* key
@@ -527,6 +536,7 @@ cdef int _element(
             w.cap *= 2
         w.entries[w.used].slot = found
         w.entries[w.used].value = value
+        Py_XINCREF(value)  # released below, or by write() when the writer gives up
         w.entries[w.used].order = order
         w.used += 1
         n += 1
@@ -572,36 +582,49 @@ cdef int _element(
                 continue
             if not PyList_CheckExact(value):
                 return GIVE_UP
-            for i in range(PyList_GET_SIZE(value)):
+            i = 0
+            while i < PyList_GET_SIZE(value):
+                item = <object>PyList_GET_ITEM(value, i)
                 if _element(
-                    w, PyList_GET_ITEM(value, i), _context_table(s), level + 1, s.open_tag, s.close_tag, False, None, NULL
+                    w, <PyObject*>item, _context_table(s), level + 1, s.open_tag, s.close_tag, False, None, NULL
                 ) == GIVE_UP:
                     return GIVE_UP
+                i += 1
         elif s.kind == PRIMITIVE:
             extra = PyDict_GetItemWithError(obj, <PyObject*>s.under) if underscored else NULL
-            if extra == Py_None:
-                extra = NULL
             if value == Py_None:
                 value = NULL
+            if extra == NULL or extra == Py_None:
+                if not s.array:
+                    if _primitive(w, s, value, NULL, level + 1) == GIVE_UP:
+                        return GIVE_UP
+                    continue
+                if value == NULL or not PyList_CheckExact(value):
+                    return GIVE_UP
+                i = 0
+                while i < PyList_GET_SIZE(value):
+                    item = <object>PyList_GET_ITEM(value, i)
+                    if _primitive(w, s, <PyObject*>item, NULL, level + 1) == GIVE_UP:
+                        return GIVE_UP
+                    i += 1
+                continue
+            extras = <object>extra  # not an entry's: referenced here
             if not s.array:
                 if _primitive(w, s, value, extra, level + 1) == GIVE_UP:
                     return GIVE_UP
                 continue
-            if (value != NULL and not PyList_CheckExact(value)) or (extra != NULL and not PyList_CheckExact(extra)):
+            # values and _values aligned, null where one has no item (Python: _Writer.group)
+            if not PyList_CheckExact(extra) or (value != NULL and not PyList_CheckExact(value)):
                 return GIVE_UP
-            count = PyList_GET_SIZE(value) if value != NULL else 0
-            if extra != NULL:
-                if value != NULL and PyList_GET_SIZE(extra) != count:
-                    return GIVE_UP
-                count = PyList_GET_SIZE(extra)
+            count = PyList_GET_SIZE(extra)
+            if value != NULL and PyList_GET_SIZE(value) != count:
+                return GIVE_UP
             for i in range(count):
-                if _primitive(
-                    w,
-                    s,
-                    PyList_GET_ITEM(value, i) if value != NULL and PyList_GET_SIZE(value) else NULL,
-                    PyList_GET_ITEM(extra, i) if extra != NULL and PyList_GET_SIZE(extra) else NULL,
-                    level + 1,
-                ) == GIVE_UP:
+                if i >= PyList_GET_SIZE(extra) or (value != NULL and i >= PyList_GET_SIZE(value)):
+                    return GIVE_UP  # changed meanwhile
+                item = <object>PyList_GET_ITEM(value, i) if value != NULL else None
+                extra_item = <object>PyList_GET_ITEM(extra, i)
+                if _primitive(w, s, <PyObject*>item, <PyObject*>extra_item, level + 1) == GIVE_UP:
                     return GIVE_UP
         elif s.kind != ATTRIBUTE:  # a nested resource, the narrative
             if value == NULL:
@@ -612,9 +635,14 @@ cdef int _element(
                 continue
             if not PyList_CheckExact(value):
                 return GIVE_UP
-            for i in range(PyList_GET_SIZE(value)):
-                if _item(w, s, PyList_GET_ITEM(value, i), level + 1) == GIVE_UP:
+            i = 0
+            while i < PyList_GET_SIZE(value):
+                item = <object>PyList_GET_ITEM(value, i)
+                if _item(w, s, <PyObject*>item, level + 1) == GIVE_UP:
                     return GIVE_UP
+                i += 1
+    for k in range(n):
+        Py_XDECREF(w.entries[base + k].value)
     w.used = base
 
     if b.size == mark:  # no children: <tag attributes/>
@@ -646,5 +674,8 @@ def write(resource, bint pretty=False):
     except Exception:
         return None
     finally:
+        if w.entries != NULL:
+            for i in range(w.used):  # the values of the elements left when the writer gave up
+                Py_XDECREF(w.entries[i].value)
+            free(w.entries)
         free(w.out.data)
-        free(w.entries)
