@@ -156,7 +156,7 @@ def test_the_corpus_is_written_by_the_fast_path() -> None:
 def test_fast_path_taken_for_bundles() -> None:
     """The compiled writer is wired in and writes our message Bundles itself (so its speed cannot quietly
     vanish behind a fallback)."""
-    assert xmlio._fast_write is _xmlwrite.write
+    assert xmlio.native_write is _xmlwrite.write
     bundles = sorted((EXAMPLES / "bundles").glob("*.json"))
     assert bundles
     for path in bundles:
@@ -170,7 +170,7 @@ def test_fast_path_taken_for_bundles() -> None:
 def test_without_the_extension_the_python_writer_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     resource = json_loads((EXAMPLES / "bundles" / "knee-gp.message.json").read_bytes())
     expected = xmlio.json_to_xml(resource)
-    monkeypatch.setattr(xmlio, "_fast_write", None)
+    monkeypatch.setattr(xmlio, "native_write", None)
     assert xmlio.json_to_xml(resource) == expected
 
 
