@@ -110,7 +110,9 @@ def test_marking_an_entry_done_takes_it_off_the_open_list(make: Any) -> None:
     (card,) = cards(client.get("/to-contact", params={"show": "done"}).text)
     assert "ESCAPE-000001" in card and "emailed the referral to the site" in card
     assert "Mark done" not in card  # nothing more to do with it
-    assert 'href="/to-contact">0 referrals to contact by email or phone</a>: nothing to do' in client.get("/triage").text
+    assert (
+        'href="/to-contact">0 referrals to contact by email or phone</a>: nothing to do' in client.get("/triage").text
+    )
 
 
 def test_no_longer_needed_needs_a_reason(make: Any) -> None:
@@ -207,7 +209,7 @@ def test_a_reader_sees_the_list_but_cannot_act(make: Any) -> None:
     assert sign_in(client, "viewer").status_code == 200
     page = client.get("/to-contact")
     assert page.status_code == 200 and "ESCAPE-000001" in page.text
-    assert "<form method=\"post\" action=\"/to-contact/" not in page.text  # no forms without triage
+    assert '<form method="post" action="/to-contact/' not in page.text  # no forms without triage
     answer = client.post(
         f"/to-contact/{request['id']}", data={"csrf_token": token(page.text), "version": "1", "action": "done"}
     )

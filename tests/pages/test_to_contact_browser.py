@@ -85,8 +85,10 @@ def test_staff_mark_an_entry_done_and_it_leaves_the_open_list(hub_page: Any, hub
 
     card.get_by_role("button", name=re.compile("^No longer needed")).click()  # no reason given
     assert page.title().startswith("Error: ")
-    assert page.locator(f"#reason-{entry}-error").inner_text().endswith(
-        "Enter why the site no longer needs to be contacted"
+    assert (
+        page.locator(f"#reason-{entry}-error")
+        .inner_text()
+        .endswith("Enter why the site no longer needs to be contacted")
     )
     accessible(page)
 
