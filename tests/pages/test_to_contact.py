@@ -72,6 +72,7 @@ def test_an_entry_of_a_hub_intake_is_listed_with_what_to_do(make: Any) -> None:
     assert "How to contact email: referrals@email-only.example" in card
     assert "Refer ESCAPE-000001 to Clinic email-only" in card and "by email at referrals@email-only.example" in card
     assert "Urgent" not in card
+    assert "Why ESCAPE-pain site takes referrals only by email or phone" in card
     task_id = client.get("/Task", params={"identifier": "ESCAPE-000001"}).json()["entry"][0]["resource"]["id"]
     assert f'<a href="/triage/{task_id}">ESCAPE-000001</a>' in page.text
     assert client.get(f"/triage/{task_id}").status_code == 200
