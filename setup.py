@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 FHIR = "src/escape_fhir/fhir"
@@ -35,6 +36,12 @@ MYPYC_MODULES = [
     f"{FHIR}/sender_startback.py",
     f"{FHIR}/sender_terms.py",
 ]
+
+#: The extensions mypyc makes of them: one shim per module and the shared library they all load.
+MYPYC_NAMES = frozenset(
+    ["escape_fhir_native__mypyc"]
+    + [p.removeprefix("src/").removesuffix(".py").replace("/", ".") for p in MYPYC_MODULES]
+)
 
 #: Compiled with Cython against lxml's C API, when their source exists.
 CYTHON_MODULES = {
@@ -82,10 +89,33 @@ def _cython_extensions() -> list[Extension]:
 def _extensions() -> list[Extension]:
     if os.environ.get("ESCAPE_FHIR_PURE") == "1":
         return []
-    extensions = _mypyc_extensions() + _cython_extensions()
-    for extension in extensions:
-        extension.optional = True  # a failed compile leaves the Python module in use; the build goes on
-    return extensions
+    return _mypyc_extensions() + _cython_extensions()
 
 
-setup(ext_modules=_extensions())
+class _BuildCompiled(build_ext):
+    """Builds each compiled part that can be built; one that fails leaves its Python module in use.
+
+    The mypyc modules are one part (each module is a shim into one shared library): if any of them fails,
+    none is kept. A part that fails also loses the copy an earlier build left beside its source, so that no
+    compiled module older than its source shadows it (tests/conftest.py would refuse to run)."""
+
+    def build_extensions(self) -> None:
+        failed = []
+        for extension in list(self.extensions):
+            try:
+                self.build_extension(extension)
+            except Exception as exc:  # a compiler error, a missing header...
+                print(f"escape-fhir: {extension.name} not compiled ({exc}); its Python module is used", file=sys.stderr)
+                failed.append(extension)
+        if any(e.name in MYPYC_NAMES for e in failed):
+            failed += [e for e in self.extensions if e.name in MYPYC_NAMES and e not in failed]
+        for extension in failed:
+            self.extensions.remove(extension)
+            for path in (
+                Path(self.get_ext_fullpath(extension.name)),
+                ROOT / "src" / self.get_ext_filename(extension.name),
+            ):
+                path.unlink(missing_ok=True)
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": _BuildCompiled})
