@@ -16,7 +16,6 @@ for the clinician (the STarT Back criterion is then unknown) and a warning in th
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -143,17 +142,32 @@ def _loinc_links(questionnaire: Json) -> dict[str, str]:
 
 
 def _relinked(qr: Json, mapping: dict[str, str]) -> Json:
-    """A copy of the response with each linkId replaced by its LOINC code (same shape: same locations)."""
-    copied = copy.deepcopy(qr)
+    """A copy of the response with each linkId replaced by its LOINC code (same shape: same locations).
+
+    Only the objects on the way to the items (the response, its item and answer lists, each item and answer)
+    are copied, not the whole response (``copy.deepcopy`` was most of the time of reading such a Bundle):
+    nothing else is changed, and the sender's response is left as it was."""
+    copied = dict(qr)
     copied.pop("questionnaire", None)
-    stack = list(objects(copied.get("item")))
+    # (object, the keys to follow): the response and an answer hold items, an item holds items and answers.
+    stack: list[tuple[Json, tuple[str, ...]]] = [(copied, ("item",))]
     while stack:
-        item = stack.pop()
-        if str(item.get("linkId")) in mapping:
-            item["linkId"] = mapping[str(item["linkId"])]
-        stack.extend(objects(item.get("item")))
-        for answer in objects(item.get("answer")):
-            stack.extend(objects(answer.get("item")))
+        holder, keys = stack.pop()
+        for key in keys:
+            listed = holder.get(key)
+            if not isinstance(listed, list):
+                continue
+            children: list[Any] = [dict(v) if isinstance(v, dict) else v for v in listed]
+            holder[key] = children
+            for child in children:
+                if not isinstance(child, dict):
+                    continue
+                if key == "answer":
+                    stack.append((child, ("item",)))
+                    continue
+                if str(child.get("linkId")) in mapping:
+                    child["linkId"] = mapping[str(child["linkId"])]
+                stack.append((child, ("item", "answer")))
     return copied
 
 
