@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
 from escape_fhir.domain import (
     PATHWAY_CRITERIA,
@@ -40,7 +40,7 @@ from escape_fhir.errors import Issue, MappingError, ReferralInputError
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.bundle_index import Json, Node, objects
 from escape_fhir.fhir.qr_read import read_eligibility_response
-from escape_fhir.fhir.sender_context import Context, EligibilityRead, Found
+from escape_fhir.fhir.sender_context import NEW_TUPLE, Context, EligibilityRead, Found, found_at
 from escape_fhir.fhir.sender_people import find_identifier, read_patient, read_receiver, read_requester
 from escape_fhir.fhir.sender_places import PLACES, Place, programme_named
 from escape_fhir.fhir.sender_startback import find_startback, score_of
@@ -69,6 +69,7 @@ CRITERION_OF_FIELD: Final = {
 FATAL_FIELDS: Final = ("referralDate", "pathway", "patient.nhsNumber", "patient.birthDate", "source", "referral", "")
 SITE_WORDS: Final = {s: s.value.replace("-", " ") for s in Site}
 SIDELESS: Final = frozenset({Site.KNEE, Site.HIP})
+_LOWER_BACK: Final = Site.LOWER_BACK
 #: The first places of PLACES["pathway"] state the programme; the others only suggest it.
 STATED_PATHWAY_PLACES: Final = 3
 _DATED: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -175,7 +176,8 @@ class _Reading:
         self.flags: list[ReviewFlag] = []
 
     def record(self, field_path: str, value: Any, location: str, place: str = "") -> None:
-        self.provenance.append(Provenance(field_path, value, location, place))
+        # Provenance(...) made the cheap way (sender_context.NEW_TUPLE): the same object, made many times.
+        self.provenance.append(cast(Provenance, NEW_TUPLE(Provenance, (field_path, value, location, place))))
 
     def flag(self, criterion: str, reason: str) -> None:
         if all(f.reason != reason for f in self.flags):
@@ -197,9 +199,9 @@ class _Reading:
         patient = read_patient(ctx, self.record)
         out["patient"] = patient
         kind, referrer = read_requester(ctx, self.record)
-        ctx.found["requester"] = [Found(kind, ctx.sr.at("requester"))]
+        ctx.found["requester"] = [found_at(kind, ctx.sr.at("requester"))]
         roles = [p for p in self.provenance if p.field == "referrer.role"]
-        ctx.found["referrer.role"] = [Found(referrer["role"], roles[-1].location)] if referrer and roles else []
+        ctx.found["referrer.role"] = [found_at(referrer["role"], roles[-1].location)] if referrer and roles else []
         self._source(kind, referrer)
         if (receiver := read_receiver(ctx, self.record)) is not None:
             out["receiver"] = receiver
@@ -213,7 +215,7 @@ class _Reading:
     def _collect(self, fact: str, places: tuple[Place, ...] | None = None) -> list[Found]:
         found: list[Found] = []
         for place in PLACES[fact] if places is None else places:
-            found += [Found(f.value, f.location, place.label) for f in place.find(self.ctx)]
+            found += [found_at(f.value, f.location, place.label) for f in place.find(self.ctx)]
         self.ctx.found[fact] = found
         return found
 
@@ -286,7 +288,7 @@ class _Reading:
         for place in PLACES["pathway"][STATED_PATHWAY_PLACES:]:
             if found:
                 break
-            found = [Found(f.value, f.location, place.label) for f in place.find(self.ctx)]
+            found = [found_at(f.value, f.location, place.label) for f in place.find(self.ctx)]
         if not found:
             named = list(programme_named(self.ctx))
             where = f"; ESCAPE-pain is named at {named[0].location} but" if named else ";"
@@ -324,13 +326,13 @@ class _Reading:
         ]
         kept: list[Found] = []
         for f in coded:
-            on = [s for s in f.value if (s is Site.LOWER_BACK) == (pathway == "back")]
+            on = [s for s in f.value if (s is _LOWER_BACK) == (pathway == "back")]
             off = [s for s in f.value if s not in on]
             if off:
                 what = ", ".join(SITE_WORDS[s] for s in off)
                 self.flag("site", f"{f.place} at {f.location} names the {what}, not on the {pathway} pathway")
             if on:
-                kept.append(Found(on, f.location, f.place))
+                kept.append(found_at(on, f.location, f.place))
         # One resource naming several sites (both knees as two bodySites) states them all: sources are compared
         # resource by resource and place by place.
         sources: dict[tuple[str, str], list[Site]] = {}
@@ -355,10 +357,11 @@ class _Reading:
                 if s not in sites:
                     sites.append(s)
                 self.record("affectedSites", SITE_WORDS[s], f.location, f.place)
-        sided = {s.value.split("-")[-1] for s in sites if "-" in s.value and s is not Site.LOWER_BACK}
-        sites = [s for s in sites if s.value not in sided]
+        # A Site is a str whose text is its value: str methods on it, not ``.value`` (an Enum property, slow).
+        sided = {s.split("-")[-1] for s in sites if "-" in s and s is not _LOWER_BACK}
+        sites = [s for s in sites if str(s) not in sided]
         if sites:
-            self.out["affectedSites"] = [s.value for s in sites]
+            self.out["affectedSites"] = [str(s) for s in sites]
         # Else the site criterion is unknown, and says where it was looked for (LOOKED_FOR): a referral to the
         # backs programme that names no back problem is not taken to have one.
 
@@ -480,16 +483,25 @@ def _describe(node: Node) -> str:
     return f"a {node.type} ({label})"
 
 
+def _site_parts(s: Site) -> tuple[str, str | None]:
+    """(joint, side or None) of a site."""
+    side, _, joint = s.value.partition("-")
+    return (joint, side) if joint and s is not Site.LOWER_BACK else (s.value, None)
+
+
+#: (joint, side) of each site, computed once (a Site's ``.value`` is an Enum property, slow in a loop).
+SITE_PARTS: Final[dict[Site, tuple[str, str | None]]] = {s: _site_parts(s) for s in Site}
+
+
 def _overlap(a: list[Site], b: list[Site]) -> bool:
     """Two places agree when some joint of one is a joint of the other (a side not stated matches either)."""
-
-    def parts(s: Site) -> tuple[str, str | None]:
-        side, _, joint = s.value.partition("-")
-        return (joint, side) if joint and s is not Site.LOWER_BACK else (s.value, None)
-
-    return any(
-        ja == jb and (sa is None or sb is None or sa == sb) for ja, sa in map(parts, a) for jb, sb in map(parts, b)
-    )
+    for site_a in a:
+        ja, sa = SITE_PARTS[site_a]
+        for site_b in b:
+            jb, sb = SITE_PARTS[site_b]
+            if ja == jb and (sa is None or sb is None or sa == sb):
+                return True
+    return False
 
 
 def _words(sites: list[Site]) -> str:

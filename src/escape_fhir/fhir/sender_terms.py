@@ -64,13 +64,17 @@ _WORD: Final = re.compile(r"[a-z]+")
 _JOINT_STEMS: Final = ("knee", "hip", "back", "lumba")
 
 
+#: Each site by its value: a dict lookup, where ``Site(value)`` is a call into the Enum machinery (Python).
+SITE_OF_VALUE: Final[dict[str, Site]] = {site.value: site for site in Site}
+
+
 def sites_of(joint: str, sides: tuple[str, ...] | None) -> list[Site]:
     """The referral's sites for a joint and its sides (no side: the joint with its side not stated)."""
     if joint == "lower-back":
-        return [Site.LOWER_BACK]
+        return [SITE_OF_VALUE["lower-back"]]
     if not sides:
-        return [Site(joint)]
-    return [Site(f"{side}-{joint}") for side in sides]
+        return [SITE_OF_VALUE[joint]]
+    return [SITE_OF_VALUE[f"{side}-{joint}"] for side in sides]
 
 
 def sites_in_text(text: str) -> list[Site]:
