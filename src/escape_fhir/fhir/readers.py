@@ -17,7 +17,7 @@ present is dropped silently: what is not understood is a warning (in the acknowl
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -40,7 +40,7 @@ from escape_fhir.errors import Issue, MappingError, ReferralInputError
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.bundle_index import Json, Node, objects
 from escape_fhir.fhir.qr_read import read_eligibility_response
-from escape_fhir.fhir.sender_context import NEW_TUPLE, Context, EligibilityRead, Found, found_at
+from escape_fhir.fhir.sender_context import Context, EligibilityRead, Found
 from escape_fhir.fhir.sender_people import find_identifier, read_patient, read_receiver, read_requester
 from escape_fhir.fhir.sender_places import PLACES, Place, programme_named
 from escape_fhir.fhir.sender_startback import find_startback, score_of
@@ -74,6 +74,11 @@ _LOWER_BACK: Final = Site.LOWER_BACK
 STATED_PATHWAY_PLACES: Final = 3
 _DATED: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RESOURCE_LOCATION: Final = re.compile(r"Bundle\.entry\[\d+\]\.resource(\.contained\[\d+\])?")
+
+
+#: ``tuple.__new__``: makes a NamedTuple from its fields without calling the class, whose ``__new__`` is a
+#: Python function (interpreted, even from compiled code); the object made is the same.
+NEW_TUPLE: Final[Callable[..., Any]] = tuple.__new__
 
 
 class Provenance(NamedTuple):
@@ -176,7 +181,7 @@ class _Reading:
         self.flags: list[ReviewFlag] = []
 
     def record(self, field_path: str, value: Any, location: str, place: str = "") -> None:
-        # Provenance(...) made the cheap way (sender_context.NEW_TUPLE): the same object, made many times.
+        # Provenance(...) made the cheap way (NEW_TUPLE): the same object, and the reader makes many.
         self.provenance.append(cast(Provenance, NEW_TUPLE(Provenance, (field_path, value, location, place))))
 
     def flag(self, criterion: str, reason: str) -> None:
@@ -199,9 +204,9 @@ class _Reading:
         patient = read_patient(ctx, self.record)
         out["patient"] = patient
         kind, referrer = read_requester(ctx, self.record)
-        ctx.found["requester"] = [found_at(kind, ctx.sr.at("requester"))]
+        ctx.found["requester"] = [Found(kind, ctx.sr.at("requester"))]
         roles = [p for p in self.provenance if p.field == "referrer.role"]
-        ctx.found["referrer.role"] = [found_at(referrer["role"], roles[-1].location)] if referrer and roles else []
+        ctx.found["referrer.role"] = [Found(referrer["role"], roles[-1].location)] if referrer and roles else []
         self._source(kind, referrer)
         if (receiver := read_receiver(ctx, self.record)) is not None:
             out["receiver"] = receiver
@@ -215,7 +220,7 @@ class _Reading:
     def _collect(self, fact: str, places: tuple[Place, ...] | None = None) -> list[Found]:
         found: list[Found] = []
         for place in PLACES[fact] if places is None else places:
-            found += [found_at(f.value, f.location, place.label) for f in place.find(self.ctx)]
+            found += [Found(f.value, f.location, place.label) for f in place.find(self.ctx)]
         self.ctx.found[fact] = found
         return found
 
@@ -288,7 +293,7 @@ class _Reading:
         for place in PLACES["pathway"][STATED_PATHWAY_PLACES:]:
             if found:
                 break
-            found = [found_at(f.value, f.location, place.label) for f in place.find(self.ctx)]
+            found = [Found(f.value, f.location, place.label) for f in place.find(self.ctx)]
         if not found:
             named = list(programme_named(self.ctx))
             where = f"; ESCAPE-pain is named at {named[0].location} but" if named else ";"
@@ -332,7 +337,7 @@ class _Reading:
                 what = ", ".join(SITE_WORDS[s] for s in off)
                 self.flag("site", f"{f.place} at {f.location} names the {what}, not on the {pathway} pathway")
             if on:
-                kept.append(found_at(on, f.location, f.place))
+                kept.append(Found(on, f.location, f.place))
         # One resource naming several sites (both knees as two bodySites) states them all: sources are compared
         # resource by resource and place by place.
         sources: dict[tuple[str, str], list[Site]] = {}

@@ -4,9 +4,8 @@ the resources that may carry the referral's facts (Conditions, answers, Observat
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple, cast
+from typing import Any
 
 from escape_fhir.errors import Issue, MappingError
 from escape_fhir.fhir import codes
@@ -15,22 +14,22 @@ from escape_fhir.fhir.bundle_index import BundleIndex, Json, Node, objects
 SUPPORTED_TYPES = ("message", "transaction", "collection")
 
 
-class Found(NamedTuple):
-    """One value of a fact, where it was found, and the place (row of the table) that found it."""
+class Found:
+    """One value of a fact, where it was found, and the place (row of the table) that found it.
 
-    value: Any
-    location: str
-    place: str = ""
+    A plain class, not a NamedTuple: compiled (mypyc), making one and reading its fields are C struct
+    operations, where a NamedTuple is made by its interpreted ``__new__`` (the reader makes dozens per
+    Bundle). Only its fields are used, never tuple behaviour."""
 
+    __slots__ = ("location", "place", "value")
 
-#: ``tuple.__new__``: makes a NamedTuple from its fields without calling the class, whose ``__new__`` is a
-#: Python function (interpreted, even from compiled code); the object made is the same.
-NEW_TUPLE: Final[Callable[..., Any]] = tuple.__new__
+    def __init__(self, value: Any, location: str, place: str = "") -> None:
+        self.value = value
+        self.location = location
+        self.place = place
 
-
-def found_at(value: Any, location: str, place: str = "") -> Found:
-    """``Found(value, location, place)``, made the cheap way (:data:`NEW_TUPLE`): the reader makes many."""
-    return cast(Found, NEW_TUPLE(Found, (value, location, place)))
+    def __repr__(self) -> str:
+        return f"Found({self.value!r}, {self.location!r}, {self.place!r})"
 
 
 @dataclass

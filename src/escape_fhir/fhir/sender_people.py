@@ -15,7 +15,7 @@ from escape_fhir.errors import Issue
 from escape_fhir.fhir import codes
 from escape_fhir.fhir import sender_terms as terms
 from escape_fhir.fhir.bundle_index import Json, Node, objects
-from escape_fhir.fhir.sender_context import Context, Found, found_at
+from escape_fhir.fhir.sender_context import Context, Found
 
 REGISTRATION_BODIES: Final = {system: body for body, system in codes.REGISTRATION_SYSTEMS.items()}
 #: Identifier systems of a receiving site named only by a logical reference, and the field each gives.
@@ -163,10 +163,10 @@ def role_of(node: Node) -> Found | None:
                     else terms.sds_role(system, code)
                 ) or terms.role_in_words(coding.get("display"))
                 if role:
-                    return found_at(role, where)
+                    return Found(role, where)
             text = concept.get("text")
             if (role := terms.role_in_words(text)) is not None:
-                return found_at(role, node.at(f"{key}[{k}].text"))
+                return Found(role, node.at(f"{key}[{k}].text"))
     return None
 
 

@@ -22,7 +22,7 @@ from escape_fhir.domain.referral import SCTID
 from escape_fhir.fhir import codes
 from escape_fhir.fhir import sender_terms as terms
 from escape_fhir.fhir.bundle_index import Node, objects
-from escape_fhir.fhir.sender_context import Context, Found, found_at
+from escape_fhir.fhir.sender_context import Context, Found
 
 Finder = Callable[[Context], Iterator[Found]]
 
@@ -73,13 +73,13 @@ def _body_site(concept: Any, location: str) -> Iterator[Found]:
         side_codes = re.findall(r"=\s*(\d+)", qualifier)
         named = tuple(s for c in side_codes for s in terms.LATERALITY.get(c, ()))
         chosen = (side,) if side else (named or sides)
-        yield found_at(terms.sites_of(joint, chosen), f"{location}.coding[{k}]")
+        yield Found(terms.sites_of(joint, chosen), f"{location}.coding[{k}]")
 
 
 def sites_in_eligibility_answers(ctx: Context) -> Iterator[Found]:
     answers = ctx.eligibility
     if answers is not None and answers.sites:
-        yield found_at(answers.sites, answers.sites_location)
+        yield Found(answers.sites, answers.sites_location)
 
 
 def sites_in_condition_body_site(ctx: Context) -> Iterator[Found]:
@@ -110,7 +110,7 @@ def sites_in_diagnosis_code(ctx: Context) -> Iterator[Found]:
                 continue
             # "Osteoarthritis of right knee" as a display of the generic code still tells the side.
             named = [s for s in terms.sites_in_text(display or "") if s.endswith(joint)]
-            yield found_at(named or terms.sites_of(joint, None), f"{location}.coding[{k}]")
+            yield Found(named or terms.sites_of(joint, None), f"{location}.coding[{k}]")
 
 
 def _texts(ctx: Context) -> Iterator[tuple[str, str]]:
@@ -139,7 +139,7 @@ def sites_in_text(ctx: Context) -> Iterator[Found]:
             continue  # "ESCAPE-pain for knees and hips" names the programme, not the patient's joints
         found = terms.sites_in_text(text)
         if found:
-            yield found_at(found, location)
+            yield Found(found, location)
 
 
 # --- diagnoses ----------------------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def diagnoses_coded(ctx: Context) -> Iterator[Found]:
     for _node, location, concept in _diagnosis_concepts(ctx):
         for k, code, display in _snomed(concept):
             if SCTID.fullmatch(code):
-                yield found_at({"code": code, **({"display": display} if display else {})}, f"{location}.coding[{k}]")
+                yield Found({"code": code, **({"display": display} if display else {})}, f"{location}.coding[{k}]")
 
 
 # --- pathway ----------------------------------------------------------------------------------------------------
@@ -159,17 +159,17 @@ def pathway_from_programme_code(ctx: Context) -> Iterator[Found]:
     for k, coding in codings(ctx.sr.get("code")):
         code = coding.get("code")
         if coding.get("system") == codes.CS_PROGRAMME and isinstance(code, str) and code in codes.PROGRAMME_DISPLAY:
-            yield found_at(coding["code"], ctx.sr.at(f"code.coding[{k}]"))
+            yield Found(coding["code"], ctx.sr.at(f"code.coding[{k}]"))
 
 
 def pathway_from_eligibility_answers(ctx: Context) -> Iterator[Found]:
     if ctx.eligibility is not None:
-        yield found_at(ctx.eligibility.pathway, ctx.eligibility.location)
+        yield Found(ctx.eligibility.pathway, ctx.eligibility.location)
 
 
 def pathway_from_startback(ctx: Context) -> Iterator[Found]:
     if ctx.startback_location is not None:
-        yield found_at("back", ctx.startback_location)
+        yield Found("back", ctx.startback_location)
 
 
 def _programme_texts(ctx: Context) -> Iterator[tuple[str, str]]:
@@ -203,7 +203,7 @@ def programme_named(ctx: Context) -> Iterator[Found]:
     yield from pathway_from_programme_code(ctx)
     for location, text in _programme_texts(ctx):
         if terms.PROGRAMME_WORDS.search(text):
-            yield found_at(text, location)
+            yield Found(text, location)
 
 
 def pathway_from_programme_text(ctx: Context) -> Iterator[Found]:
@@ -213,21 +213,21 @@ def pathway_from_programme_text(ctx: Context) -> Iterator[Found]:
             continue
         pathways = terms.pathways_in_text(text[match.end() :]) or terms.pathways_in_text(text)
         if len(pathways) == 1:
-            yield found_at(next(iter(pathways)), location)
+            yield Found(next(iter(pathways)), location)
 
 
 def pathway_from_diagnoses(ctx: Context) -> Iterator[Found]:
     for found in ctx.found.get("diagnoses", []):
         pathway = terms.PATHWAY_OF_DIAGNOSIS.get(found.value["code"])
         if pathway is not None:
-            yield found_at(pathway, found.location)
+            yield Found(pathway, found.location)
 
 
 def pathway_from_sites(ctx: Context) -> Iterator[Found]:
     for found in ctx.found.get("affectedSites", []):
         kinds = {"back" if s == "lower-back" else "knee-hip" for s in found.value}
         if len(kinds) == 1:
-            yield found_at(next(iter(kinds)), found.location)
+            yield Found(next(iter(kinds)), found.location)
 
 
 # --- symptom duration ----------------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def pathway_from_sites(ctx: Context) -> Iterator[Found]:
 def months_in_eligibility_answers(ctx: Context) -> Iterator[Found]:
     answers = ctx.eligibility
     if answers is not None and answers.months is not None:
-        yield found_at(answers.months, answers.months_location)
+        yield Found(answers.months, answers.months_location)
 
 
 def _main_conditions(ctx: Context) -> list[Node]:
@@ -273,7 +273,7 @@ def day_range(partial: str) -> tuple[date, date] | None:
 def onset_in_eligibility_answers(ctx: Context) -> Iterator[Found]:
     answers = ctx.eligibility
     if answers is not None and answers.onset is not None and (days := day_range(answers.onset)) is not None:
-        yield found_at(days, answers.onset_location)
+        yield Found(days, answers.onset_location)
 
 
 def onset_dates(ctx: Context) -> Iterator[Found]:
@@ -290,11 +290,11 @@ def onset_dates(ctx: Context) -> Iterator[Found]:
             ("onsetString", text if isinstance(text, str) and re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", text) else None),
         ):
             if isinstance(value, str) and (days := day_range(value)) is not None:
-                yield found_at(days, node.at(element))
+                yield Found(days, node.at(element))
         age = node.get("onsetAge")
         born = day_range(birth) if isinstance(birth, str) else None
         if isinstance(age, dict) and born is not None and (days := _onset_from_age(age, born[0])) is not None:
-            yield found_at(days, node.at("onsetAge"))
+            yield Found(days, node.at("onsetAge"))
 
 
 def _onset_from_age(age: Json, born: date) -> tuple[date, date] | None:
@@ -322,7 +322,7 @@ def months_in_onset_text(ctx: Context) -> Iterator[Found]:
             continue
         match = re.search(r"(\d{1,3})\s*(day|week|month|year)s?", text.lower())
         if match:
-            yield found_at(int(int(match.group(1)) * _PERIOD_WORDS[match.group(2)]), node.at("onsetString"))
+            yield Found(int(int(match.group(1)) * _PERIOD_WORDS[match.group(2)]), node.at("onsetString"))
 
 
 # --- source of referral -------------------------------------------------------------------------------------
@@ -331,7 +331,7 @@ def months_in_onset_text(ctx: Context) -> Iterator[Found]:
 def source_from_our_extension(ctx: Context) -> Iterator[Found]:
     for k, ext in ctx.sr.items("extension"):
         if ext.get("url") == codes.EXT_REFERRAL_SOURCE and isinstance(ext.get("valueCoding"), dict):
-            yield found_at(ext["valueCoding"].get("code"), ctx.sr.at(f"extension[{k}].valueCoding"))
+            yield Found(ext["valueCoding"].get("code"), ctx.sr.at(f"extension[{k}].valueCoding"))
 
 
 UKCORE_SOURCE_EXTENSION: Final = f"{codes.UKCORE}/Extension-UKCore-SourceOfServiceRequest"
@@ -345,10 +345,10 @@ def source_from_ukcore_extension(ctx: Context) -> Iterator[Found]:
         for c, code, display in _snomed(concept):
             source = terms.source_of(code, display)
             if source is not None:
-                yield found_at(source, ctx.sr.at(f"extension[{k}].valueCodeableConcept.coding[{c}]"))
+                yield Found(source, ctx.sr.at(f"extension[{k}].valueCodeableConcept.coding[{c}]"))
         text = _text(concept)
         if text and terms.source_of(None, text):
-            yield found_at(terms.source_of(None, text), ctx.sr.at(f"extension[{k}].valueCodeableConcept.text"))
+            yield Found(terms.source_of(None, text), ctx.sr.at(f"extension[{k}].valueCodeableConcept.text"))
 
 
 def source_from_requester(ctx: Context) -> Iterator[Found]:
@@ -358,11 +358,11 @@ def source_from_requester(ctx: Context) -> Iterator[Found]:
         return
     kind, location = requester[0].value, requester[0].location
     if kind == "self":
-        yield found_at("self-referral", location)
+        yield Found("self-referral", location)
         return
     for found in ctx.found.get("referrer.role", []):
         if found.value in terms.SOURCE_OF_ROLE:
-            yield found_at(terms.SOURCE_OF_ROLE[found.value], found.location)
+            yield Found(terms.SOURCE_OF_ROLE[found.value], found.location)
 
 
 #: Each fact, the places it may be found, best first.

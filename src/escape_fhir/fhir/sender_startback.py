@@ -26,7 +26,7 @@ from escape_fhir.errors import MappingError
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.bundle_index import Json, Node, objects
 from escape_fhir.fhir.qr_read import read_startback_response
-from escape_fhir.fhir.sender_context import Context, Found, found_at
+from escape_fhir.fhir.sender_context import Context, Found
 
 SCORED_RESPONSE: Final = ("completed", "amended")
 SCORED_OBSERVATION: Final = ("final", "amended", "corrected")
@@ -98,10 +98,10 @@ def _response(ctx: Context, node: Node, out: StartBackFound) -> None:
     for warning in got.warnings:
         ctx.warn(warning.location, warning.message, warning.code)
     if got.answers is not None:
-        out.readings.append(found_at({"answers": got.answers}, node.location, "a STarT Back QuestionnaireResponse"))
+        out.readings.append(Found({"answers": got.answers}, node.location, "a STarT Back QuestionnaireResponse"))
     elif got.result is not None:
         result = got.result.model_dump(mode="json", exclude_none=True)
-        out.readings.append(found_at({"result": result}, node.location, "a STarT Back QuestionnaireResponse"))
+        out.readings.append(Found({"result": result}, node.location, "a STarT Back QuestionnaireResponse"))
 
 
 def _has_loinc_items(qr: Json) -> bool:
@@ -212,7 +212,7 @@ def _panel(ctx: Context, node: Node, out: StartBackFound) -> None:
             ctx.warn(node.at("component"), f"STarT Back panel not read: {message}")
             return
         if got.answers is not None:
-            out.readings.append(found_at({"answers": got.answers}, node.at("component"), "a STarT Back panel"))
+            out.readings.append(Found({"answers": got.answers}, node.at("component"), "a STarT Back panel"))
             return
     elif items:
         text = f"the STarT Back panel at {node.location} has {len(items)} of the 9 items: the items are not scored"
@@ -262,7 +262,7 @@ def _result(ctx: Context, values: dict[str, tuple[str, Json]], location: str, pl
         out.problems.append(f"the STarT Back result at {location} ({shown}) cannot be right: {'; '.join(problems)}")
         ctx.warn(location, f"STarT Back result not used: {'; '.join(problems)}", "value")
         return
-    out.readings.append(found_at({"result": result}, location, place))
+    out.readings.append(Found({"result": result}, location, place))
 
 
 def _integer(element: Json) -> int | None:
