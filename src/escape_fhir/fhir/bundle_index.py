@@ -122,7 +122,7 @@ class BundleIndex:
 
     def _conditional(self, kind: str, query: str) -> Node | None:
         """``Type?identifier=system|value`` (and ``&``-joined identifiers): the one entry that matches all."""
-        wanted = [v for k, v in parse_qsl(query) if k == "identifier"]
+        wanted = [v for k, v in _query_pairs(query) if k == "identifier"]
         if not wanted:
             return None
         found = None
@@ -148,6 +148,20 @@ class BundleIndex:
             )
         ]
         return matches[0] if len(matches) == 1 else None
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    """``parse_qsl(query)``; a query with nothing to decode (no ``%``, no ``+``) is split here, as parse_qsl
+    splits it (on ``&``, then the first ``=``; parts without ``=`` or with an empty value are dropped),
+    without its Python-level decoding of every name and value."""
+    if "%" in query or "+" in query:
+        return parse_qsl(query)
+    pairs: list[tuple[str, str]] = []
+    for part in query.split("&"):
+        name, equals, value = part.partition("=")
+        if equals and value:
+            pairs.append((name, value))
+    return pairs
 
 
 def resolve_reference(keys: dict[str, int], reference: Any) -> int | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from escape_fhir.domain.referral import EligibilityAnswers, Pathway, Site, StartBackResult
 from escape_fhir.domain.startback import ITEM_CODES, risk_for, score
@@ -85,13 +85,18 @@ class _Issues:
             raise MappingError(self.errors)
 
 
-class _Answered(NamedTuple):
-    """One recognised item: its question, its location and its answers converted to Python values."""
+class _Answered:
+    """One recognised item: its question, its location and its answers converted to Python values.
 
-    question: Question
-    location: str
-    values: list[Any]
-    given: int  # answers present, whether or not they could be converted
+    A plain (compiled) class rather than a NamedTuple, whose ``__new__`` is interpreted: one per item read."""
+
+    __slots__ = ("given", "location", "question", "values")
+
+    def __init__(self, question: Question, location: str, values: list[Any], given: int) -> None:
+        self.question = question
+        self.location = location
+        self.values = values
+        self.given = given  # answers present, whether or not they could be converted
 
     def first(self) -> Any:
         return self.values[0] if self.values else None
@@ -325,7 +330,8 @@ def read_eligibility_response(qr: dict[str, Any], base: str = "QuestionnaireResp
     issues = _Issues()
     form = _eligibility_form(qr, base, issues)
     pathway = next(p for p, f in ELIGIBILITY_FORMS.items() if f is form)
-    found = _collect(qr, base, lambda item: form.question(str(item.get("linkId"))), True, issues)
+    questions = _questions(form)
+    found = _collect(qr, base, lambda item: questions.get(str(item.get("linkId"))), True, issues)
     issues.check()
     sites = found[LINK_SITES].values if LINK_SITES in found else []
     duration = found[LINK_DURATION].first() if LINK_DURATION in found else None
@@ -372,7 +378,19 @@ def _startback_strict(qr: Any, base: str, issues: _Issues) -> bool:
 
 
 def _exact_loinc(item: dict[str, Any]) -> Question | None:
-    return STARTBACK_FORM.question(str(item.get("linkId")))
+    return _questions(STARTBACK_FORM).get(str(item.get("linkId")))
+
+
+#: Each form's questions by linkId (``Form.question``'s table): a dict lookup from compiled code instead of a
+#: call into the (interpreted) Form for every item.
+_QUESTION_TABLES: Final[dict[str, dict[str, Question]]] = {}
+
+
+def _questions(form: Form) -> dict[str, Question]:
+    table = _QUESTION_TABLES.get(form.url)
+    if table is None:
+        table = _QUESTION_TABLES[form.url] = {q.link_id: q for q in form.questions}
+    return table
 
 
 def _loinc_in_reference(item: dict[str, Any]) -> Question | None:

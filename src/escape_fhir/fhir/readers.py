@@ -399,7 +399,9 @@ class _Reading:
             return None
         last = min(last, referred)
         strictly_more = self.out["pathway"] == "back"
-        verdicts = {_long_enough(day, referred, strictly_more) for day in (first, last)}
+        verdicts = {
+            _long_enough(day, referred, strictly_more) for day in ((first,) if first == last else (first, last))
+        }
         if len(verdicts) > 1:
             self.flag(
                 "duration",
