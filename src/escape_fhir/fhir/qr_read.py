@@ -46,6 +46,7 @@ from escape_fhir.fhir._forms import (
 
 SCORE_CODES: Final = (codes.STARTBACK_TOTAL[0], codes.STARTBACK_SUBSCORE[0], codes.STARTBACK_RISK[0])
 _RISK_BY_CODE: Final = {code: risk for risk, (code, _display) in RISK_CODES.items()}
+_DAY: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,7 @@ def _by_words(question: Question, text: Any) -> str | None:
 
 def _date(question: Question, kind: str, value: Any) -> str | None:
     """A whole date (YYYY-MM-DD): a partial one cannot settle a duration the way the item is meant to."""
-    return value if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else None
+    return value if isinstance(value, str) and _DAY.fullmatch(value) else None
 
 
 _CONVERTERS: Final[dict[str, Callable[[Question, str, Any], Any]]] = {

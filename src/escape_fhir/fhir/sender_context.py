@@ -4,7 +4,7 @@ the resources that may carry the referral's facts (Conditions, answers, Observat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from escape_fhir.errors import Issue, MappingError
@@ -48,26 +48,31 @@ class EligibilityRead:
     answer_locations: dict[str, str]
 
 
-@dataclass
 class Context:
-    index: BundleIndex
-    bundle: Json
-    sr: Node
-    header: Node | None
-    patient: Node | None
-    conditions: list[Node] = field(default_factory=list)
-    responses: list[Node] = field(default_factory=list)
-    observations: list[Node] = field(default_factory=list)
-    questionnaires: list[Node] = field(default_factory=list)
-    warnings: list[Issue] = field(default_factory=list)
-    #: Problems that refuse the referral (identity, not clinical detail), reported together at the end.
-    errors: list[Issue] = field(default_factory=list)
-    #: Locations of resources that some fact was read from (the rest are reported as not understood).
-    used: set[str] = field(default_factory=set)
-    eligibility: EligibilityRead | None = None
-    startback_location: str | None = None
-    #: What each place found, by fact (filled as the reader goes: later places may use earlier facts).
-    found: dict[str, list[Found]] = field(default_factory=dict)
+    """What the reader knows of the Bundle, and what it has found so far.
+
+    A plain class with its own ``__init__`` (not a dataclass, whose generated ``__init__`` is interpreted
+    Python even when the class is compiled): one is made per Bundle read."""
+
+    def __init__(self, index: BundleIndex, bundle: Json, sr: Node, header: Node | None, patient: Node | None) -> None:
+        self.index = index
+        self.bundle = bundle
+        self.sr = sr
+        self.header = header
+        self.patient = patient
+        self.conditions: list[Node] = []
+        self.responses: list[Node] = []
+        self.observations: list[Node] = []
+        self.questionnaires: list[Node] = []
+        self.warnings: list[Issue] = []
+        #: Problems that refuse the referral (identity, not clinical detail), reported together at the end.
+        self.errors: list[Issue] = []
+        #: Locations of resources that some fact was read from (the rest are reported as not understood).
+        self.used: set[str] = set()
+        self.eligibility: EligibilityRead | None = None
+        self.startback_location: str | None = None
+        #: What each place found, by fact (filled as the reader goes: later places may use earlier facts).
+        self.found: dict[str, list[Found]] = {}
 
     def warn(self, location: str, message: str, code: str = "not-supported") -> None:
         if not any(w.location == location and w.message == message for w in self.warnings):

@@ -26,6 +26,15 @@ from escape_fhir.fhir.sender_context import Context, Found
 
 Finder = Callable[[Context], Iterator[Found]]
 
+# The patterns of this module, compiled once (``re.fullmatch(text, ...)`` looks its pattern up in re's cache,
+# Python code, on every call).
+_QUALIFIER_VALUES: Final = re.compile(r"=\s*(\d+)")
+_DAY: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MONTH: Final = re.compile(r"\d{4}-\d{2}")
+_YEAR: Final = re.compile(r"\d{4}")
+_DATE_TEXT: Final = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+_PERIOD: Final = re.compile(r"(\d{1,3})\s*(day|week|month|year)s?")
+
 
 @dataclass(frozen=True)
 class Place:
@@ -70,7 +79,7 @@ def _body_site(concept: Any, location: str) -> Iterator[Found]:
         if structure not in terms.BODY_STRUCTURES:
             continue
         joint, side = terms.BODY_STRUCTURES[structure]
-        side_codes = re.findall(r"=\s*(\d+)", qualifier)
+        side_codes = _QUALIFIER_VALUES.findall(qualifier)
         named = tuple(s for c in side_codes for s in terms.LATERALITY.get(c, ()))
         chosen = (side,) if side else (named or sides)
         yield Found(terms.sites_of(joint, chosen), f"{location}.coding[{k}]")
@@ -257,13 +266,13 @@ _UCUM_AGE: Final = {"a": 12.0, "mo": 1.0, "wk": 7 / 30.4375, "d": 1 / 30.4375}
 def day_range(partial: str) -> tuple[date, date] | None:
     """The first and last day a FHIR date or dateTime may mean ("2025-03" -> 1 to 31 March 2025)."""
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", partial[:10]):
+        if _DAY.fullmatch(partial[:10]):
             day = date.fromisoformat(partial[:10])
             return day, day
-        if re.fullmatch(r"\d{4}-\d{2}", partial):
+        if _MONTH.fullmatch(partial):
             first = date(int(partial[:4]), int(partial[5:7]), 1)
             return first, (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-        if re.fullmatch(r"\d{4}", partial):
+        if _YEAR.fullmatch(partial):
             return date(int(partial), 1, 1), date(int(partial), 12, 31)
     except ValueError:
         return None
@@ -287,7 +296,7 @@ def onset_dates(ctx: Context) -> Iterator[Found]:
             ("onsetDateTime", node.get("onsetDateTime")),
             ("onsetPeriod.start", period.get("start") if isinstance(period, dict) else None),
             # A date written as text ("2025-03"); words go to months_in_onset_text.
-            ("onsetString", text if isinstance(text, str) and re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", text) else None),
+            ("onsetString", text if isinstance(text, str) and _DATE_TEXT.fullmatch(text) else None),
         ):
             if isinstance(value, str) and (days := day_range(value)) is not None:
                 yield Found(days, node.at(element))
@@ -320,7 +329,7 @@ def months_in_onset_text(ctx: Context) -> Iterator[Found]:
         text = node.get("onsetString")
         if not isinstance(text, str):
             continue
-        match = re.search(r"(\d{1,3})\s*(day|week|month|year)s?", text.lower())
+        match = _PERIOD.search(text.lower())
         if match:
             yield Found(int(int(match.group(1)) * _PERIOD_WORDS[match.group(2)]), node.at("onsetString"))
 

@@ -17,7 +17,6 @@ for the clinician (the STarT Back criterion is then unknown) and a warning in th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
@@ -39,12 +38,12 @@ RISK_BY_LOINC: Final = {code: risk for risk, (code, _) in codes.STARTBACK_RISK_A
 ELIGIBILITY_QUESTIONNAIRES: Final = (codes.Q_KNEE_HIP, codes.Q_BACK)
 
 
-@dataclass
 class StartBackFound:
     """Every STarT Back reading found (answers or a result, each where it was), and the problems."""
 
-    readings: list[Found] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.readings: list[Found] = []
+        self.problems: list[str] = []
 
 
 def loinc_of(concept: Any) -> str | None:

@@ -140,10 +140,13 @@ SOURCE_OF_SERVICE_REQUEST: Final[dict[str, str]] = {
 }
 
 
+_SELF_REFERRAL: Final = re.compile(r"self[\s-]*referr", re.IGNORECASE)
+
+
 def source_of(code: str | None, display: str | None) -> str | None:
     if code in SOURCE_OF_SERVICE_REQUEST:
         return SOURCE_OF_SERVICE_REQUEST[code]
-    if isinstance(display, str) and re.search(r"self[\s-]*referr", display, re.IGNORECASE):
+    if isinstance(display, str) and _SELF_REFERRAL.search(display):
         return "self-referral"
     return "other" if code else None
 
