@@ -263,6 +263,8 @@ class EligibilityAnswers(_Model):
     wishes_to_take_part: Answer = None
 
 
+#: (field name, wire name) of each eligibility answer, in the model's order.
+_ANSWER_ALIASES = tuple((name, info.alias or name) for name, info in EligibilityAnswers.model_fields.items())
 KNEE_HIP_ONLY = ("clinical_diagnosis_of_osteoarthritis", "needs_supervised_exercise")
 BACK_ONLY = (
     "non_specific_low_back_pain",
@@ -366,12 +368,14 @@ class Referral(_Model):
         it: :meth:`_consistent` hands them to the date checks as dates (no text to write and parse back).
         ``str()`` of a StrEnum member is its value, without the Enum's ``value`` property (Python code)."""
         result = self.start_back_result
+        answers = self.eligibility.__dict__
         return {
             "pathway": str(self.pathway),
             "source": str(self.source),
             "referrer": {} if self.referrer is not None else None,
             "affectedSites": [str(s) for s in self.affected_sites],
-            "eligibility": self.eligibility.model_dump(by_alias=True, exclude_none=True),
+            # model_dump(by_alias=True, exclude_none=True) of the flat answers, without the serializer's call
+            "eligibility": {alias: v for name, alias in _ANSWER_ALIASES if (v := answers[name]) is not None},
             "startBack": self.start_back,
             "startBackResult": result.model_dump(exclude_none=True) if result is not None else None,
         }
@@ -458,11 +462,12 @@ def consistency_problems(
         if wrong:
             problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not on the back pathway"))
         misplaced = KNEE_HIP_ONLY
-    problems.extend(
-        FieldError(f"eligibility.{_camel(f)}", f"does not apply to the {pathway} pathway")
-        for f in misplaced
-        if answers and answers.get(_camel(f)) is not None
-    )
+    if answers:
+        problems.extend(
+            FieldError(f"eligibility.{_camel(f)}", f"does not apply to the {pathway} pathway")
+            for f in misplaced
+            if answers.get(_camel(f)) is not None
+        )
     result = data.get("startBackResult")
     if isinstance(result, dict) and pathway == _BACK:
         problems.extend(_startback_result_problems(result))
