@@ -144,10 +144,10 @@ def _texts(ctx: Context) -> Iterator[tuple[str, str]]:
 
 def sites_in_text(ctx: Context) -> Iterator[Found]:
     for location, text in _texts(ctx):
-        if terms.PROGRAMME_WORDS.search(text):
-            continue  # "ESCAPE-pain for knees and hips" names the programme, not the patient's joints
         found = terms.sites_in_text(text)
-        if found:
+        # "ESCAPE-pain for knees and hips" names the programme, not the patient's joints (looked for only in a
+        # text that names a joint: the case-blind pattern is the slower test).
+        if found and not terms.PROGRAMME_WORDS.search(text):
             yield Found(found, location)
 
 

@@ -86,8 +86,8 @@ def sites_in_text(text: str) -> list[Site]:
     just before it."""
     lowered = text.lower()
     found: list[Site] = []
-    if not any(word in lowered for word in _JOINT_STEMS):
-        return found  # every joint word holds one of these: a substring search is far cheaper than the pattern
+    if not ("knee" in lowered or "hip" in lowered or "back" in lowered or "lumba" in lowered):
+        return found  # every joint word holds one of these (_JOINT_STEMS): far cheaper than the pattern
     for match in _JOINTS.finditer(lowered):
         start = match.start()
         if start and (lowered[start - 1].isalnum() or lowered[start - 1] == "_"):
@@ -97,7 +97,11 @@ def sites_in_text(text: str) -> list[Site]:
             ("knee", None) if word.startswith("knee") else ("hip", None) if word == "hip" else ("lower-back", None)
         )
         before: list[str] = _WORD.findall(lowered, max(0, start - 24), start)[-3:]
-        sides = next((_SIDE_WORDS[w] for w in reversed(before) if w in _SIDE_WORDS), None)
+        sides: tuple[str, ...] | None = None
+        for i in range(len(before) - 1, -1, -1):  # the nearest side word before the joint
+            if before[i] in _SIDE_WORDS:
+                sides = _SIDE_WORDS[before[i]]
+                break
         found += [s for s in sites_of(joint, sides or plural_sides) if s not in found]
     return found
 
