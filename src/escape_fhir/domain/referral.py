@@ -377,7 +377,10 @@ class Referral(_Model):
             # model_dump(by_alias=True, exclude_none=True) of the flat answers, without the serializer's call
             "eligibility": {alias: v for name, alias in _ANSWER_ALIASES if (v := answers[name]) is not None},
             "startBack": self.start_back,
-            "startBackResult": result.model_dump(exclude_none=True) if result is not None else None,
+            # model_dump(exclude_none=True) of the flat result (its field names are its wire names)
+            "startBackResult": {k: v for k, v in result.__dict__.items() if v is not None}
+            if result is not None
+            else None,
         }
 
     def effective_start_back(self) -> StartBackResult | None:

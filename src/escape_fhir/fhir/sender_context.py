@@ -4,7 +4,6 @@ the resources that may carry the referral's facts (Conditions, answers, Observat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from escape_fhir.errors import Issue, MappingError
@@ -32,20 +31,34 @@ class Found:
         return f"Found({self.value!r}, {self.location!r}, {self.place!r})"
 
 
-@dataclass
 class EligibilityRead:
-    """The project's eligibility answers, read from one QuestionnaireResponse, with their locations."""
+    """The project's eligibility answers, read from one QuestionnaireResponse, with their locations. (A plain
+    class: a dataclass's generated ``__init__`` is interpreted Python even when the class is compiled.)"""
 
-    pathway: str
-    location: str
-    sites: list[Any]
-    sites_location: str
-    months: int | None
-    months_location: str
-    onset: str | None
-    onset_location: str
-    answers: dict[str, bool]
-    answer_locations: dict[str, str]
+    def __init__(
+        self,
+        *,
+        pathway: str,
+        location: str,
+        sites: list[Any],
+        sites_location: str,
+        months: int | None,
+        months_location: str,
+        onset: str | None,
+        onset_location: str,
+        answers: dict[str, bool],
+        answer_locations: dict[str, str],
+    ) -> None:
+        self.pathway = pathway
+        self.location = location
+        self.sites = sites
+        self.sites_location = sites_location
+        self.months = months
+        self.months_location = months_location
+        self.onset = onset
+        self.onset_location = onset_location
+        self.answers = answers
+        self.answer_locations = answer_locations
 
 
 class Context:
