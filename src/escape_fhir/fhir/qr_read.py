@@ -384,14 +384,16 @@ def _exact_loinc(item: dict[str, Any]) -> Question | None:
 
 #: Each form's questions by linkId (``Form.question``'s table): a dict lookup from compiled code instead of a
 #: call into the (interpreted) Form for every item.
-_QUESTION_TABLES: Final[dict[str, dict[str, Question]]] = {}
+#: Keyed by the form's identity (the form is kept with its table, so its id cannot be reused); a Form is
+#: frozen, its questions a tuple.
+_QUESTION_TABLES: Final[dict[int, tuple[Form, dict[str, Question]]]] = {}
 
 
 def _questions(form: Form) -> dict[str, Question]:
-    table = _QUESTION_TABLES.get(form.url)
-    if table is None:
-        table = _QUESTION_TABLES[form.url] = {q.link_id: q for q in form.questions}
-    return table
+    entry = _QUESTION_TABLES.get(id(form))
+    if entry is None or entry[0] is not form:
+        entry = _QUESTION_TABLES[id(form)] = (form, {q.link_id: q for q in form.questions})
+    return entry[1]
 
 
 def _loinc_in_reference(item: dict[str, Any]) -> Question | None:
