@@ -459,3 +459,18 @@ def test_relinked_startback_response_leaves_the_senders_response_unchanged() -> 
     assert out["item"][0]["item"][0]["answer"][0]["item"][0]["linkId"] == "91341-8"
     assert out["answer"][0]["item"][0]["linkId"] == "top-answer"
     assert out["item"][1] == "not an object"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["Bundle", ".entry", "[", "]", "0", "12", "٣", "x", ".resource", ".contained", ".code", "."]),
+        max_size=10,
+    )
+)
+def test_resource_of_a_location_as_the_pattern_finds_it(parts: list[str]) -> None:
+    from escape_fhir.fhir.readers import _RESOURCE_LOCATION, _resource_of
+
+    for location in ("".join(parts), "Bundle.entry[" + "".join(parts)):
+        match = _RESOURCE_LOCATION.match(location)
+        assert _resource_of(location) == (match.group(0) if match else location)

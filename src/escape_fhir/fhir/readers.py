@@ -468,9 +468,23 @@ def _long_enough(onset: date, referred: date, strictly_more: bool) -> bool:
 
 
 def _resource_of(location: str) -> str:
-    """The resource a location is in (an entry's, or one contained in it)."""
-    match = _RESOURCE_LOCATION.match(location)
-    return match.group(0) if match else location
+    """The resource a location is in (an entry's, or one contained in it): what :data:`_RESOURCE_LOCATION`
+    matches at its start, found with str methods (``\\d`` is a Unicode decimal digit: ``str.isdecimal``)."""
+    end = _indexed(location, 0, "Bundle.entry[")
+    if end < 0 or not location.startswith(".resource", end):
+        return location
+    end += len(".resource")
+    contained = _indexed(location, end, ".contained[")
+    return location[: contained if contained >= 0 else end]
+
+
+def _indexed(text: str, start: int, prefix: str) -> int:
+    """The end of ``prefix`` then digits then ``]`` at ``start`` of ``text``, or -1."""
+    if not text.startswith(prefix, start):
+        return -1
+    digits = start + len(prefix)
+    close = text.find("]", digits)
+    return close + 1 if close > digits and text[digits:close].isdecimal() else -1
 
 
 def _ours(node: Node) -> bool:
