@@ -214,3 +214,19 @@ def test_nhs_number_check_agrees_with_the_nhs_number_package() -> None:
     answers = [(number, nhs_number_valid(number), nhs_number.is_valid(number)) for number in cases]
     assert [a for a in answers if a[1] != a[2]] == []
     assert sum(mine for _n, mine, _theirs in answers) > 2000  # valid numbers were among those compared
+
+
+def test_answers_json_is_the_models_json_dump() -> None:
+    """referral.answers_json writes the eligibility answers without pydantic's serializer: the same dict, in
+    the same order, for every combination of answered (true/false) and unanswered questions."""
+    import random
+
+    from escape_fhir.domain import EligibilityAnswers
+    from escape_fhir.domain.referral import answers_json
+
+    names = list(EligibilityAnswers.model_fields)
+    rng = random.Random(8)
+    for _ in range(500):
+        answers = EligibilityAnswers(**{name: rng.choice([None, True, False]) for name in names})
+        dumped = answers.model_dump(mode="json", by_alias=True, exclude_none=True)
+        assert list(answers_json(answers).items()) == list(dumped.items())

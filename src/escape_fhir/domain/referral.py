@@ -263,8 +263,18 @@ class EligibilityAnswers(_Model):
     wishes_to_take_part: Answer = None
 
 
-#: (field name, wire name) of each eligibility answer, in the model's order.
+#: (field name, wire name) of each eligibility answer, in the model's order: :func:`answers_json` and the
+#: cross-field view write the answers with it.
 _ANSWER_ALIASES = tuple((name, info.alias or name) for name, info in EligibilityAnswers.model_fields.items())
+
+
+def answers_json(answers: EligibilityAnswers) -> dict[str, bool]:
+    """``answers.model_dump(mode="json", by_alias=True, exclude_none=True)`` (each answer is a bool or None),
+    without the serializer's call: the reader writes the answers of every eligibility response it reads."""
+    values = answers.__dict__
+    return {alias: v for name, alias in _ANSWER_ALIASES if (v := values[name]) is not None}
+
+
 KNEE_HIP_ONLY = ("clinical_diagnosis_of_osteoarthritis", "needs_supervised_exercise")
 BACK_ONLY = (
     "non_specific_low_back_pain",
@@ -368,14 +378,12 @@ class Referral(_Model):
         it: :meth:`_consistent` hands them to the date checks as dates (no text to write and parse back).
         ``str()`` of a StrEnum member is its value, without the Enum's ``value`` property (Python code)."""
         result = self.start_back_result
-        answers = self.eligibility.__dict__
         return {
             "pathway": str(self.pathway),
             "source": str(self.source),
             "referrer": {} if self.referrer is not None else None,
             "affectedSites": [str(s) for s in self.affected_sites],
-            # model_dump(by_alias=True, exclude_none=True) of the flat answers, without the serializer's call
-            "eligibility": {alias: v for name, alias in _ANSWER_ALIASES if (v := answers[name]) is not None},
+            "eligibility": answers_json(self.eligibility),
             "startBack": self.start_back,
             # model_dump(exclude_none=True) of the flat result (its field names are its wire names)
             "startBackResult": {k: v for k, v in result.__dict__.items() if v is not None}

@@ -35,7 +35,7 @@ from escape_fhir.domain import (
     load_referral,
 )
 from escape_fhir.domain.eligibility import MIN_DURATION_MONTHS, calendar_months
-from escape_fhir.domain.referral import FHIR_ID, Site
+from escape_fhir.domain.referral import FHIR_ID, Site, answers_json
 from escape_fhir.errors import Issue, MappingError, ReferralInputError
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.bundle_index import Json, Node, objects
@@ -561,7 +561,7 @@ def _eligibility(ctx: Context, reading: _Reading) -> EligibilityRead | None:
         for warning in got.warnings:
             ctx.warn(warning.location, warning.message, warning.code)
         locations = _item_locations(node)
-        answers = got.answers.model_dump(mode="json", by_alias=True, exclude_none=True)
+        answers = answers_json(got.answers)
         return EligibilityRead(
             pathway=got.pathway.value,
             location=node.location,
