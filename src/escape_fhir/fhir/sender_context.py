@@ -86,6 +86,8 @@ class Context:
         self.startback_location: str | None = None
         #: What each place found, by fact (filled as the reader goes: later places may use earlier facts).
         self.found: dict[str, list[Found]] = {}
+        #: The Conditions the referral is for (sender_places._main_conditions, once it has been asked).
+        self.main_conditions: list[Node] | None = None
 
     def warn(self, location: str, message: str, code: str = "not-supported") -> None:
         if not any(w.location == location and w.message == message for w in self.warnings):

@@ -249,14 +249,18 @@ def months_in_eligibility_answers(ctx: Context) -> Iterator[Found]:
 
 
 def _main_conditions(ctx: Context) -> list[Node]:
-    """The Conditions the referral is for: its reasons and the programme's diagnoses (not a comorbidity)."""
+    """The Conditions the referral is for: its reasons and the programme's diagnoses (not a comorbidity).
+    Worked out once per Bundle (two places ask; the request and the Conditions do not change as it is read)."""
+    if ctx.main_conditions is not None:
+        return ctx.main_conditions
     reasons = {id(n) for r in objects(ctx.sr.get("reasonReference")) if (n := ctx.resolve(r)) is not None}
     main = [
         n
         for n in ctx.conditions
         if id(n) in reasons or any(code in terms.PATHWAY_OF_DIAGNOSIS for _k, code, _d in _snomed(n.get("code")))
     ]
-    return main or (ctx.conditions if len(ctx.conditions) == 1 else [])
+    ctx.main_conditions = main or (ctx.conditions if len(ctx.conditions) == 1 else [])
+    return ctx.main_conditions
 
 
 _PERIOD_WORDS: Final = {"day": 1 / 30.4375, "week": 7 / 30.4375, "month": 1.0, "year": 12.0}
