@@ -264,6 +264,9 @@ def _main_conditions(ctx: Context) -> list[Node]:
 
 
 _PERIOD_WORDS: Final = {"day": 1 / 30.4375, "week": 7 / 30.4375, "month": 1.0, "year": 12.0}
+#: ``int | float | Decimal`` as a tuple: in compiled code ``isinstance(v, int | float | Decimal)`` builds the
+#: union on every call.
+_NUMBER_TYPES: Final = (int, float, Decimal)
 _UCUM_AGE: Final = {"a": 12.0, "mo": 1.0, "wk": 7 / 30.4375, "d": 1 / 30.4375}
 
 
@@ -314,7 +317,7 @@ def _onset_from_age(age: Json, born: date) -> tuple[date, date] | None:
     """Onset at an age: from the day the person reached that age to the day before the next (in the unit)."""
     value, unit = age.get("value"), age.get("code") or age.get("unit")
     # JSON and XML decimals arrive as Decimal (kept as written), JSON integers as int.
-    if not isinstance(value, int | float | Decimal) or isinstance(value, bool) or not 0 <= value <= 150:
+    if not isinstance(value, _NUMBER_TYPES) or isinstance(value, bool) or not 0 <= value <= 150:
         return None
     value = float(value)
     months = _UCUM_AGE.get(str(unit))

@@ -36,6 +36,10 @@ SCORE_NAMES: Final = {
 }
 RISK_BY_LOINC: Final = {code: risk for risk, (code, _) in codes.STARTBACK_RISK_ANSWERS.items()}
 ELIGIBILITY_QUESTIONNAIRES: Final = (codes.Q_KNEE_HIP, codes.Q_BACK)
+#: The unions ``int | float | Decimal`` and ``float | Decimal`` as tuples: compiled, ``isinstance(v, A | B)``
+#: builds the union on every call.
+_NUMBER_TYPES: Final = (int, float, Decimal)
+_FRACTION_TYPES: Final = (float, Decimal)
 
 
 class StartBackFound:
@@ -271,9 +275,9 @@ def _integer(element: Json) -> int | None:
     if value is None:
         quantity = element.get("valueQuantity")
         value = quantity.get("value") if isinstance(quantity, dict) else element.get("valueDecimal")
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER_TYPES):
         return None
-    if isinstance(value, float | Decimal) and not math.isfinite(value):
+    if isinstance(value, _FRACTION_TYPES) and not math.isfinite(value):
         return None
     if not -1000 <= value <= 1000:
         return None  # bounded before any conversion: int(Decimal("1e999999")) would take seconds
