@@ -192,30 +192,6 @@ def test_future_dates_allow_one_day_of_clock_skew(path: str, value: str, refused
     assert (path, f"{value} is in the future (today is 2025-03-10)") in [
         (e.location, e.message) for e in caught.value.errors
     ]
-
-
-def test_nhs_number_check_agrees_with_the_nhs_number_package() -> None:
-    """referral.nhs_number_valid does the common case itself (Modulus 11 outside Scotland's CHI range): on
-    every kind of ten digits it must answer as the package does (valid, wrong check digit, check digit 10,
-    CHI numbers with and without a real date, range edges, non-ASCII digits)."""
-    import random
-
-    import nhs_number
-
-    from escape_fhir.domain.referral import nhs_number_valid
-
-    rng = random.Random(8)
-    cases = ["0000000000", "0099999999", "0100000000", "3112999999", "3113000000", "9999999999", "٩٩٩٠٠٠١٤١٣"]
-    for _ in range(3000):
-        stem = f"{rng.randrange(10**9):09d}"
-        cases += [stem + digit for digit in "0123456789"]  # every check digit: one valid (or none, for 10)
-        day = f"{rng.randrange(1, 32):02d}{rng.randrange(1, 13):02d}{rng.randrange(100):02d}"
-        cases.append(f"{day}{rng.randrange(10**4):04d}")  # CHI numbers, some on impossible days (31 February)
-    answers = [(number, nhs_number_valid(number), nhs_number.is_valid(number)) for number in cases]
-    assert [a for a in answers if a[1] != a[2]] == []
-    assert sum(mine for _n, mine, _theirs in answers) > 2000  # valid numbers were among those compared
-
-
 def test_answers_json_is_the_models_json_dump() -> None:
     """referral.answers_json writes the eligibility answers without pydantic's serializer: the same dict, in
     the same order, for every combination of answered (true/false) and unanswered questions."""

@@ -8,7 +8,6 @@ Field names are camelCase on the wire.
 from __future__ import annotations
 
 import functools
-import operator
 import re
 from datetime import date, timedelta
 from enum import StrEnum
@@ -98,25 +97,6 @@ _SPACES = re.compile(r"\s+")
 _SPACES_AND_DASHES = re.compile(r"[\s-]")
 
 
-#: Scotland's CHI numbers (DDMMYY then four digits): the nhs_number package checks their date as well.
-_CHI_RANGE = ("0100000000", "3112999999")
-_NHS_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
-
-
-def nhs_number_valid(digits: str) -> bool:
-    """``nhs_number.is_valid(digits)`` for ten digits, with the common case done here: an ASCII number
-    outside the CHI range has only its Modulus 11 check digit to pass (NHS Data Dictionary, "NHS Number":
-    weights 10..2 on the first nine digits, check digit 11 - sum mod 11, 11 -> 0, 10 is never valid). The
-    package's call runs about a dozen Python functions and two regular expressions, a tenth of reading a
-    referral; anything else (other digits, a CHI number) still goes to the package, and
-    tests/domain/test_referral.py checks both give the same answer."""
-    if not (digits.isascii() and len(digits) == 10) or _CHI_RANGE[0] <= digits <= _CHI_RANGE[1]:
-        return bool(nhs_number.is_valid(digits))
-    codes = digits.encode("ascii")  # each digit's code is 48 ("0") more than the digit; the weights add up to 54
-    check = 11 - (sum(map(operator.mul, codes, _NHS_WEIGHTS)) - 48 * 54) % 11
-    return (0 if check == 11 else check) == codes[9] - 48
-
-
 def _iso_date_text(value: object) -> object:
     # pydantic also takes numbers and numeric strings as Unix times: a date must be written YYYY-MM-DD.
     if isinstance(value, date):
@@ -185,7 +165,7 @@ class Patient(_Model):
         digits = _SPACES_AND_DASHES.sub("", value)
         if not (len(digits) == 10 and digits.isdigit()):
             raise ValueError(f"{value!r} is not a 10-digit NHS number")
-        if not nhs_number_valid(digits):
+        if not nhs_number.is_valid(digits):
             raise ValueError(f"{value!r} fails the NHS number check digit (Modulus 11)")
         return digits
 
