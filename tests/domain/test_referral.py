@@ -192,6 +192,8 @@ def test_future_dates_allow_one_day_of_clock_skew(path: str, value: str, refused
     assert (path, f"{value} is in the future (today is 2025-03-10)") in [
         (e.location, e.message) for e in caught.value.errors
     ]
+
+
 def test_answers_json_is_the_models_json_dump() -> None:
     """referral.answers_json writes the eligibility answers without pydantic's serializer: the same dict, in
     the same order, for every combination of answered (true/false) and unanswered questions."""
