@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from escape_fhir.fhir.formats import parse
@@ -147,6 +148,70 @@ def test_an_email_only_site_goes_on_the_to_contact_list(hub: Hub) -> None:
     assert hub.client.get("/CommunicationRequest", params={"status": "completed"}).json()["total"] == 0
 
 
+def _contact_entry(hub: Hub) -> tuple[Json, str]:
+    site = row("email-only", referral_email="referrals@site.example")
+    del site["bars_endpoint"]
+    load(hub.db, [site])
+    data, _ = referral_message("knee-gp")
+    assert hub.post(data).status_code == 200
+    (entry,) = hub.client.get("/CommunicationRequest", params={"status": "active"}).json()["entry"]
+    request = entry["resource"]
+    return request, hub.client.get(f"/CommunicationRequest/{request['id']}").headers["ETag"]
+
+
+def _total(hub: Hub, status: str) -> int:
+    return int(hub.client.get("/CommunicationRequest", params={"status": status}).json()["total"])
+
+
+def test_staff_mark_a_to_contact_entry_done(hub: Hub) -> None:
+    request, etag = _contact_entry(hub)
+    url = f"/CommunicationRequest/{request['id']}"
+    done = {**request, "status": "completed", "note": [{"text": "phoned the site, referral sent by email"}]}
+    missing = hub.client.put(url, json=done)
+    assert missing.status_code == 428 and missing.headers["ETag"] == etag  # how to retry, as for a Task
+    changed = {**done, "payload": [{"contentString": "something else"}]}
+    refused = hub.client.put(url, json=changed, headers={"If-Match": etag})
+    assert refused.status_code == 422
+    assert "not payload" in refused.json()["issue"][0]["diagnostics"]
+    made = hub.client.put(url, json=done, headers={"If-Match": etag})
+    assert made.status_code == 200, made.text
+    assert made.json()["status"] == "completed" and made.headers["ETag"] == 'W/"2"'
+    assert (_total(hub, "active"), _total(hub, "completed"), _total(hub, "revoked")) == (0, 1, 0)
+    stale = hub.client.put(url, json={**done, "status": "active"}, headers={"If-Match": etag})
+    assert stale.status_code == 412  # someone else changed it first
+    again = hub.client.put(url, json={**done, "status": "active"}, headers={"If-Match": 'W/"2"'})
+    assert again.status_code == 422 and "completed cannot become active" in again.json()["issue"][0]["diagnostics"]
+    assert _total(hub, "completed") == 1
+
+
+def test_a_to_contact_entry_revoked_in_a_transaction_needs_a_reason_and_is_never_deleted(hub: Hub) -> None:
+    request, etag = _contact_entry(hub)
+    url = f"CommunicationRequest/{request['id']}"
+
+    def transaction(entry: Json) -> Any:
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+        return hub.client.post("/", json=bundle)
+
+    revoked = {**request, "status": "revoked"}
+    full_url = f"http://testserver/{url}"
+    put = {"fullUrl": full_url, "resource": revoked, "request": {"method": "PUT", "url": url, "ifMatch": etag}}
+    no_reason = transaction(put)
+    assert no_reason.status_code == 422, no_reason.text
+    assert "statusReason" in no_reason.text
+    assert transaction({"request": {"method": "DELETE", "url": url}}).status_code == 422
+    no_version = transaction({**put, "request": {"method": "PUT", "url": url}})
+    assert no_version.status_code == 428
+    revoked["statusReason"] = {"text": "the site now takes BaRS messages"}
+    assert transaction({**put, "resource": revoked}).status_code == 200
+    assert (_total(hub, "active"), _total(hub, "revoked")) == (0, 1)
+    other = hub.client.put(
+        "/CommunicationRequest/not-on-the-list",
+        json={**revoked, "id": "not-on-the-list"},
+        headers={"If-Match": 'W/"1"'},
+    )
+    assert other.status_code == 404
+
+
 def test_triage_re_routes_to_another_site(hub: Hub, receiver: Callable[..., ServerOn]) -> None:  # noqa: F811
     first, second = receiver(), receiver()
     load(
@@ -170,15 +235,80 @@ def test_triage_re_routes_to_another_site(hub: Hub, receiver: Callable[..., Serv
     assert inputs(moved, sc.ROUTING_REASON)[0] == "re-routed by triage: no class for 3 months"
     assert moved["note"][-1]["text"] == (
         "re-routed from a-sector to b-district: no class for 3 months; "
-        "a-sector may already have the referral (delivered): tell it"
+        "a-sector may already have the referral (delivered): a cancellation is sent to it"
     )
     stale = hub.client.post(f"/Task/{task['id']}/$route", json=body, headers=headers)
     assert stale.status_code == 412  # the Task moved on: If-Match names an old version
     hub.deliver()
-    assert [m.destination for m in hub.messages()] == [first.url, second.url]
+    assert [(m.destination, m.state) for m in hub.messages()] == [
+        (first.url, "delivered"),
+        (first.url, "delivered"),  # the BaRS cancellation, queued after the referral it cancels
+        (second.url, "delivered"),
+    ]
     assert first.count(identifier) == 1 and second.count(identifier) == 1
+    # The first site withdrew it: its ServiceRequest revoked, its triage Task cancelled with the reason.
+    (sr,) = [e["resource"] for e in httpx.get(f"{first.url}/ServiceRequest", timeout=10).json()["entry"]]
+    assert sr["status"] == "revoked"
+    (their_task,) = [e["resource"] for e in httpx.get(f"{first.url}/Task", timeout=10).json()["entry"]]
+    assert their_task["status"] == "cancelled"
+    (still,) = [e["resource"] for e in httpx.get(f"{second.url}/Task", timeout=10).json()["entry"]]
+    assert still["status"] == "requested"
     with hub.db.read() as repo:
         assert [(r.sequence, r.site_id) for r in routes_of(repo, 1)] == [(1, "a-sector"), (2, "b-district")]
+    # Back to the first site: refused when named (its system has the referral, cancelled), and never chosen.
+    headers["If-Match"] = f'W/"{moved["meta"]["versionId"]}"'
+    back = [{"name": "reason", "valueString": "back to the first"}, {"name": "site", "valueString": "a-sector"}]
+    refused = hub.client.post(
+        f"/Task/{task['id']}/$route", json={"resourceType": "Parameters", "parameter": back}, headers=headers
+    )
+    assert refused.status_code == 422 and "cancelled there" in refused.text
+    next_best = hub.client.post(f"/Task/{task['id']}/$route", json=body, headers=headers)
+    assert next_best.status_code == 422 and "no other site takes this referral" in next_best.text
+    assert len(hub.messages()) == 3  # nothing more sent
+
+
+def test_a_re_route_revokes_an_open_to_contact_entry_and_asks_staff_to_tell_a_contacted_site(hub: Hub) -> None:
+    email_only = row("email-only", covers="LS6 2", referral_email="referrals@site.example")
+    del email_only["bars_endpoint"]
+    other = row("other", covers="LS6", referral_phone="0113 496 0000")
+    del other["bars_endpoint"]
+    load(hub.db, [email_only, other])
+    data, _ = referral_message("knee-gp")
+    assert hub.post(data).status_code == 200
+    task = hub.task()
+    body = {"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "nearer home"}]}
+    headers = {"If-Match": f'W/"{task["meta"]["versionId"]}"'}
+    moved = hub.client.post(f"/Task/{task['id']}/$route", json=body, headers=headers).json()
+    assert moved["note"][-1]["text"].endswith("the to-contact entry for email-only is revoked (not yet contacted)")
+    (revoked,) = hub.client.get("/CommunicationRequest", params={"status": "revoked"}).json()["entry"]
+    assert "re-routed to another ESCAPE-pain site" in revoked["resource"]["statusReason"]["text"]
+    (open_entry,) = hub.client.get("/CommunicationRequest", params={"status": "active"}).json()["entry"]
+    request = open_entry["resource"]
+    assert request["recipient"][0]["reference"] == "HealthcareService/site-other"
+    etag = hub.client.get(f"/CommunicationRequest/{request['id']}").headers["ETag"]
+    done = {**request, "status": "completed"}
+    assert hub.client.put(f"/CommunicationRequest/{request['id']}", json=done, headers={"If-Match": etag}).is_success
+    # Now re-routed back: "other" was contacted, so staff are asked, urgently, to tell it.
+    headers = {"If-Match": f'W/"{moved["meta"]["versionId"]}"'}
+    back = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "reason", "valueString": "patient moved"},
+            {"name": "site", "valueString": "email-only"},
+        ],
+    }
+    moved = hub.client.post(f"/Task/{task['id']}/$route", json=back, headers=headers).json()
+    assert "other was contacted: CommunicationRequest/" in moved["note"][-1]["text"]
+    active = [
+        e["resource"] for e in hub.client.get("/CommunicationRequest", params={"status": "active"}).json()["entry"]
+    ]
+    tell = [r for r in active if r["priority"] == "urgent"]
+    (told,) = tell
+    assert told["recipient"][0]["reference"] == "HealthcareService/site-other"
+    assert (
+        "is withdrawn" in told["payload"][0]["contentString"]
+        and "telephone at 0113 496 0000" in told["payload"][0]["contentString"]
+    )
 
 
 def test_a_re_route_before_sending_withdraws_the_first_message(hub: Hub, receiver: Callable[..., ServerOn]) -> None:  # noqa: F811

@@ -120,7 +120,8 @@ def queued(url: str, count: int) -> Database:
     db.migrate()
     with db.write() as repo:
         for i in range(count):
-            Outbox(repo.session).add(NewMessage(REQUEST, "http://x", f"b{i}", f"r{i}", "c", b"{}", "json"), NOW)
+            # Unrelated messages (each its own conversation), which runners may send in any order.
+            Outbox(repo.session).add(NewMessage(REQUEST, "http://x", f"b{i}", f"r{i}", f"c{i}", b"{}", "json"), NOW)
     return db
 
 
@@ -193,3 +194,39 @@ def test_runner_authenticates_with_the_client_settings(
         assert found["total"] == 1
     finally:
         receiver.stop()
+
+
+def test_a_conversation_goes_to_a_destination_in_the_order_it_was_queued(tmp_path: Path) -> None:
+    """A referral's cancellation (or update) never overtakes the referral while that waits for a retry."""
+    db = Database.from_url(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    db.migrate()
+    lease = timedelta(minutes=5)
+    with db.write() as repo:
+        outbox = Outbox(repo.session)
+        first = outbox.add(NewMessage(REQUEST, "http://site-a", "new", "r1", "conv", b"{}", "json"), NOW)
+        second = outbox.add(NewMessage(REQUEST, "http://site-a", "cancel", "r2", "conv", b"{}", "json"), NOW)
+        elsewhere = outbox.add(NewMessage(REQUEST, "http://site-b", "other", "r3", "conv", b"{}", "json"), NOW)
+    with db.write() as repo:
+        taken = [m.id for m in Outbox(repo.session).claim("a", NOW, lease, 10)]
+    assert taken == [first, elsewhere]  # the cancellation waits for the referral to site A
+    with db.write() as repo:
+        retry_at = NOW + timedelta(seconds=30)
+        assert Outbox(repo.session).failed(first, "a", NOW, status=503, error="busy", retry_at=retry_at)
+    with db.write() as repo:
+        outbox = Outbox(repo.session)
+        assert outbox.claim("a", NOW + timedelta(seconds=10), lease, 10) == []  # still behind the retry
+        assert outbox.next_due() == retry_at  # so the runner sleeps until then rather than spinning
+    with db.write() as repo:
+        (again,) = Outbox(repo.session).claim("a", retry_at, lease, 10)
+        assert again.id == first
+        assert Outbox(repo.session).delivered(first, "a", retry_at, 200)
+    with db.write() as repo:
+        (then,) = Outbox(repo.session).claim("a", retry_at, lease, 10)
+        assert then.id == second
+        assert Outbox(repo.session).failed(second, "a", retry_at, status=422, error="refused", retry_at=None)
+    with db.write() as repo:  # a dead message no longer holds the line
+        later = Outbox(repo.session).add(
+            NewMessage(REQUEST, "http://site-a", "later", "r4", "conv", b"{}", "json"), NOW
+        )
+    with db.write() as repo:
+        assert [m.id for m in Outbox(repo.session).claim("a", retry_at, lease, 10)] == [later]

@@ -288,6 +288,12 @@ def questionnaire_response(r: random.Random) -> Json:
     return {"resourceType": "QuestionnaireResponse"} | pick(r, {"questionnaire": lambda: r.choice(urls)}, 0.2)
 
 
+def message_header(r: random.Random) -> Json:
+    bars = "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-"
+    urls = [f"{bars}referral", f"{bars}cancelled", f"{bars}referral|1.2.0", f"{bars}cancelled|1", f"{bars}other", 3]
+    return {"resourceType": "MessageHeader"} | pick(r, {"definition": lambda: r.choice(urls)}, 0.2)
+
+
 def small(members: dict[str, list[Any]]) -> Callable[[random.Random], Json]:
     """An element whose members each take one of a few values (or are absent)."""
 
@@ -329,6 +335,7 @@ KINDS: dict[str, Kind] = {
     ),
     "DomainResource": (domain_resource, "Patient", _OWN, ["dom-2", "dom-3", "dom-4", "dom-5", "dom-6"]),
     "QuestionnaireResponse": (questionnaire_response, "QuestionnaireResponse", _OWN, ["esc-qr-1", "esc-qr-2"]),
+    "MessageHeader": (message_header, "MessageHeader", _OWN, ["esc-mh-1"]),
     "QuestionnaireResponse.item": (
         small(
             {"answer": [[{"valueString": "a"}], [], None, {}], "item": [[{"linkId": "1"}], [], [None]], "_answer": [{}]}

@@ -14,12 +14,13 @@ from fastapi.responses import Response
 from escape_fhir.api.auth import permit
 from escape_fhir.api.deps import Base, Db
 from escape_fhir.api.negotiation import InBody, OutFormat, fhir_response, version_headers
+from escape_fhir.api.rest import validated
 from escape_fhir.fhir.formats import parse
 from escape_fhir.service.common import now
 from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.service.permissions import Action
-from escape_fhir.service.triage import parse_if_match
-from escape_fhir.sites.hub import contact_list, reroute
+from escape_fhir.service.triage import parse_if_match, required_version
+from escape_fhir.sites.hub import CONTACT_STATUS, contact_list, reroute, update_contact
 from escape_fhir.sites.operations import reroute_parameters, route_operation
 from escape_fhir.sites.search import search_sites
 
@@ -56,20 +57,37 @@ def route(fmt: OutFormat, body: InBody, db: Db) -> Response:
 
 @router.get("/CommunicationRequest", dependencies=[READ])
 def to_contact(request: Request, fmt: OutFormat, db: Db, base: Base) -> Response:
-    """The hub's "to contact" list (``status=active`` for what is still to do)."""
+    """The hub's "to contact" list (``status=active`` for what is still to do, ``completed``, ``revoked``)."""
     params = list(request.query_params.multi_items())
     status = None
     for name, value in params:
-        if name == "status" and value in ("active", "completed"):
+        if name == "status" and value in CONTACT_STATUS:
             status = value
         elif name != "_format":
             raise OutcomeError(
                 Problem.BAD_REQUEST,
-                f"{name}={value[:40]}: CommunicationRequest is searched by status=active or status=completed only",
+                f"{name}={value[:40]}: CommunicationRequest is searched by status=active, completed or revoked only",
                 location=name,
             )
     with db.read() as repo:
         return fhir_response(contact_list(repo, status, base), fmt)
+
+
+@router.put("/CommunicationRequest/{request_id}", dependencies=[permit(Action.UPDATE, "CommunicationRequest")])
+def update_to_contact(
+    request_id: str, fmt: OutFormat, body: InBody, db: Db, if_match: Annotated[str | None, Header()] = None
+) -> Response:
+    """Mark an entry of the "to contact" list done (``status`` completed) or no longer needed (revoked, with a
+    ``statusReason``), with ``If-Match`` of its version (428 with the current ETag without one)."""
+    wanted = parse(body.data, body.fmt)
+    if wanted.get("resourceType") != "CommunicationRequest" or wanted.get("id") != request_id:
+        text = f"PUT /CommunicationRequest/{request_id} takes that CommunicationRequest, with id {request_id}"
+        raise OutcomeError(Problem.BAD_REQUEST, text, location="CommunicationRequest.id")
+    validated(wanted)
+    expected = required_version(db, "CommunicationRequest", request_id, if_match)
+    with db.write() as repo:
+        stored = update_contact(repo, request_id, wanted, expected, now())
+    return fhir_response(stored.content, fmt, headers=version_headers(stored))
 
 
 @router.post("/Task/{task_id}/$route", dependencies=[permit(Action.UPDATE, "Task")])

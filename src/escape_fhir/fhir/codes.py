@@ -77,6 +77,8 @@ CS_MESSAGE_EVENTS_BARS: Final = "https://fhir.nhs.uk/CodeSystem/message-events-b
 CS_MESSAGE_REASON_BARS: Final = "https://fhir.nhs.uk/CodeSystem/message-reason-bars"
 CS_MESSAGE_CATEGORY_SR: Final = "https://fhir.nhs.uk/CodeSystem/message-category-servicerequest"
 BARS_REFERRAL_DEFINITION: Final = "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-referral"
+#: BaRS: a cancellation is reason ``update`` with this MessageDefinition (nhs-standards.md 1.7).
+BARS_CANCELLED_DEFINITION: Final = "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-cancelled"
 BARS_BUNDLE_PROFILE: Final = "https://fhir.nhs.uk/StructureDefinition/BARSBundleMessage"
 #: Bundle.meta.versionId of the messages we send: the version of the BaRS application they follow
 #: (nhs-standards.md 1.3; BaRS examples carry 1.0.0, 1.1.0, 1.0.0-alpha). No BaRS application covers MSK

@@ -14,7 +14,13 @@ order R4 XML requires (https://hl7.org/fhir/R4/xml.html: "elements SHALL appear 
 so that one stray element is one validation error, not an unreadable file.
 
 Speed: each context's children come from a precomputed table (:mod:`xml_tables`) and the common
-primitive (one ``value`` attribute, no children) is read without a second call.
+primitive (one ``value`` attribute, no children) is read without a second call. Most documents do not reach
+this reader at all: :func:`escape_fhir.fhir.xmlio.xml_to_json` first tries the compiled fast path
+(``_xmlread.pyx``, Cython), which walks libxml2's nodes in C with the same tables and builds the same dicts
+(it calls :func:`typed_value`, :func:`check_resource_type` and ``read_div`` from here for the rare cases),
+but only for the common, valid case -- every element known, in definition order, no text, no bad value.
+Anything else it hands back, and this reader reads the document from the start: it is the one that gives
+every error, location and validation issue, and the whole reader where the extension is not built.
 """
 
 from __future__ import annotations

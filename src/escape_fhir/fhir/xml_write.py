@@ -7,6 +7,14 @@ pass; here each element is one formatted string. Attribute values are escaped as
 https://www.w3.org/TR/xml/#AVNormalize), so that reading the text back gives exactly the values written.
 The narrative ``div`` is parsed with the safe parser (it must be well-formed XHTML) and written as lxml
 serialises it.
+
+This is the reference writer. :func:`escape_fhir.fhir.xmlio.json_to_xml` first tries the compiled fast path
+(``_xmlwrite.pyx``, Cython, built by setup.py when it can be), which walks the same dicts with the C API,
+orders each object's properties by the same :mod:`xml_tables` slots and writes the same bytes into a C
+buffer; for anything unusual (an unknown key, a wrong type, ``null``, a character to refuse...) it hands the
+whole resource back and this module writes it or raises the error. A change to the output here must be made
+there too: tests/fhir/test_xml_native_write.py compares the two on every resource of the repository and on
+generated ones.
 """
 
 from __future__ import annotations

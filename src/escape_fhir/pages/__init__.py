@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
-from escape_fhir.pages import figures, finder, self_referral, signin, validator_page, worklist
+from escape_fhir.pages import contacts, figures, finder, self_referral, signin, validator_page, worklist
 from escape_fhir.pages.limits import RateLimiter
 from escape_fhir.pages.render import PageRedirect, PageRefused, redirect, render
 from escape_fhir.pages.sessions import fernet_for
@@ -26,7 +26,15 @@ from escape_fhir.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
 #: The pages' routers, installed in this order.
-ROUTERS = (signin.router, worklist.router, self_referral.router, finder.router, validator_page.router, figures.router)
+ROUTERS = (
+    signin.router,
+    worklist.router,
+    contacts.router,
+    self_referral.router,
+    finder.router,
+    validator_page.router,
+    figures.router,
+)
 
 
 def install(app: FastAPI, settings: Settings) -> None:

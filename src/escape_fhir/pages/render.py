@@ -48,6 +48,7 @@ def render(request: Request, template: str, code: int = 200, **context: Any) -> 
         csrf_token=session.csrf,
         staff=staff,
         signed_in=session.username is not None,
+        hub=getattr(request.app.state.settings, "hub", False),
         **context,
     )
     return persist(request, HTMLResponse(html, status_code=code, headers=HEADERS))

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from escape_fhir.fhir.questionnaires import questionnaire_for
-from escape_fhir.pages import cases
+from escape_fhir.pages import cases, contacts
 from escape_fhir.pages.access import require
 from escape_fhir.pages.questionnaire_form import questions
 from escape_fhir.pages.render import PageRefused, redirect, render
@@ -57,6 +57,7 @@ def worklist(
     db: Database = request.app.state.db
     with db.read() as repo:
         found, total = cases.cases(repo, (status,))
+        to_contact = contacts.open_count(repo)
     sites = sorted({c.site for c in found})
     chosen = {
         "pathway": _choice(pathway, ("knee-hip", "back")),
@@ -80,6 +81,7 @@ def worklist(
         chosen=chosen,
         statuses=cases.WORKLIST_STATUSES,
         notice=session_of(request).pop("notice"),
+        to_contact=to_contact,
     )
 
 

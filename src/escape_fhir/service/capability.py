@@ -19,6 +19,8 @@ Json = dict[str, Any]
 _DOCS = {
     "ServiceRequest": "Referrals; status follows the triage Task (accepted -> active, rejected -> revoked, completed -> completed)",
     "Task": "Triage Tasks (code fulfill); PUT with If-Match to accept, reject (statusReason) or complete",
+    "CommunicationRequest": "The hub's to-contact list (sites taking referrals only by email or phone); PUT with "
+    "If-Match to mark an entry completed or revoked (statusReason)",
 }
 _RESULT_TYPES = {"_count": "number", "_offset": "number", "_sort": "special", "_include": "special"}
 _MODIFIERS = {
@@ -73,7 +75,7 @@ def _resource(resource_type: str) -> Json:
     interactions = ["read", "vread", "history-instance"]
     if resource_type in PARAMETERS:
         interactions.append("search-type")
-    if resource_type == "Task":
+    if resource_type in ("Task", "CommunicationRequest"):
         interactions.append("update")
     entry: Json = {"type": resource_type}
     if resource_type in _DOCS:
@@ -82,7 +84,7 @@ def _resource(resource_type: str) -> Json:
     entry["versioning"] = "versioned-update"
     entry["readHistory"] = True
     entry["updateCreate"] = False
-    if resource_type == "Task":
+    if resource_type in ("Task", "CommunicationRequest"):
         entry["conditionalUpdate"] = False
     if resource_type in PARAMETERS:
         entry.update(_include_lists(resource_type))

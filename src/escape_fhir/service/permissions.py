@@ -52,6 +52,8 @@ class Rule:
     held: str = ""
     #: The change goes through the triage state machine, its version precondition required.
     triage: bool = False
+    #: The change goes through the hub's "to contact" list (``sites.hub.update_contact``), If-Match required.
+    contact: bool = False
 
 
 ANY = "*"
@@ -81,6 +83,12 @@ RULES: dict[tuple[Action, str], Rule] = {
     (Action.CREATE, "Subscription"): Rule(Scope.TRIAGE),
     (Action.UPDATE, "Subscription"): Rule(Scope.TRIAGE),
     (Action.DELETE, "Subscription"): Rule(Scope.TRIAGE),
+    # The hub's "to contact" list: made by routing, marked done or revoked by triage, never deleted. (Creating
+    # one is not refused: a sender's message may carry its own, which is stored and is not on the list.)
+    (Action.UPDATE, "CommunicationRequest"): Rule(Scope.TRIAGE, contact=True),
+    (Action.DELETE, "CommunicationRequest"): Rule(
+        None, "an entry of the to-contact list is never deleted: mark it completed or revoked (PUT with If-Match)"
+    ),
     (Action.CREATE, ANY): Rule(Scope.SUBMIT),
     (Action.UPDATE, ANY): Rule(Scope.SUBMIT),
     (Action.DELETE, ANY): Rule(Scope.SUBMIT),

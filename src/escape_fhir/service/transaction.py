@@ -321,6 +321,11 @@ def _apply(
     if rule.triage:  # http.html#concurrency: the triage state machine needs the version the change was made on
         expected = parse_if_match(e.request.get("ifMatch"), f"{e.at}.request.ifMatch")
         return apply_change(repo, e.rid, body, expected, moment, e.at), OK
+    if rule.contact:  # the hub's "to contact" list follows the change, which needs its version too
+        from escape_fhir.sites.hub import update_contact
+
+        expected = parse_if_match(e.request.get("ifMatch"), f"{e.at}.request.ifMatch")
+        return update_contact(repo, e.rid, body, expected, moment, e.at), OK
     permissions.check_state(repo, rule, e.kind, e.rid, e.at)
     return _put(repo, e, body, moment)
 

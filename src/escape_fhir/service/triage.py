@@ -240,20 +240,26 @@ def update_task(db: Database, task_id: str, wanted: Json, if_match: str | None, 
     Without ``If-Match`` the answer is 428 carrying the current version, as an ``ETag`` header and in the
     OperationOutcome's text, so a client that saved without a version learns how to retry (read, apply the
     change to what it read, PUT with that ETag as If-Match)."""
-    if not if_match:
-        with db.read() as repo:
-            current = repo.current("Task", task_id)
-        if current is None or current.deleted:
-            raise OutcomeError(Problem.NOT_FOUND, f"Task/{task_id} is not known")
-        etag = f'W/"{current.version_id}"'
-        text = (
-            f"updates need If-Match: the current version of Task/{task_id} is {etag}; read it, apply the change to "
-            f"what was read and PUT it with If-Match: {etag}"
-        )
-        raise OutcomeError(Problem.PRECONDITION_REQUIRED, text, location="If-Match", headers={"ETag": etag})
-    expected = parse_if_match(if_match)
+    expected = required_version(db, "Task", task_id, if_match)
     with db.write() as repo:
         return apply_change(repo, task_id, wanted, expected, now)
+
+
+def required_version(db: Database, resource_type: str, resource_id: str, if_match: str | None) -> int:
+    """The version ``If-Match`` names; without one, 428 carrying the current version (``ETag`` and text) so
+    the client learns how to retry, or 404 when the resource is not held."""
+    if if_match:
+        return parse_if_match(if_match)
+    with db.read() as repo:
+        current = repo.current(resource_type, resource_id)
+    if current is None or current.deleted:
+        raise OutcomeError(Problem.NOT_FOUND, f"{resource_type}/{resource_id} is not known")
+    etag = f'W/"{current.version_id}"'
+    text = (
+        f"updates need If-Match: the current version of {resource_type}/{resource_id} is {etag}; read it, apply "
+        f"the change to what was read and PUT it with If-Match: {etag}"
+    )
+    raise OutcomeError(Problem.PRECONDITION_REQUIRED, text, location="If-Match", headers={"ETag": etag})
 
 
 def apply_change(repo: Repository, task_id: str, wanted: Json, expected: int, now: Any, where: str = "") -> Stored:

@@ -10,6 +10,11 @@ killed mid-delivery leaves a lease that expires; the next claim takes the messag
 with the same X-Request-ID, which the receiver answers with 409 ``duplicate`` or its stored answer
 (nhs-standards.md 1.2; FHIR messaging.html "Reliable delivery"): at-least-once sending to an idempotent
 receiver delivers exactly once.
+
+Messages of one conversation (the same X-Correlation-ID) to one destination go in the order they were
+queued: a message is not claimed while an earlier one of its conversation to the same destination is still
+pending or being sent (:func:`_first_in_line`). So a referral's update or cancellation never overtakes the
+referral itself when that one is waiting for a retry; a dead message no longer holds the line.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, func, insert, or_, select, update
+from sqlalchemy import CursorResult, and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from escape_fhir.outbox_states import DEAD, DELIVERED, PENDING, SENDING, STATES  # noqa: F401
@@ -100,6 +105,19 @@ def _due(now: datetime) -> Any:
     )
 
 
+_earlier = _o.alias("earlier")
+
+
+def _first_in_line() -> Any:
+    """No earlier message of the same conversation to the same destination is still to be sent (module doc)."""
+    return ~exists().where(
+        _earlier.c.destination == _o.c.destination,
+        _earlier.c.correlation_id == _o.c.correlation_id,
+        _earlier.c.id < _o.c.id,
+        _earlier.c.state.in_((PENDING, SENDING)),
+    )
+
+
 def _changed(result: Any) -> int:
     """Rows an UPDATE changed (``execute`` of an UPDATE returns a CursorResult)."""
     assert isinstance(result, CursorResult)
@@ -149,7 +167,7 @@ class Outbox:
 
     def next_due(self) -> datetime | None:
         """When the earliest pending message or lease falls due (the runner sleeps until then)."""
-        pending = select(func.min(_o.c.next_attempt)).where(_o.c.state == PENDING)
+        pending = select(func.min(_o.c.next_attempt)).where(_o.c.state == PENDING, _first_in_line())
         leased = select(func.min(_o.c.lease_until)).where(_o.c.state == SENDING)
         found = [self.session.execute(q).scalar_one_or_none() for q in (pending, leased)]
         times = [f for f in found if f is not None]
@@ -158,7 +176,7 @@ class Outbox:
     # --- claiming and results -----------------------------------------------------------------------
     def claim(self, runner: str, now: datetime, lease: timedelta, limit: int) -> list[OutboxMessage]:
         """Take up to ``limit`` due messages for ``runner`` until ``now + lease``; each claim is an attempt."""
-        query = select(_o.c.id).where(_due(now)).order_by(_o.c.next_attempt, _o.c.id).limit(limit)
+        query = select(_o.c.id).where(_due(now), _first_in_line()).order_by(_o.c.next_attempt, _o.c.id).limit(limit)
         if self.session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         claimed = []

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from escape_fhir.fhir import codes
+from escape_fhir.fhir.conformance._elements import canonical_is
 from escape_fhir.validation.fhirpath_reads import (
     Defer,
     choice,
@@ -375,11 +377,17 @@ def _esc_ack_3(node: Any, resource: Any, container: Any) -> bool:
 
 def _questionnaire_is(*names: str) -> Native:
     """``(questionnaire = <url> or questionnaire.startsWith('<url>|')) or ...`` (conformance.canonical_is)."""
-    urls = tuple(_QUESTIONNAIRE + name for name in names)
+    return _canonical_in("questionnaire", *(_QUESTIONNAIRE + name for name in names))
+
+
+def _canonical_in(element: str, *urls: str) -> Native:
+    """``(<element> = <url> or <element>.startsWith('<url>|')) or ...`` (conformance.canonical_is); an absent
+    element gives empty, which does not fail the invariant."""
+    versioned = tuple(f"{u}|" for u in urls)
 
     def check(node: Any, resource: Any, container: Any) -> bool:
-        url = string(node, "questionnaire")
-        return url is None or url in urls or url.startswith(tuple(f"{u}|" for u in urls))
+        url = string(node, element)
+        return url is None or url in urls or url.startswith(versioned)
 
     return check
 
@@ -507,6 +515,9 @@ NATIVE: dict[str, Native] = {
         "knee-hip-eligibility", "back-eligibility"
     ),
     _canonical_is("startback"): _questionnaire_is("startback"),
+    canonical_is("definition", codes.BARS_REFERRAL_DEFINITION, codes.BARS_CANCELLED_DEFINITION): _canonical_in(
+        "definition", codes.BARS_REFERRAL_DEFINITION, codes.BARS_CANCELLED_DEFINITION
+    ),
     _SCORE.format("91351-7", 9): _score("91351-7", 0, 9),
     _SCORE.format("91350-9", 5): _score("91350-9", 0, 5),
     "code." + _coded_where(_LOINC, "91352-5") + " implies value.ofType(CodeableConcept).exists()": _risk_is_coded,

@@ -13,6 +13,7 @@ from typing import Final
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.conformance._elements import (
     binding,
+    canonical_is,
     element,
     extension,
     invariant,
@@ -125,7 +126,19 @@ def referral() -> Json:
 def message_header() -> Json:
     mh = "MessageHeader"
     elements = [
-        element(mh, short="Header of an ESCAPE-pain referral message"),
+        element(
+            mh,
+            short="Header of an ESCAPE-pain referral message",
+            constraint=[
+                invariant(
+                    "esc-mh-1",
+                    "The definition is BaRS's referral request, or its cancellation (a hub taking a referral back "
+                    "from a site it re-routed it away from)",
+                    canonical_is("definition", codes.BARS_REFERRAL_DEFINITION, codes.BARS_CANCELLED_DEFINITION),
+                    codes.PROFILE_MESSAGE_HEADER,
+                )
+            ],
+        ),
         element(
             f"{mh}.event[x]",
             type=[{"code": "Coding"}],
@@ -139,7 +152,7 @@ def message_header() -> Json:
             type=reference(codes.PROFILE_REFERRAL),
             short="The referral (ServiceRequest) the message is about",
         ),
-        element(f"{mh}.definition", min=1, fixedCanonical=codes.BARS_REFERRAL_DEFINITION),
+        element(f"{mh}.definition", min=1),
     ]
     return profile(
         "EscapePainMessageHeader",
@@ -147,7 +160,8 @@ def message_header() -> Json:
         f"{codes.UKCORE}/UKCore-MessageHeader",
         "ESCAPE-pain referral message header",
         "The first entry of an ESCAPE-pain referral message: the BaRS servicerequest-request event with its "
-        "reason (new, update or delete), focused on the one referral it carries.",
+        "reason (new, update or delete), focused on the one referral it carries; its definition BaRS's "
+        "referral request or, for a cancellation, BaRS's cancellation.",
         elements,
     )
 
