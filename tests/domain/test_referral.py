@@ -192,3 +192,19 @@ def test_future_dates_allow_one_day_of_clock_skew(path: str, value: str, refused
     assert (path, f"{value} is in the future (today is 2025-03-10)") in [
         (e.location, e.message) for e in caught.value.errors
     ]
+
+
+def test_answers_json_is_the_models_json_dump() -> None:
+    """referral.answers_json writes the eligibility answers without pydantic's serializer: the same dict, in
+    the same order, for every combination of answered (true/false) and unanswered questions."""
+    import random
+
+    from escape_fhir.domain import EligibilityAnswers
+    from escape_fhir.domain.referral import answers_json
+
+    names = list(EligibilityAnswers.model_fields)
+    rng = random.Random(8)
+    for _ in range(500):
+        answers = EligibilityAnswers(**{name: rng.choice([None, True, False]) for name in names})
+        dumped = answers.model_dump(mode="json", by_alias=True, exclude_none=True)
+        assert list(answers_json(answers).items()) == list(dumped.items())

@@ -387,3 +387,90 @@ def test_onset_is_found_and_never_overstates_the_duration(form: str, months_befo
     duration = {c.code: c for c in assess_read(result).criteria}["duration"]
     if months_before < 3:
         assert duration.outcome.value != "met", duration
+
+
+# --- fast paths of the reader against the plain forms they replace ----------------------------------------
+
+_WORDS = st.sampled_from(
+    [
+        *("knee", "knees", "kneecaps", "hip", "hips", "low back", "lower back", "lumbar", "lumbago", "left", "right"),
+        *("both", "bilateral", "back", "lo", "s", "x", "_", "1", "é", "ſ", "K", " ", ", ", "-", "OA"),
+    ]
+)
+
+
+def _sites_with_boundary_pattern(text: str) -> list[Any]:
+    """sender_terms.sites_in_text as it was written with ``\\b`` in the pattern (the reference)."""
+    import re
+
+    from escape_fhir.fhir import sender_terms as terms
+
+    joints = re.compile(r"\b(knees|hips|knee(?:caps?)?|hip|low(?:er)? back|lumbar|lumbago)(?![a-z])")
+    lowered, found = text.lower(), []
+    for match in joints.finditer(lowered):
+        word = match.group(1)
+        joint, plural = terms._JOINT_OF.get(word) or (
+            ("knee", None) if word.startswith("knee") else ("hip", None) if word == "hip" else ("lower-back", None)
+        )
+        before = terms._WORD.findall(lowered, max(0, match.start() - 24), match.start())[-3:]
+        sides = next((terms._SIDE_WORDS[w] for w in reversed(before) if w in terms._SIDE_WORDS), None)
+        found += [s for s in terms.sites_of(joint, sides or plural) if s not in found]
+    return found
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_WORDS, st.sampled_from(["", " ", "_", "a", "."])), max_size=8), st.booleans())
+def test_sites_in_text_checks_the_word_boundary_as_the_pattern_did(parts: list[tuple[str, str]], upper: bool) -> None:
+    from escape_fhir.fhir.sender_terms import sites_in_text
+
+    text = "".join(word + glue for word, glue in parts)
+    text = text.upper() if upper else text
+    assert sites_in_text(text) == _sites_with_boundary_pattern(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["identifier", "=", "&", "a", "|", "http://x/y", "%7C", "+", "", "b=c"]), max_size=8))
+def test_conditional_query_split_as_parse_qsl_splits_it(parts: list[str]) -> None:
+    from urllib.parse import parse_qsl
+
+    from escape_fhir.fhir.bundle_index import _query_pairs
+
+    query = "".join(parts)
+    assert _query_pairs(query) == parse_qsl(query)
+
+
+def test_relinked_startback_response_leaves_the_senders_response_unchanged() -> None:
+    from escape_fhir.fhir.sender_startback import _relinked
+
+    qr = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "http://sender/q",
+        "answer": [{"item": [{"linkId": "top-answer"}]}],  # not an item's answer: not followed
+        "item": [
+            {"linkId": "g", "item": [{"linkId": "q1", "answer": [{"valueInteger": 1, "item": [{"linkId": "q2"}]}]}]},
+            "not an object",
+        ],
+    }
+    before = copy.deepcopy(qr)
+    out = _relinked(qr, {"q1": "91340-0", "q2": "91341-8", "top-answer": "x"})
+    assert qr == before
+    assert "questionnaire" not in out
+    assert out["item"][0]["item"][0]["linkId"] == "91340-0"
+    assert out["item"][0]["item"][0]["answer"][0]["item"][0]["linkId"] == "91341-8"
+    assert out["answer"][0]["item"][0]["linkId"] == "top-answer"
+    assert out["item"][1] == "not an object"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["Bundle", ".entry", "[", "]", "0", "12", "٣", "x", ".resource", ".contained", ".code", "."]),
+        max_size=10,
+    )
+)
+def test_resource_of_a_location_as_the_pattern_finds_it(parts: list[str]) -> None:
+    from escape_fhir.fhir.readers import _RESOURCE_LOCATION, _resource_of
+
+    for location in ("".join(parts), "Bundle.entry[" + "".join(parts)):
+        match = _RESOURCE_LOCATION.match(location)
+        assert _resource_of(location) == (match.group(0) if match else location)

@@ -159,9 +159,13 @@ def calendar_months(start: date, end: date) -> tuple[int, int]:
     (31 January + 1 month = 28 or 29 February).
     """
     months = (end.year - start.year) * 12 + end.month - start.month
-    if months > 0 and _plus_months(start, months) > end:
+    if months <= 0:
+        return 0, (end - start).days
+    shifted = _plus_months(start, months)
+    if shifted > end:
         months -= 1
-    return max(months, 0), (end - _plus_months(start, max(months, 0))).days
+        shifted = _plus_months(start, months)
+    return months, (end - shifted).days
 
 
 def _plus_months(start: date, months: int) -> date:

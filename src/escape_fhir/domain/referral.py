@@ -243,6 +243,18 @@ class EligibilityAnswers(_Model):
     wishes_to_take_part: Answer = None
 
 
+#: (field name, wire name) of each eligibility answer, in the model's order: :func:`answers_json` and the
+#: cross-field view write the answers with it.
+_ANSWER_ALIASES = tuple((name, info.alias or name) for name, info in EligibilityAnswers.model_fields.items())
+
+
+def answers_json(answers: EligibilityAnswers) -> dict[str, bool]:
+    """``answers.model_dump(mode="json", by_alias=True, exclude_none=True)`` (each answer is a bool or None),
+    without the serializer's call: the reader writes the answers of every eligibility response it reads."""
+    values = answers.__dict__
+    return {alias: v for name, alias in _ANSWER_ALIASES if (v := values[name]) is not None}
+
+
 KNEE_HIP_ONLY = ("clinical_diagnosis_of_osteoarthritis", "needs_supervised_exercise")
 BACK_ONLY = (
     "non_specific_low_back_pain",
@@ -319,7 +331,8 @@ class Referral(_Model):
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> Referral:
         today = _today(info.context)
-        problems = consistency_problems(self._cross_field_view(), today)
+        dates = (self.patient.birth_date, self.referral_date, self.symptom_onset_date)
+        problems = consistency_problems(self._cross_field_view(), today, dates=dates)
         if self.start_back is not None and self.start_back_result is not None:
             computed = score(self.start_back)
             given = self.start_back_result
@@ -341,20 +354,21 @@ class Referral(_Model):
 
     def _cross_field_view(self) -> dict[str, Any]:
         """The fields consistency_problems reads, in their JSON form: cheaper than a whole model_dump, which
-        every referral read from a Bundle would pay (the checks themselves are the same)."""
-        birth = self.patient.birth_date
+        every referral read from a Bundle would pay (the checks themselves are the same). The dates are not in
+        it: :meth:`_consistent` hands them to the date checks as dates (no text to write and parse back).
+        ``str()`` of a StrEnum member is its value, without the Enum's ``value`` property (Python code)."""
         result = self.start_back_result
         return {
-            "pathway": self.pathway.value,
-            "source": self.source.value,
+            "pathway": str(self.pathway),
+            "source": str(self.source),
             "referrer": {} if self.referrer is not None else None,
-            "affectedSites": [s.value for s in self.affected_sites],
-            "eligibility": self.eligibility.model_dump(by_alias=True, exclude_none=True),
+            "affectedSites": [str(s) for s in self.affected_sites],
+            "eligibility": answers_json(self.eligibility),
             "startBack": self.start_back,
-            "startBackResult": result.model_dump(exclude_none=True) if result is not None else None,
-            "patient": {"birthDate": birth.isoformat() if birth else None},
-            "referralDate": self.referral_date.isoformat(),
-            "symptomOnsetDate": self.symptom_onset_date.isoformat() if self.symptom_onset_date else None,
+            # model_dump(exclude_none=True) of the flat result (its field names are its wire names)
+            "startBackResult": {k: v for k, v in result.__dict__.items() if v is not None}
+            if result is not None
+            else None,
         }
 
     def effective_start_back(self) -> StartBackResult | None:
@@ -407,8 +421,18 @@ _REFERRER_SOURCES = frozenset(s.value for s in ReferralSource) - {"self-referral
 _SITE_VALUES = frozenset(site.value for site in Site)
 
 
-def consistency_problems(data: dict[str, Any], today: date | None = None) -> list[FieldError]:
-    """Checks across fields, on the JSON form, so that they run even when some field is invalid."""
+_KNEE_HIP = Pathway.KNEE_HIP.value
+_BACK = Pathway.BACK.value
+#: The dates of a referral: birth, referral and symptom onset.
+Dates = tuple[date | None, date | None, date | None]
+
+
+def consistency_problems(
+    data: dict[str, Any], today: date | None = None, *, dates: Dates | None = None
+) -> list[FieldError]:
+    """Checks across fields, on the JSON form, so that they run even when some field is invalid.
+
+    ``dates``: the dates already read (a validated model), else they are read from ``data``."""
     problems: list[FieldError] = []
     pathway, source = data.get("pathway"), data.get("source")
     if data.get("referrer") is None and source in _REFERRER_SOURCES:
@@ -416,7 +440,7 @@ def consistency_problems(data: dict[str, Any], today: date | None = None) -> lis
     sites = [s for s in data.get("affectedSites") or [] if s in _SITE_VALUES]
     answers = data.get("eligibility") if isinstance(data.get("eligibility"), dict) else {}
     misplaced: tuple[str, ...] = ()
-    if pathway == Pathway.KNEE_HIP.value:
+    if pathway == _KNEE_HIP:
         for key in ("startBack", "startBackResult"):
             if data.get(key) is not None:
                 problems.append(FieldError(key, "STarT Back applies to the back pathway only"))
@@ -424,20 +448,24 @@ def consistency_problems(data: dict[str, Any], today: date | None = None) -> lis
         if wrong:
             problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not a knee or hip"))
         misplaced = BACK_ONLY
-    elif pathway == Pathway.BACK.value:
+    elif pathway == _BACK:
         wrong = [s for s in sites if s in KNEE_HIP_SITES]
         if wrong:
             problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not on the back pathway"))
         misplaced = KNEE_HIP_ONLY
-    problems.extend(
-        FieldError(f"eligibility.{_camel(f)}", f"does not apply to the {pathway} pathway")
-        for f in misplaced
-        if answers and answers.get(_camel(f)) is not None
-    )
+    if answers:
+        problems.extend(
+            FieldError(f"eligibility.{_camel(f)}", f"does not apply to the {pathway} pathway")
+            for f in misplaced
+            if answers.get(_camel(f)) is not None
+        )
     result = data.get("startBackResult")
-    if isinstance(result, dict) and pathway == Pathway.BACK.value:
+    if isinstance(result, dict) and pathway == _BACK:
         problems.extend(_startback_result_problems(result))
-    problems.extend(date_problems(data, today or date.today()))
+    if dates is None:
+        problems.extend(date_problems(data, today or date.today()))
+    else:
+        problems.extend(_date_problems(*dates, today or date.today()))
     return problems
 
 
@@ -479,7 +507,10 @@ def date_problems(data: dict[str, Any], today: date) -> list[FieldError]:
     rather than assessed (issue 9; docs/clinical-safety.md).
     """
     birth, referred = _date_at(data, "patient.birthDate"), _date_at(data, "referralDate")
-    onset = _date_at(data, "symptomOnsetDate")
+    return _date_problems(birth, referred, _date_at(data, "symptomOnsetDate"), today)
+
+
+def _date_problems(birth: date | None, referred: date | None, onset: date | None, today: date) -> list[FieldError]:
     latest = today + CLOCK_SKEW
     problems = [
         FieldError(path, f"{value} is in the future (today is {today})")

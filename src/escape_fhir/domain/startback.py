@@ -95,6 +95,8 @@ def risk_for(total: int, psychosocial: int) -> Risk:
     return Risk.HIGH if psychosocial >= 4 else Risk.MEDIUM
 
 
+#: Each risk by its value (``Risk(value)`` and ``.value`` go through the Enum machinery, in Python).
+RISK_OF_VALUE = {r.value: r for r in Risk}
 MAX_TOTAL = len(ITEM_CODES)
 MAX_PSYCHOSOCIAL = len(PSYCHOSOCIAL_CODES)
 
@@ -125,10 +127,10 @@ def startback_field_problems(total: object, psychosocial: object, risk: object) 
     if known_total is not None and known_sub is not None and known_sub > known_total:
         problems.append(("psychosocial", f"subscore {known_sub} is more than the total {known_total}"))
         return problems
-    if risk not in {r.value for r in Risk}:
+    if risk not in RISK_OF_VALUE:
         return [*problems, ("risk", f"{risk!r} is not a STarT Back risk (low, medium or high)")]
     allowed = _possible_risks(known_total, known_sub)
-    if Risk(str(risk)) not in allowed:
+    if RISK_OF_VALUE[str(risk)] not in allowed:
         figures = " and ".join(
             f"{name} {value}"
             for name, value in (("total", known_total), ("psychosocial subscore", known_sub))

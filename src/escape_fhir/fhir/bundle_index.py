@@ -15,7 +15,6 @@ from it can say where it came from (``Bundle.entry[3].resource.contained[0]``).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -57,34 +56,44 @@ def objects(value: Any) -> list[Json]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-@dataclass
 class BundleIndex:
-    """The Bundle's resources, found by fullUrl, ``Type/id``, identifier and containment."""
+    """The Bundle's resources, found by fullUrl, ``Type/id``, identifier and containment. A plain class (a
+    dataclass's generated ``__init__`` would be interpreted Python even here, compiled)."""
 
-    nodes: list[Node]
-    keys: dict[str, Node] = field(default_factory=dict)
-    contained: dict[tuple[int, str], Node] = field(default_factory=dict)
-    _by_type: dict[str, list[Node]] | None = None
+    def __init__(self, nodes: list[Node]) -> None:
+        self.nodes = nodes
+        self.keys: dict[str, Node] = {}
+        self.contained: dict[tuple[int, str], Node] = {}
+        self._by_type: dict[str, list[Node]] | None = None
 
     @classmethod
     def of(cls, bundle: Json) -> BundleIndex:
         entries = bundle.get("entry")
         index = cls([])
+        nodes, keys = index.nodes, index.keys
         for i, entry in enumerate(entries if isinstance(entries, list) else []):
-            if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
+            if not isinstance(entry, dict):
                 continue
-            res = entry["resource"]
+            res = entry.get("resource")
+            if not isinstance(res, dict):
+                continue
             node = Node(res, f"Bundle.entry[{i}].resource", i)
-            index.nodes.append(node)
-            if isinstance(entry.get("fullUrl"), str):
-                index.keys.setdefault(entry["fullUrl"], node)
-            if isinstance(res.get("id"), str):
-                index.keys.setdefault(f"{node.type}/{res['id']}", node)
-            for k, inner in enumerate(objects(res.get("contained"))):
+            nodes.append(node)
+            full_url = entry.get("fullUrl")
+            if isinstance(full_url, str):
+                keys.setdefault(full_url, node)
+            res_id = res.get("id")
+            if isinstance(res_id, str):
+                keys.setdefault(f"{node.type}/{res_id}", node)
+            contained = res.get("contained")
+            if contained is None:
+                continue
+            for k, inner in enumerate(objects(contained)):
                 inner_node = Node(inner, f"{node.location}.contained[{k}]", i)
-                index.nodes.append(inner_node)
-                if isinstance(inner.get("id"), str):
-                    index.contained[(i, inner["id"])] = inner_node
+                nodes.append(inner_node)
+                inner_id = inner.get("id")
+                if isinstance(inner_id, str):
+                    index.contained[(i, inner_id)] = inner_node
         return index
 
     def entry_node(self, i: int) -> Node | None:
@@ -122,7 +131,7 @@ class BundleIndex:
 
     def _conditional(self, kind: str, query: str) -> Node | None:
         """``Type?identifier=system|value`` (and ``&``-joined identifiers): the one entry that matches all."""
-        wanted = [v for k, v in parse_qsl(query) if k == "identifier"]
+        wanted = [v for k, v in _query_pairs(query) if k == "identifier"]
         if not wanted:
             return None
         found = None
@@ -148,6 +157,20 @@ class BundleIndex:
             )
         ]
         return matches[0] if len(matches) == 1 else None
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    """``parse_qsl(query)``; a query with nothing to decode (no ``%``, no ``+``) is split here, as parse_qsl
+    splits it (on ``&``, then the first ``=``; parts without ``=`` or with an empty value are dropped),
+    without its Python-level decoding of every name and value."""
+    if "%" in query or "+" in query:
+        return parse_qsl(query)
+    pairs: list[tuple[str, str]] = []
+    for part in query.split("&"):
+        name, equals, value = part.partition("=")
+        if equals and value:
+            pairs.append((name, value))
+    return pairs
 
 
 def resolve_reference(keys: dict[str, int], reference: Any) -> int | None:

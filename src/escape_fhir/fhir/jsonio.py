@@ -95,6 +95,13 @@ _CHECKING_DECODER = json.JSONDecoder(
 _ESCAPED_COLON = re.compile(r"\\u003[aA]")
 
 
+def _has_escape(raw: bytes, escape: bytes) -> bool:
+    """Whether ``escape`` (a backslash sequence) is in ``raw``. A single-byte search for the backslash goes
+    first: it runs at memchr speed, where CPython's search for a longer needle looks at every byte (about
+    a microsecond per kilobyte), and most documents have no backslash at all."""
+    return b"\\" in raw and escape in raw
+
+
 def _no_duplicates(raw: bytes, text: str | None, obj: dict[str, Any], colons: int | None = None) -> bool:
     """True when the parsed ``obj`` kept every member of ``text``; False when it may not have.
 
@@ -105,7 +112,7 @@ def _no_duplicates(raw: bytes, text: str | None, obj: dict[str, Any], colons: in
     Counting on the UTF-8 bytes gives the same numbers (no multi-byte character contains an ASCII byte) and
     is quicker than on a str that holds non-ASCII text.
     """
-    if b"\\u003" in raw and _ESCAPED_COLON.search(raw.decode("utf-8") if text is None else text):
+    if _has_escape(raw, b"\\u003") and _ESCAPED_COLON.search(raw.decode("utf-8") if text is None else text):
         return False
     try:
         written = orjson.dumps(obj, default=_default)
@@ -156,7 +163,7 @@ def loads(data: bytes | str) -> dict[str, Any]:
         raise FhirFormatError(f"JSON must be an object, not {type(obj).__name__}")
     if deep_possible and bounds.json_depth(obj) > bounds.MAX_DEPTH:
         raise bounds.too_deep()
-    if b"\\u" in raw:  # a NUL or a lone surrogate can only come as an escape (bounds.check_strings)
+    if _has_escape(raw, b"\\u"):  # a NUL or a lone surrogate can only come as an escape (bounds.check_strings)
         bounds.check_strings(text, obj)
     return obj
 
@@ -187,7 +194,7 @@ def _fast_loads(raw: bytes) -> dict[str, Any] | None:
         return None
     if containers > bounds.MAX_DEPTH and bounds.json_depth(obj) > bounds.MAX_DEPTH:
         raise bounds.too_deep()
-    if b"\\u" in raw:  # a NUL can only come as an escape (msgspec refuses lone surrogates)
+    if _has_escape(raw, b"\\u"):  # a NUL can only come as an escape (msgspec refuses lone surrogates)
         bounds.check_strings(raw.decode("utf-8"), obj)
     return obj
 

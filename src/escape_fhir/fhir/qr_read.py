@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from escape_fhir.domain.referral import EligibilityAnswers, Pathway, Site, StartBackResult
 from escape_fhir.domain.startback import ITEM_CODES, risk_for, score
@@ -46,6 +46,7 @@ from escape_fhir.fhir._forms import (
 
 SCORE_CODES: Final = (codes.STARTBACK_TOTAL[0], codes.STARTBACK_SUBSCORE[0], codes.STARTBACK_RISK[0])
 _RISK_BY_CODE: Final = {code: risk for risk, (code, _display) in RISK_CODES.items()}
+_DAY: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,18 @@ class _Issues:
             raise MappingError(self.errors)
 
 
-class _Answered(NamedTuple):
-    """One recognised item: its question, its location and its answers converted to Python values."""
+class _Answered:
+    """One recognised item: its question, its location and its answers converted to Python values.
 
-    question: Question
-    location: str
-    values: list[Any]
-    given: int  # answers present, whether or not they could be converted
+    A plain (compiled) class rather than a NamedTuple, whose ``__new__`` is interpreted: one per item read."""
+
+    __slots__ = ("given", "location", "question", "values")
+
+    def __init__(self, question: Question, location: str, values: list[Any], given: int) -> None:
+        self.question = question
+        self.location = location
+        self.values = values
+        self.given = given  # answers present, whether or not they could be converted
 
     def first(self) -> Any:
         return self.values[0] if self.values else None
@@ -260,7 +266,7 @@ def _by_words(question: Question, text: Any) -> str | None:
 
 def _date(question: Question, kind: str, value: Any) -> str | None:
     """A whole date (YYYY-MM-DD): a partial one cannot settle a duration the way the item is meant to."""
-    return value if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else None
+    return value if isinstance(value, str) and _DAY.fullmatch(value) else None
 
 
 _CONVERTERS: Final[dict[str, Callable[[Question, str, Any], Any]]] = {
@@ -325,7 +331,8 @@ def read_eligibility_response(qr: dict[str, Any], base: str = "QuestionnaireResp
     issues = _Issues()
     form = _eligibility_form(qr, base, issues)
     pathway = next(p for p, f in ELIGIBILITY_FORMS.items() if f is form)
-    found = _collect(qr, base, lambda item: form.question(str(item.get("linkId"))), True, issues)
+    questions = _questions(form)
+    found = _collect(qr, base, lambda item: questions.get(str(item.get("linkId"))), True, issues)
     issues.check()
     sites = found[LINK_SITES].values if LINK_SITES in found else []
     duration = found[LINK_DURATION].first() if LINK_DURATION in found else None
@@ -372,7 +379,21 @@ def _startback_strict(qr: Any, base: str, issues: _Issues) -> bool:
 
 
 def _exact_loinc(item: dict[str, Any]) -> Question | None:
-    return STARTBACK_FORM.question(str(item.get("linkId")))
+    return _questions(STARTBACK_FORM).get(str(item.get("linkId")))
+
+
+#: Each form's questions by linkId (``Form.question``'s table): a dict lookup from compiled code instead of a
+#: call into the (interpreted) Form for every item.
+#: Keyed by the form's identity (the form is kept with its table, so its id cannot be reused); a Form is
+#: frozen, its questions a tuple.
+_QUESTION_TABLES: Final[dict[int, tuple[Form, dict[str, Question]]]] = {}
+
+
+def _questions(form: Form) -> dict[str, Question]:
+    entry = _QUESTION_TABLES.get(id(form))
+    if entry is None or entry[0] is not form:
+        entry = _QUESTION_TABLES[id(form)] = (form, {q.link_id: q for q in form.questions})
+    return entry[1]
 
 
 def _loinc_in_reference(item: dict[str, Any]) -> Question | None:

@@ -17,11 +17,11 @@ present is dropped silently: what is not understood is a warning (in the acknowl
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
 from escape_fhir.domain import (
     PATHWAY_CRITERIA,
@@ -35,7 +35,7 @@ from escape_fhir.domain import (
     load_referral,
 )
 from escape_fhir.domain.eligibility import MIN_DURATION_MONTHS, calendar_months
-from escape_fhir.domain.referral import FHIR_ID, Site
+from escape_fhir.domain.referral import FHIR_ID, Site, answers_json
 from escape_fhir.errors import Issue, MappingError, ReferralInputError
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.bundle_index import Json, Node, objects
@@ -69,10 +69,16 @@ CRITERION_OF_FIELD: Final = {
 FATAL_FIELDS: Final = ("referralDate", "pathway", "patient.nhsNumber", "patient.birthDate", "source", "referral", "")
 SITE_WORDS: Final = {s: s.value.replace("-", " ") for s in Site}
 SIDELESS: Final = frozenset({Site.KNEE, Site.HIP})
+_LOWER_BACK: Final = Site.LOWER_BACK
 #: The first places of PLACES["pathway"] state the programme; the others only suggest it.
 STATED_PATHWAY_PLACES: Final = 3
 _DATED: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RESOURCE_LOCATION: Final = re.compile(r"Bundle\.entry\[\d+\]\.resource(\.contained\[\d+\])?")
+
+
+#: ``tuple.__new__``: makes a NamedTuple from its fields without calling the class, whose ``__new__`` is a
+#: Python function (interpreted, even from compiled code); the object made is the same.
+NEW_TUPLE: Final[Callable[..., Any]] = tuple.__new__
 
 
 class Provenance(NamedTuple):
@@ -175,7 +181,8 @@ class _Reading:
         self.flags: list[ReviewFlag] = []
 
     def record(self, field_path: str, value: Any, location: str, place: str = "") -> None:
-        self.provenance.append(Provenance(field_path, value, location, place))
+        # Provenance(...) made the cheap way (NEW_TUPLE): the same object, and the reader makes many.
+        self.provenance.append(cast(Provenance, NEW_TUPLE(Provenance, (field_path, value, location, place))))
 
     def flag(self, criterion: str, reason: str) -> None:
         if all(f.reason != reason for f in self.flags):
@@ -324,7 +331,7 @@ class _Reading:
         ]
         kept: list[Found] = []
         for f in coded:
-            on = [s for s in f.value if (s is Site.LOWER_BACK) == (pathway == "back")]
+            on = [s for s in f.value if (s is _LOWER_BACK) == (pathway == "back")]
             off = [s for s in f.value if s not in on]
             if off:
                 what = ", ".join(SITE_WORDS[s] for s in off)
@@ -355,10 +362,11 @@ class _Reading:
                 if s not in sites:
                     sites.append(s)
                 self.record("affectedSites", SITE_WORDS[s], f.location, f.place)
-        sided = {s.value.split("-")[-1] for s in sites if "-" in s.value and s is not Site.LOWER_BACK}
-        sites = [s for s in sites if s.value not in sided]
+        # A Site is a str whose text is its value: str methods on it, not ``.value`` (an Enum property, slow).
+        sided = {s.split("-")[-1] for s in sites if "-" in s and s is not _LOWER_BACK}
+        sites = [s for s in sites if str(s) not in sided]
         if sites:
-            self.out["affectedSites"] = [s.value for s in sites]
+            self.out["affectedSites"] = [str(s) for s in sites]
         # Else the site criterion is unknown, and says where it was looked for (LOOKED_FOR): a referral to the
         # backs programme that names no back problem is not taken to have one.
 
@@ -391,7 +399,9 @@ class _Reading:
             return None
         last = min(last, referred)
         strictly_more = self.out["pathway"] == "back"
-        verdicts = {_long_enough(day, referred, strictly_more) for day in (first, last)}
+        verdicts = {
+            _long_enough(day, referred, strictly_more) for day in ((first,) if first == last else (first, last))
+        }
         if len(verdicts) > 1:
             self.flag(
                 "duration",
@@ -458,9 +468,23 @@ def _long_enough(onset: date, referred: date, strictly_more: bool) -> bool:
 
 
 def _resource_of(location: str) -> str:
-    """The resource a location is in (an entry's, or one contained in it)."""
-    match = _RESOURCE_LOCATION.match(location)
-    return match.group(0) if match else location
+    """The resource a location is in (an entry's, or one contained in it): what :data:`_RESOURCE_LOCATION`
+    matches at its start, found with str methods (``\\d`` is a Unicode decimal digit: ``str.isdecimal``)."""
+    end = _indexed(location, 0, "Bundle.entry[")
+    if end < 0 or not location.startswith(".resource", end):
+        return location
+    end += len(".resource")
+    contained = _indexed(location, end, ".contained[")
+    return location[: contained if contained >= 0 else end]
+
+
+def _indexed(text: str, start: int, prefix: str) -> int:
+    """The end of ``prefix`` then digits then ``]`` at ``start`` of ``text``, or -1."""
+    if not text.startswith(prefix, start):
+        return -1
+    digits = start + len(prefix)
+    close = text.find("]", digits)
+    return close + 1 if close > digits and text[digits:close].isdecimal() else -1
 
 
 def _ours(node: Node) -> bool:
@@ -480,16 +504,25 @@ def _describe(node: Node) -> str:
     return f"a {node.type} ({label})"
 
 
+def _site_parts(s: Site) -> tuple[str, str | None]:
+    """(joint, side or None) of a site."""
+    side, _, joint = s.value.partition("-")
+    return (joint, side) if joint and s is not Site.LOWER_BACK else (s.value, None)
+
+
+#: (joint, side) of each site, computed once (a Site's ``.value`` is an Enum property, slow in a loop).
+SITE_PARTS: Final[dict[Site, tuple[str, str | None]]] = {s: _site_parts(s) for s in Site}
+
+
 def _overlap(a: list[Site], b: list[Site]) -> bool:
     """Two places agree when some joint of one is a joint of the other (a side not stated matches either)."""
-
-    def parts(s: Site) -> tuple[str, str | None]:
-        side, _, joint = s.value.partition("-")
-        return (joint, side) if joint and s is not Site.LOWER_BACK else (s.value, None)
-
-    return any(
-        ja == jb and (sa is None or sb is None or sa == sb) for ja, sa in map(parts, a) for jb, sb in map(parts, b)
-    )
+    for site_a in a:
+        ja, sa = SITE_PARTS[site_a]
+        for site_b in b:
+            jb, sb = SITE_PARTS[site_b]
+            if ja == jb and (sa is None or sb is None or sa == sb):
+                return True
+    return False
 
 
 def _words(sites: list[Site]) -> str:
@@ -528,7 +561,7 @@ def _eligibility(ctx: Context, reading: _Reading) -> EligibilityRead | None:
         for warning in got.warnings:
             ctx.warn(warning.location, warning.message, warning.code)
         locations = _item_locations(node)
-        answers = got.answers.model_dump(mode="json", by_alias=True, exclude_none=True)
+        answers = answers_json(got.answers)
         return EligibilityRead(
             pathway=got.pathway.value,
             location=node.location,

@@ -4,8 +4,7 @@ the resources that may carry the referral's facts (Conditions, answers, Observat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from escape_fhir.errors import Issue, MappingError
 from escape_fhir.fhir import codes
@@ -14,50 +13,81 @@ from escape_fhir.fhir.bundle_index import BundleIndex, Json, Node, objects
 SUPPORTED_TYPES = ("message", "transaction", "collection")
 
 
-class Found(NamedTuple):
-    """One value of a fact, where it was found, and the place (row of the table) that found it."""
+class Found:
+    """One value of a fact, where it was found, and the place (row of the table) that found it.
 
-    value: Any
-    location: str
-    place: str = ""
+    A plain class, not a NamedTuple: compiled (mypyc), making one and reading its fields are C struct
+    operations, where a NamedTuple is made by its interpreted ``__new__`` (the reader makes dozens per
+    Bundle). Only its fields are used, never tuple behaviour."""
+
+    __slots__ = ("location", "place", "value")
+
+    def __init__(self, value: Any, location: str, place: str = "") -> None:
+        self.value = value
+        self.location = location
+        self.place = place
+
+    def __repr__(self) -> str:
+        return f"Found({self.value!r}, {self.location!r}, {self.place!r})"
 
 
-@dataclass
 class EligibilityRead:
-    """The project's eligibility answers, read from one QuestionnaireResponse, with their locations."""
+    """The project's eligibility answers, read from one QuestionnaireResponse, with their locations. (A plain
+    class: a dataclass's generated ``__init__`` is interpreted Python even when the class is compiled.)"""
 
-    pathway: str
-    location: str
-    sites: list[Any]
-    sites_location: str
-    months: int | None
-    months_location: str
-    onset: str | None
-    onset_location: str
-    answers: dict[str, bool]
-    answer_locations: dict[str, str]
+    def __init__(
+        self,
+        *,
+        pathway: str,
+        location: str,
+        sites: list[Any],
+        sites_location: str,
+        months: int | None,
+        months_location: str,
+        onset: str | None,
+        onset_location: str,
+        answers: dict[str, bool],
+        answer_locations: dict[str, str],
+    ) -> None:
+        self.pathway = pathway
+        self.location = location
+        self.sites = sites
+        self.sites_location = sites_location
+        self.months = months
+        self.months_location = months_location
+        self.onset = onset
+        self.onset_location = onset_location
+        self.answers = answers
+        self.answer_locations = answer_locations
 
 
-@dataclass
 class Context:
-    index: BundleIndex
-    bundle: Json
-    sr: Node
-    header: Node | None
-    patient: Node | None
-    conditions: list[Node] = field(default_factory=list)
-    responses: list[Node] = field(default_factory=list)
-    observations: list[Node] = field(default_factory=list)
-    questionnaires: list[Node] = field(default_factory=list)
-    warnings: list[Issue] = field(default_factory=list)
-    #: Problems that refuse the referral (identity, not clinical detail), reported together at the end.
-    errors: list[Issue] = field(default_factory=list)
-    #: Locations of resources that some fact was read from (the rest are reported as not understood).
-    used: set[str] = field(default_factory=set)
-    eligibility: EligibilityRead | None = None
-    startback_location: str | None = None
-    #: What each place found, by fact (filled as the reader goes: later places may use earlier facts).
-    found: dict[str, list[Found]] = field(default_factory=dict)
+    """What the reader knows of the Bundle, and what it has found so far.
+
+    A plain class with its own ``__init__`` (not a dataclass, whose generated ``__init__`` is interpreted
+    Python even when the class is compiled): one is made per Bundle read."""
+
+    def __init__(self, index: BundleIndex, bundle: Json, sr: Node, header: Node | None, patient: Node | None) -> None:
+        self.index = index
+        self.bundle = bundle
+        self.sr = sr
+        self.header = header
+        self.patient = patient
+        self.conditions: list[Node] = []
+        self.responses: list[Node] = []
+        self.observations: list[Node] = []
+        self.questionnaires: list[Node] = []
+        self.warnings: list[Issue] = []
+        #: Problems that refuse the referral (identity, not clinical detail), reported together at the end.
+        self.errors: list[Issue] = []
+        #: Locations of resources that some fact was read from (the rest are reported as not understood).
+        self.used: set[str] = set()
+        self.eligibility: EligibilityRead | None = None
+        self.startback_location: str | None = None
+        #: What each place found, by fact (filled as the reader goes: later places may use earlier facts).
+        self.found: dict[str, list[Found]] = {}
+        #: The Conditions the referral is for (sender_places._main_conditions, once it has been asked).
+        self.main_conditions: list[Node] | None = None
 
     def warn(self, location: str, message: str, code: str = "not-supported") -> None:
         if not any(w.location == location and w.message == message for w in self.warnings):

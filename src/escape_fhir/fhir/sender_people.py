@@ -58,10 +58,13 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+_TELECOM_KEYS: Final = {"phone": "phone", "email": "email"}
+
+
 def read_telecom(telecom: Any) -> Json:
     out: Json = {}
     for point in objects(telecom):
-        key = {"phone": "phone", "email": "email"}.get(str(point.get("system", "")))
+        key = _TELECOM_KEYS.get(str(point.get("system", "")))
         if key and key not in out and isinstance(point.get("value"), str) and point["value"].strip():
             out[key] = point["value"]
     return out

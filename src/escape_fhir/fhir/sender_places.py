@@ -26,6 +26,15 @@ from escape_fhir.fhir.sender_context import Context, Found
 
 Finder = Callable[[Context], Iterator[Found]]
 
+# The patterns of this module, compiled once (``re.fullmatch(text, ...)`` looks its pattern up in re's cache,
+# Python code, on every call).
+_QUALIFIER_VALUES: Final = re.compile(r"=\s*(\d+)")
+_DAY: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MONTH: Final = re.compile(r"\d{4}-\d{2}")
+_YEAR: Final = re.compile(r"\d{4}")
+_DATE_TEXT: Final = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+_PERIOD: Final = re.compile(r"(\d{1,3})\s*(day|week|month|year)s?")
+
 
 @dataclass(frozen=True)
 class Place:
@@ -70,7 +79,7 @@ def _body_site(concept: Any, location: str) -> Iterator[Found]:
         if structure not in terms.BODY_STRUCTURES:
             continue
         joint, side = terms.BODY_STRUCTURES[structure]
-        side_codes = re.findall(r"=\s*(\d+)", qualifier)
+        side_codes = _QUALIFIER_VALUES.findall(qualifier)
         named = tuple(s for c in side_codes for s in terms.LATERALITY.get(c, ()))
         chosen = (side,) if side else (named or sides)
         yield Found(terms.sites_of(joint, chosen), f"{location}.coding[{k}]")
@@ -109,7 +118,7 @@ def sites_in_diagnosis_code(ctx: Context) -> Iterator[Found]:
             if joint is None:
                 continue
             # "Osteoarthritis of right knee" as a display of the generic code still tells the side.
-            named = [s for s in terms.sites_in_text(display or "") if s.value.endswith(joint)]
+            named = [s for s in terms.sites_in_text(display or "") if s.endswith(joint)]
             yield Found(named or terms.sites_of(joint, None), f"{location}.coding[{k}]")
 
 
@@ -135,10 +144,10 @@ def _texts(ctx: Context) -> Iterator[tuple[str, str]]:
 
 def sites_in_text(ctx: Context) -> Iterator[Found]:
     for location, text in _texts(ctx):
-        if terms.PROGRAMME_WORDS.search(text):
-            continue  # "ESCAPE-pain for knees and hips" names the programme, not the patient's joints
         found = terms.sites_in_text(text)
-        if found:
+        # "ESCAPE-pain for knees and hips" names the programme, not the patient's joints (looked for only in a
+        # text that names a joint: the case-blind pattern is the slower test).
+        if found and not terms.PROGRAMME_WORDS.search(text):
             yield Found(found, location)
 
 
@@ -225,7 +234,7 @@ def pathway_from_diagnoses(ctx: Context) -> Iterator[Found]:
 
 def pathway_from_sites(ctx: Context) -> Iterator[Found]:
     for found in ctx.found.get("affectedSites", []):
-        kinds = {"back" if s.value == "lower-back" else "knee-hip" for s in found.value}
+        kinds = {"back" if s == "lower-back" else "knee-hip" for s in found.value}
         if len(kinds) == 1:
             yield Found(next(iter(kinds)), found.location)
 
@@ -240,30 +249,37 @@ def months_in_eligibility_answers(ctx: Context) -> Iterator[Found]:
 
 
 def _main_conditions(ctx: Context) -> list[Node]:
-    """The Conditions the referral is for: its reasons and the programme's diagnoses (not a comorbidity)."""
+    """The Conditions the referral is for: its reasons and the programme's diagnoses (not a comorbidity).
+    Worked out once per Bundle (two places ask; the request and the Conditions do not change as it is read)."""
+    if ctx.main_conditions is not None:
+        return ctx.main_conditions
     reasons = {id(n) for r in objects(ctx.sr.get("reasonReference")) if (n := ctx.resolve(r)) is not None}
     main = [
         n
         for n in ctx.conditions
         if id(n) in reasons or any(code in terms.PATHWAY_OF_DIAGNOSIS for _k, code, _d in _snomed(n.get("code")))
     ]
-    return main or (ctx.conditions if len(ctx.conditions) == 1 else [])
+    ctx.main_conditions = main or (ctx.conditions if len(ctx.conditions) == 1 else [])
+    return ctx.main_conditions
 
 
 _PERIOD_WORDS: Final = {"day": 1 / 30.4375, "week": 7 / 30.4375, "month": 1.0, "year": 12.0}
+#: ``int | float | Decimal`` as a tuple: in compiled code ``isinstance(v, int | float | Decimal)`` builds the
+#: union on every call.
+_NUMBER_TYPES: Final = (int, float, Decimal)
 _UCUM_AGE: Final = {"a": 12.0, "mo": 1.0, "wk": 7 / 30.4375, "d": 1 / 30.4375}
 
 
 def day_range(partial: str) -> tuple[date, date] | None:
     """The first and last day a FHIR date or dateTime may mean ("2025-03" -> 1 to 31 March 2025)."""
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", partial[:10]):
+        if _DAY.fullmatch(partial[:10]):
             day = date.fromisoformat(partial[:10])
             return day, day
-        if re.fullmatch(r"\d{4}-\d{2}", partial):
+        if _MONTH.fullmatch(partial):
             first = date(int(partial[:4]), int(partial[5:7]), 1)
             return first, (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-        if re.fullmatch(r"\d{4}", partial):
+        if _YEAR.fullmatch(partial):
             return date(int(partial), 1, 1), date(int(partial), 12, 31)
     except ValueError:
         return None
@@ -287,7 +303,7 @@ def onset_dates(ctx: Context) -> Iterator[Found]:
             ("onsetDateTime", node.get("onsetDateTime")),
             ("onsetPeriod.start", period.get("start") if isinstance(period, dict) else None),
             # A date written as text ("2025-03"); words go to months_in_onset_text.
-            ("onsetString", text if isinstance(text, str) and re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", text) else None),
+            ("onsetString", text if isinstance(text, str) and _DATE_TEXT.fullmatch(text) else None),
         ):
             if isinstance(value, str) and (days := day_range(value)) is not None:
                 yield Found(days, node.at(element))
@@ -301,7 +317,7 @@ def _onset_from_age(age: Json, born: date) -> tuple[date, date] | None:
     """Onset at an age: from the day the person reached that age to the day before the next (in the unit)."""
     value, unit = age.get("value"), age.get("code") or age.get("unit")
     # JSON and XML decimals arrive as Decimal (kept as written), JSON integers as int.
-    if not isinstance(value, int | float | Decimal) or isinstance(value, bool) or not 0 <= value <= 150:
+    if not isinstance(value, _NUMBER_TYPES) or isinstance(value, bool) or not 0 <= value <= 150:
         return None
     value = float(value)
     months = _UCUM_AGE.get(str(unit))
@@ -320,7 +336,7 @@ def months_in_onset_text(ctx: Context) -> Iterator[Found]:
         text = node.get("onsetString")
         if not isinstance(text, str):
             continue
-        match = re.search(r"(\d{1,3})\s*(day|week|month|year)s?", text.lower())
+        match = _PERIOD.search(text.lower())
         if match:
             yield Found(int(int(match.group(1)) * _PERIOD_WORDS[match.group(2)]), node.at("onsetString"))
 

@@ -16,9 +16,7 @@ for the clinician (the STarT Back criterion is then unknown) and a warning in th
 
 from __future__ import annotations
 
-import copy
 import math
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
@@ -38,14 +36,18 @@ SCORE_NAMES: Final = {
 }
 RISK_BY_LOINC: Final = {code: risk for risk, (code, _) in codes.STARTBACK_RISK_ANSWERS.items()}
 ELIGIBILITY_QUESTIONNAIRES: Final = (codes.Q_KNEE_HIP, codes.Q_BACK)
+#: The unions ``int | float | Decimal`` and ``float | Decimal`` as tuples: compiled, ``isinstance(v, A | B)``
+#: builds the union on every call.
+_NUMBER_TYPES: Final = (int, float, Decimal)
+_FRACTION_TYPES: Final = (float, Decimal)
 
 
-@dataclass
 class StartBackFound:
     """Every STarT Back reading found (answers or a result, each where it was), and the problems."""
 
-    readings: list[Found] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.readings: list[Found] = []
+        self.problems: list[str] = []
 
 
 def loinc_of(concept: Any) -> str | None:
@@ -143,17 +145,32 @@ def _loinc_links(questionnaire: Json) -> dict[str, str]:
 
 
 def _relinked(qr: Json, mapping: dict[str, str]) -> Json:
-    """A copy of the response with each linkId replaced by its LOINC code (same shape: same locations)."""
-    copied = copy.deepcopy(qr)
+    """A copy of the response with each linkId replaced by its LOINC code (same shape: same locations).
+
+    Only the objects on the way to the items (the response, its item and answer lists, each item and answer)
+    are copied, not the whole response (``copy.deepcopy`` was most of the time of reading such a Bundle):
+    nothing else is changed, and the sender's response is left as it was."""
+    copied = dict(qr)
     copied.pop("questionnaire", None)
-    stack = list(objects(copied.get("item")))
+    # (object, the keys to follow): the response and an answer hold items, an item holds items and answers.
+    stack: list[tuple[Json, tuple[str, ...]]] = [(copied, ("item",))]
     while stack:
-        item = stack.pop()
-        if str(item.get("linkId")) in mapping:
-            item["linkId"] = mapping[str(item["linkId"])]
-        stack.extend(objects(item.get("item")))
-        for answer in objects(item.get("answer")):
-            stack.extend(objects(answer.get("item")))
+        holder, keys = stack.pop()
+        for key in keys:
+            listed = holder.get(key)
+            if not isinstance(listed, list):
+                continue
+            children: list[Any] = [dict(v) if isinstance(v, dict) else v for v in listed]
+            holder[key] = children
+            for child in children:
+                if not isinstance(child, dict):
+                    continue
+                if key == "answer":
+                    stack.append((child, ("item",)))
+                    continue
+                if str(child.get("linkId")) in mapping:
+                    child["linkId"] = mapping[str(child["linkId"])]
+                stack.append((child, ("item", "answer")))
     return copied
 
 
@@ -258,9 +275,9 @@ def _integer(element: Json) -> int | None:
     if value is None:
         quantity = element.get("valueQuantity")
         value = quantity.get("value") if isinstance(quantity, dict) else element.get("valueDecimal")
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER_TYPES):
         return None
-    if isinstance(value, float | Decimal) and not math.isfinite(value):
+    if isinstance(value, _FRACTION_TYPES) and not math.isfinite(value):
         return None
     if not -1000 <= value <= 1000:
         return None  # bounded before any conversion: int(Decimal("1e999999")) would take seconds
