@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from escape_fhir.errors import FhirFormatError, Issue
-from escape_fhir.fhir import jsonio, xmlio
+from escape_fhir.fhir import bounds, jsonio, xmlio
 from escape_fhir.fhir.formats import dump, parse
 from escape_fhir.fhir.xml_parse import FHIR_NS, XHTML_NS, XSI_NS, parse_xml
 from escape_fhir.fhir.xml_read import XmlReader
@@ -385,3 +385,45 @@ def test_errors_are_those_of_the_python_reader(xml: str, message: str, location:
         xmlio.xml_to_json(data)
     assert (str(caught.value), caught.value.location) == (f"{location}: {message}", location)
     assert python_outcome(data) == ("error", str(caught.value), location)
+
+
+# --- the depth bound ----------------------------------------------------------------------------------------
+def _deep_patient(extensions: int, div_levels: int = 0) -> bytes:
+    """A Patient whose extensions nest ``extensions`` deep, with a narrative of ``div_levels`` nested XHTML
+    elements: the same depth semantics as JSON (bounds.MAX_DEPTH) apply to both."""
+    inner = '<valueString value="v"/>'
+    for _ in range(extensions):
+        inner = f'<extension url="http://example.org/fhir/StructureDefinition/e">{inner}</extension>'
+    div = "x"
+    for _ in range(div_levels):
+        div = f"<b>{div}</b>"
+    text = f'<text><status value="generated"/><div xmlns="{XHTML_NS}">{div}</div></text>' if div_levels else ""
+    return f'<Patient xmlns="{FHIR_NS}">{text}{inner}</Patient>'.encode()
+
+
+@pytest.mark.parametrize(
+    ("extensions", "div_levels"),
+    [
+        (10, 0),
+        (bounds.MAX_DEPTH - 3, 0),
+        (bounds.MAX_DEPTH - 1, 0),
+        (bounds.MAX_DEPTH, 0),
+        (1, bounds.MAX_DEPTH - 2),
+        (1, bounds.MAX_DEPTH - 1),
+        (1, bounds.MAX_DEPTH + 5),
+    ],
+)
+def test_the_depth_limit_is_the_same_on_both_paths(extensions: int, div_levels: int) -> None:
+    """The compiled reader skips the depth query and bounds the depth itself: what it reads, the Python
+    reader (with the query) reads the same; what is too deep gets the same error from ``xml_to_json``."""
+    data = _deep_patient(extensions, div_levels)
+    expected = python_outcome(data)
+    try:
+        got: Any = typed(xmlio.xml_to_json(data))
+    except FhirFormatError as e:
+        got = ("error", str(e), e.location)
+    assert got == expected
+    too_deep = isinstance(expected, tuple) and "nested deeper than" in expected[1]
+    assert too_deep == (extensions >= bounds.MAX_DEPTH or div_levels >= bounds.MAX_DEPTH - 1)
+    if xmlio.native_read is not None and extensions < 20 and div_levels < 20:
+        assert fast_read(data) is not None  # a shallow document is read by the compiled path

@@ -30,6 +30,7 @@ from lxml.includes cimport tree
 from lxml.includes.tree cimport xmlAttr, xmlNode
 
 from escape_fhir.errors import FhirFormatError
+from escape_fhir.fhir.bounds import MAX_DEPTH
 from escape_fhir.fhir.xml_parse import read_div
 from escape_fhir.fhir.xml_read import check_resource_type, typed_value
 from escape_fhir.fhir.xml_tables import ATTRIBUTE as _ATTRIBUTE
@@ -193,8 +194,28 @@ cdef inline bint _in(xmlNode* node, const char* ns) noexcept:
 cdef dict _RESOURCE_TYPES = {}
 
 
+#: Tree level (the root at 1) from which an element means the document may be deeper than
+#: ``bounds.MAX_DEPTH`` (xml_parse._too_deep): the walk declines from one level before it, so that a document
+#: it reads is one the depth check passes; the Python path then makes the check and gives the error.
+cdef int TOO_DEEP_LEVEL = MAX_DEPTH + 2
+
+
+cdef int _subtree_levels(xmlNode* node) noexcept:
+    """Levels of elements from ``node`` down (1: no element children); libxml2 bounds the nesting it parses."""
+    cdef int deepest = 0, below
+    cdef xmlNode* child = node.children
+    while child != NULL:
+        if child.type == tree.XML_ELEMENT_NODE:
+            below = _subtree_levels(child)
+            if below > deepest:
+                deepest = below
+        child = child.next
+    return deepest + 1
+
+
 cdef class _Walk:
     cdef cetree._Document doc
+    cdef int level  # the tree level of the element being filled (the root at 1)
 
     cdef dict resource(self, xmlNode* node, str expected):
         if not _in(node, FHIR_NS):
@@ -216,6 +237,14 @@ cdef class _Walk:
         return out
 
     cdef int fill(self, xmlNode* node, Ctx ctx, dict out) except -1:
+        self.level += 1
+        if self.level + 1 >= TOO_DEEP_LEVEL:
+            raise _Decline()  # its children may be too deep: the Python path checks depth exactly
+        self._fill(node, ctx, out)
+        self.level -= 1
+        return 0
+
+    cdef int _fill(self, xmlNode* node, Ctx ctx, dict out) except -1:
         cdef xmlAttr* a = node.properties
         cdef int i, cur, count
         cdef xmlNode* child
@@ -249,6 +278,8 @@ cdef class _Walk:
                 if ctx.elements[i].kind == XHTML:
                     if strcmp(<const char*>child.ns.href, XHTML_NS) != 0:
                         raise _Decline()
+                    if self.level + _subtree_levels(child) + 1 >= TOO_DEEP_LEVEL:
+                        raise _Decline()  # the narrative's XHTML counts in the depth too
                 elif strcmp(<const char*>child.ns.href, FHIR_NS) != 0:
                     raise _Decline()
                 if i == cur:
@@ -344,7 +375,10 @@ cdef class _Walk:
             child = child.next
         if found == NULL:
             raise _Decline()
-        return self.resource(found, expected)
+        self.level += 1  # the container element is a level of its own
+        resource = self.resource(found, expected)
+        self.level -= 1
+        return resource
 
     cdef int primitives(self, Ctx ctx, int i, xmlNode* node, int count, dict out) except -1:
         cdef CSlot* s = &ctx.elements[i]

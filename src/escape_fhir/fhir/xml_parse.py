@@ -72,7 +72,9 @@ def _check_prolog(data: bytes) -> None:
         raise FhirFormatError("DOCTYPE/entity declarations are not allowed in FHIR XML")
 
 
-def parse_xml(data: bytes) -> etree._Element:
+def parse_xml(data: bytes, *, check_depth: bool = True) -> etree._Element:
+    """The parsed document (the safe parser), its depth checked unless ``check_depth`` is False: the compiled
+    reader bounds the depth itself and leaves the check (:func:`check_depth`) to the Python reader's path."""
     _check_prolog(data)
     tags = data.count(b"<")  # once: a byte count is a pass over the document
     bounds.check_size(tags // 2, "XML elements")
@@ -82,11 +84,18 @@ def parse_xml(data: bytes) -> etree._Element:
         raise FhirFormatError(f"malformed XML: {e.msg}") from e
     if root.getroottree().docinfo.internalDTD is not None:  # unreachable after _check_prolog; kept as a guard
         raise FhirFormatError("DOCTYPE/entity declarations are not allowed in FHIR XML")
-    # Fewer start tags than the limit cannot nest deeper than it; otherwise measure, without recursion.
-    if tags > bounds.MAX_DEPTH and _too_deep(root):
-        raise bounds.too_deep()
+    if check_depth:
+        check_depth_of(root, tags)
     bounds.ensure_recursion()
     return root
+
+
+def check_depth_of(root: etree._Element, tags: int) -> None:
+    """FhirFormatError when an element is nested deeper than ``bounds.MAX_DEPTH`` (``tags``: the count of
+    ``<`` in the document). Fewer start tags than the limit cannot nest deeper than it; otherwise measure,
+    without recursion."""
+    if tags > bounds.MAX_DEPTH and _too_deep(root):
+        raise bounds.too_deep()
 
 
 #: True when some element is nested deeper than the limit: evaluated by libxml2 in one pass, no Python per

@@ -46,7 +46,7 @@ from typing import Any
 from lxml import etree
 
 from escape_fhir.errors import Issue
-from escape_fhir.fhir.xml_parse import FHIR_NS, XHTML_NS, parse_div, parse_xml, parser
+from escape_fhir.fhir.xml_parse import FHIR_NS, XHTML_NS, check_depth_of, parse_div, parse_xml, parser
 from escape_fhir.fhir.xml_read import XmlReader
 from escape_fhir.fhir.xml_write import write
 
@@ -81,11 +81,15 @@ def xml_to_json(data: bytes, issues: list[Issue] | None = None) -> dict[str, Any
     The compiled reader reads the document when it can (it then has nothing to report: the issues stay as
     the Python reader would leave them, empty); otherwise, or when it is not built, :class:`XmlReader`.
     """
-    root = parse_xml(data)
-    if native_read is not None:
-        found = native_read(root)
-        if found is not None:
-            return found
+    if native_read is None:
+        return XmlReader(issues).resource(parse_xml(data), "")
+    # The compiled reader bounds the depth itself (it declines a document that may be too deep), so the
+    # depth check, a query over the whole tree, is made only when the Python reader reads.
+    root = parse_xml(data, check_depth=False)
+    found = native_read(root)
+    if found is not None:
+        return found
+    check_depth_of(root, data.count(b"<"))
     return XmlReader(issues).resource(root, "")
 
 
