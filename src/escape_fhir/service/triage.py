@@ -36,7 +36,8 @@ from escape_fhir.service.common import ID_REFERRAL_REFERENCE
 from escape_fhir.service.limits import ascii_int
 from escape_fhir.service.outcomes import OutcomeError, Problem
 from escape_fhir.service.responses import enqueue_triage_response
-from escape_fhir.storage import Database, Repository, Stored, VersionConflict, instant
+from escape_fhir.service.versions import check_only_changed, check_version, save_version
+from escape_fhir.storage import Database, Repository, Stored, instant
 
 Json = dict[str, Any]
 
@@ -215,16 +216,10 @@ def parse_if_match(value: str | None, location: str = "If-Match") -> int:
     return version
 
 
-def _strip(task: Json) -> Json:
-    return {k: v for k, v in task.items() if k not in CHANGEABLE}
-
-
 def _check_change(current: Json, wanted: Json, where: str = "") -> None:
     prefix = f"{where}.resource" if where else "Task"
-    if _strip(current) != _strip(wanted):
-        changed = sorted(k for k in set(_strip(current)) | set(_strip(wanted)) if current.get(k) != wanted.get(k))
-        text = f"triage may change only status, statusReason, businessStatus, note and output; not {', '.join(changed)}"
-        raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "business-rule", text, f"{prefix}.{changed[0]}")])
+    who = "triage may change only status, statusReason, businessStatus, note and output"
+    check_only_changed(current, wanted, CHANGEABLE, who, prefix)
     old, new = current.get("status"), wanted.get("status")
     if new != old and new not in TRANSITIONS.get(str(old), frozenset()):
         text = f"a {old} Task cannot become {new}"
@@ -270,16 +265,9 @@ def apply_change(repo: Repository, task_id: str, wanted: Json, expected: int, no
     current = repo.current("Task", task_id)
     if current is None or current.deleted:
         raise OutcomeError(Problem.NOT_FOUND, f"Task/{task_id} is not known", location=where)
-    if current.version_id != expected:
-        text = f"If-Match names version {expected}; the current version is {current.version_id}"
-        etag = {"ETag": f'W/"{current.version_id}"'}
-        raise OutcomeError(Problem.PRECONDITION_FAILED, text, location=at, headers=etag)
+    check_version(current, expected, at)
     _check_change(current.content, wanted, where)
-    body = {**wanted, "lastModified": instant(now)}
-    try:
-        stored = repo.save(body, now, expected_version=expected)
-    except VersionConflict as exc:
-        raise OutcomeError(Problem.PRECONDITION_FAILED, f"the current version is {exc.current}", location=at) from None
+    stored = save_version(repo, {**wanted, "lastModified": instant(now)}, now, expected, at)
     _follow(repo, stored.content, now)
     # The sender hears of the decision through the outbox, in this transaction (nhs-standards.md 1.7).
     enqueue_triage_response(repo, current.content, stored.content, now)

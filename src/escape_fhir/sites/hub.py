@@ -42,6 +42,7 @@ from escape_fhir.fhir.readers import read_referral
 from escape_fhir.outbox_states import DEAD, DELIVERED, SENDING
 from escape_fhir.service.common import new_id
 from escape_fhir.service.outcomes import OutcomeError, Problem
+from escape_fhir.service.versions import check_only_changed, check_version, save_version
 from escape_fhir.sites import codes as sc
 from escape_fhir.sites import tables as st
 from escape_fhir.sites.model import ELECTRONIC, Site
@@ -49,7 +50,7 @@ from escape_fhir.sites.request import RouteRequest, request_of
 from escape_fhir.sites.resources import ODS, service_id
 from escape_fhir.sites.routing import Routing, route
 from escape_fhir.sites.store import directory_for, site
-from escape_fhir.storage import Repository, Stored, VersionConflict, instant
+from escape_fhir.storage import Repository, Stored, instant
 from escape_fhir.storage import tables as t
 from escape_fhir.storage.outbox import REQUEST, NewMessage, Outbox
 from escape_fhir.transport.outbox import mesh_destination
@@ -426,23 +427,9 @@ def update_contact(
     if current is None or current.deleted or row is None:
         text = f"CommunicationRequest/{request_id} is not on the to-contact list (only its entries can be updated)"
         raise OutcomeError(Problem.NOT_FOUND, text, location=where)
-    if current.version_id != expected:
-        text = f"If-Match names version {expected}; the current version is {current.version_id}"
-        raise OutcomeError(
-            Problem.PRECONDITION_FAILED, text, location=at, headers={"ETag": f'W/"{current.version_id}"'}
-        )
-
-    def fixed(resource: Json) -> Json:
-        return {k: v for k, v in resource.items() if k not in CONTACT_CHANGEABLE}
-
-    if fixed(current.content) != fixed(wanted):
-        changed = sorted(
-            k for k in set(fixed(current.content)) | set(fixed(wanted)) if current.content.get(k) != wanted.get(k)
-        )
-        text = (
-            f"an entry of the to-contact list may change only status, statusReason and note; not {', '.join(changed)}"
-        )
-        raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "business-rule", text, f"{prefix}.{changed[0]}")])
+    check_version(current, expected, at)
+    who = "an entry of the to-contact list may change only status, statusReason and note"
+    check_only_changed(current.content, wanted, CONTACT_CHANGEABLE, who, prefix)
     old, new = str(current.content.get("status")), str(wanted.get("status"))
     if new != old and new not in CONTACT_TRANSITIONS.get(old, frozenset()):
         text = f"an entry that is {old} cannot become {new}" + (
@@ -452,10 +439,7 @@ def update_contact(
     if new == "revoked" and not wanted.get("statusReason"):
         text = "a revoked entry needs a statusReason (why the site is no longer to be contacted)"
         raise OutcomeError(Problem.UNPROCESSABLE, [Issue("error", "required", text, f"{prefix}.statusReason")])
-    try:
-        stored = repo.save(wanted, now, expected_version=expected)
-    except VersionConflict as exc:  # another change committed between the read and this save
-        raise OutcomeError(Problem.PRECONDITION_FAILED, f"the current version is {exc.current}", location=at) from None
+    stored = save_version(repo, wanted, now, expected, at)
     c = st.site_contact
     repo.session.execute(
         c.update().where(c.c.communication_request_id == request_id).values(status=CONTACT_STATUS[new])
