@@ -1,0 +1,6 @@
+"""Type stub of the compiled checks of the JSON reader (_jsonscan.pyx)."""
+
+from typing import Any
+
+def containers(raw: bytes) -> int: ...
+def kept_every_member(raw: bytes, obj: dict[str, Any]) -> bool: ...
