@@ -39,15 +39,16 @@ import orjson
 from escape_fhir.errors import FhirFormatError
 from escape_fhir.fhir import bounds
 
-#: The compiled checks (``_jsonscan``): the ``{``/``[`` bytes of a text, and whether msgspec's dicts kept every
-#: member of it; None where the module is not built (the Python checks in :func:`_fast_loads` then).
-native_containers: Callable[[bytes], int] | None
-native_kept_every_member: Callable[[bytes, dict[str, Any]], bool] | None
+#: The compiled checks (``_jsonscan``): ``scan`` gives a text's ``{``/``[`` bytes and its colons outside
+#: strings, ``members`` the members of every dict msgspec made of it; None where the module is not built
+#: (the Python checks in :func:`_fast_loads` then).
+native_scan: Callable[[bytes], tuple[int, int]] | None
+native_members: Callable[[dict[str, Any]], int] | None
 try:
-    from escape_fhir.fhir._jsonscan import containers as native_containers
-    from escape_fhir.fhir._jsonscan import kept_every_member as native_kept_every_member
+    from escape_fhir.fhir._jsonscan import members as native_members
+    from escape_fhir.fhir._jsonscan import scan as native_scan
 except ImportError:  # not built (no compiler, ESCAPE_FHIR_PURE=1)
-    native_containers = native_kept_every_member = None
+    native_scan = native_members = None
 
 __all__ = ["RawDecimal", "dumps", "loads"]
 
@@ -191,10 +192,9 @@ def _fast_loads(raw: bytes) -> dict[str, Any] | None:
     lone surrogate, a number beyond the bounds), so that the error message is the exact path's."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    count = native_containers
-    colons = 0
-    if count is not None:
-        containers = count(raw)
+    scan, members = native_scan, native_members
+    if scan is not None and members is not None:
+        containers, outside_colons = scan(raw)  # colons outside strings: one per member, duplicates included
     else:
         structure = raw.translate(None, _NOT_STRUCTURE)  # one pass instead of three counts over the whole text
         colons = structure.count(b":")
@@ -214,8 +214,10 @@ def _fast_loads(raw: bytes) -> dict[str, Any] | None:
         return None
     if not isinstance(obj, dict):
         return None
-    kept = native_kept_every_member
-    if not (kept(raw, obj) if kept is not None else _no_duplicates(raw, None, obj, colons)):
+    if scan is not None and members is not None:
+        if members(obj) != outside_colons:  # a duplicate key dropped a member
+            return None
+    elif not _no_duplicates(raw, None, obj, colons):
         return None
     if containers > bounds.MAX_DEPTH and bounds.json_depth(obj) > bounds.MAX_DEPTH:
         raise bounds.too_deep()
