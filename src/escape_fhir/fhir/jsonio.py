@@ -19,10 +19,11 @@ characters), and tests/fuzz/test_fuzz_json.py checks they agree. Writing uses or
 ``orjson.Fragment`` to emit each decimal's exact text.
 
 The msgspec path's checks (the openers that bound size and depth, and whether a duplicate key may have been
-dropped) run in C when :mod:`escape_fhir.fhir._jsonscan` is compiled (Cython, setup.py): one count of the
-openers, then the colons outside strings against the members of the dicts msgspec made. Where it is not
-built (no compiler, ``ESCAPE_FHIR_PURE=1``), the same questions are answered in Python below (byte counts
-and orjson's writing of the result), with the same outcome; tests/fhir/test_json_native.py checks both.
+dropped) run in C when :mod:`escape_fhir.fhir._jsonscan` is compiled (Cython, setup.py): one pass over the
+text counts the openers and the colons outside strings (one per member written), and the members of the
+dicts msgspec made are counted and compared with the latter. Where it is not built (no compiler,
+``ESCAPE_FHIR_PURE=1``), the same questions are answered in Python below (byte counts and orjson's writing
+of the result), with the same outcome; tests/fhir/test_json_native.py checks both.
 """
 
 from __future__ import annotations
