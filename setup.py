@@ -11,6 +11,9 @@ modules run as plain Python, with the same results, only slower.
   tree lxml parsed through lxml's public C API, and write XML into a C buffer. They handle the common case and
   hand anything else back to the Python codec, which gives the errors (tests/fhir/test_xml_native.py checks
   both give the same answers).
+* The JSON reader's checks (``src/escape_fhir/fhir/_jsonscan.pyx``, Cython, no lxml needed): the size count and
+  the duplicate-key proof of the msgspec path in C (tests/fhir/test_json_native.py checks them against the
+  Python ones).
 """
 
 from __future__ import annotations
@@ -43,8 +46,9 @@ MYPYC_NAMES = frozenset(
     + [p.removeprefix("src/").removesuffix(".py").replace("/", ".") for p in MYPYC_MODULES]
 )
 
-#: Compiled with Cython against lxml's C API, when their source exists.
+#: Compiled with Cython, when their source exists: the XML codec against lxml's C API, the JSON checks plain C.
 CYTHON_MODULES = {
+    "escape_fhir.fhir._jsonscan": f"{FHIR}/_jsonscan.pyx",
     "escape_fhir.fhir._xmlread": f"{FHIR}/_xmlread.pyx",
     "escape_fhir.fhir._xmlwrite": f"{FHIR}/_xmlwrite.pyx",
 }
@@ -76,7 +80,10 @@ def _cython_extensions() -> list[Extension]:
         import lxml
         from Cython.Build import cythonize
     except ImportError:
-        print("escape-fhir: Cython or lxml is missing at build time; the XML codec stays plain Python", file=sys.stderr)
+        print(
+            "escape-fhir: Cython or lxml is missing at build time; the XML codec and JSON checks stay Python",
+            file=sys.stderr,
+        )
         return []
     include = lxml.get_include()
     modules = [Extension(name, [path], include_dirs=include) for name, path in sources.items()]

@@ -17,12 +17,20 @@ reader. Whatever it refuses, and a document that may hold a duplicate key, goes 
 exact error message with its line and column. Both paths apply the same checks (duplicates, depth, size,
 characters), and tests/fuzz/test_fuzz_json.py checks they agree. Writing uses orjson with
 ``orjson.Fragment`` to emit each decimal's exact text.
+
+The msgspec path's checks (the openers that bound size and depth, and whether a duplicate key may have been
+dropped) run in C when :mod:`escape_fhir.fhir._jsonscan` is compiled (Cython, setup.py): one pass over the
+text counts the openers and the colons outside strings (one per member written), and the members of the
+dicts msgspec made are counted and compared with the latter. Where it is not built (no compiler,
+``ESCAPE_FHIR_PURE=1``), the same questions are answered in Python below (byte counts and orjson's writing
+of the result), with the same outcome; tests/fhir/test_json_native.py checks both.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +39,17 @@ import orjson
 
 from escape_fhir.errors import FhirFormatError
 from escape_fhir.fhir import bounds
+
+#: The compiled checks (``_jsonscan``): ``scan`` gives a text's ``{``/``[`` bytes and its colons outside
+#: strings, ``members`` the members of every dict msgspec made of it; None where the module is not built
+#: (the Python checks in :func:`_fast_loads` then).
+native_scan: Callable[[bytes], tuple[int, int]] | None
+native_members: Callable[[dict[str, Any]], int] | None
+try:
+    from escape_fhir.fhir._jsonscan import members as native_members
+    from escape_fhir.fhir._jsonscan import scan as native_scan
+except ImportError:  # not built (no compiler, ESCAPE_FHIR_PURE=1)
+    native_scan = native_members = None
 
 __all__ = ["RawDecimal", "dumps", "loads"]
 
@@ -174,9 +193,13 @@ def _fast_loads(raw: bytes) -> dict[str, Any] | None:
     lone surrogate, a number beyond the bounds), so that the error message is the exact path's."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    structure = raw.translate(None, _NOT_STRUCTURE)  # one pass instead of three counts over the whole text
-    colons = structure.count(b":")
-    containers = len(structure) - colons
+    scan, members = native_scan, native_members
+    if scan is not None and members is not None:
+        containers, outside_colons = scan(raw)  # colons outside strings: one per member, duplicates included
+    else:
+        structure = raw.translate(None, _NOT_STRUCTURE)  # one pass instead of three counts over the whole text
+        colons = structure.count(b":")
+        containers = len(structure) - colons
     if containers > bounds.MAX_CONTAINERS:
         return None  # refused by the exact path, after the same checks in the same order
     if containers > bounds.MAX_DEPTH:
@@ -190,7 +213,12 @@ def _fast_loads(raw: bytes) -> dict[str, Any] | None:
         obj = _MSGSPEC.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError):
         return None
-    if not isinstance(obj, dict) or not _no_duplicates(raw, None, obj, colons):
+    if not isinstance(obj, dict):
+        return None
+    if scan is not None and members is not None:
+        if members(obj) != outside_colons:  # a duplicate key dropped a member
+            return None
+    elif not _no_duplicates(raw, None, obj, colons):
         return None
     if containers > bounds.MAX_DEPTH and bounds.json_depth(obj) > bounds.MAX_DEPTH:
         raise bounds.too_deep()

@@ -1,0 +1,9 @@
+"""Type stub of the compiled checks of the JSON reader (_jsonscan.pyx)."""
+
+from typing import Any
+
+SIMD: bool
+
+def scan(raw: bytes) -> tuple[int, int]: ...
+def scan_portable(raw: bytes) -> tuple[int, int]: ...
+def members(obj: dict[str, Any]) -> int: ...
