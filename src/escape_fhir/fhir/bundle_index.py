@@ -14,7 +14,6 @@ from it can say where it came from (``Bundle.entry[3].resource.contained[0]``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -43,12 +42,13 @@ class Node:
     def get(self, key: str, default: Any = None) -> Any:
         return self.resource.get(key, default)
 
-    def items(self, key: str) -> Iterator[tuple[int, Json]]:
-        """The object elements of a repeating element, with their index (non-objects skipped)."""
+    def items(self, key: str) -> list[tuple[int, Json]]:
+        """The object elements of a repeating element, with their index (non-objects skipped); a list, not a
+        generator (compiled, a generator costs more to step through than the list costs to build)."""
         value = self.resource.get(key)
-        for k, element in enumerate(value if isinstance(value, list) else []):
-            if isinstance(element, dict):
-                yield k, element
+        if not isinstance(value, list):
+            return []
+        return [(k, element) for k, element in enumerate(value) if isinstance(element, dict)]
 
 
 def objects(value: Any) -> list[Json]:

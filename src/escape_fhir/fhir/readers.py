@@ -220,7 +220,7 @@ class _Reading:
     def _collect(self, fact: str, places: tuple[Place, ...] | None = None) -> list[Found]:
         found: list[Found] = []
         for place in PLACES[fact] if places is None else places:
-            found += [Found(f.value, f.location, place.label) for f in place.find(self.ctx)]
+            found += _labelled(place.find(self.ctx), place.label)
         self.ctx.found[fact] = found
         return found
 
@@ -293,9 +293,9 @@ class _Reading:
         for place in PLACES["pathway"][STATED_PATHWAY_PLACES:]:
             if found:
                 break
-            found = [Found(f.value, f.location, place.label) for f in place.find(self.ctx)]
+            found = _labelled(place.find(self.ctx), place.label)
         if not found:
-            named = list(programme_named(self.ctx))
+            named = programme_named(self.ctx)
             where = f"; ESCAPE-pain is named at {named[0].location} but" if named else ";"
             raise MappingError(
                 [
@@ -450,6 +450,14 @@ class _Reading:
             if node.type == "QuestionnaireResponse" or "STarT" in what:
                 criterion = "startback" if self.out["pathway"] == "back" else "diagnosis"
                 self.flag(criterion, f"{what} at {node.location} was not understood")
+
+
+def _labelled(found: list[Found], label: str) -> list[Found]:
+    """What a place found, each value labelled with the place (a finder makes new Found objects, each found
+    once: labelled where they are, not copied)."""
+    for f in found:
+        f.place = label
+    return found
 
 
 def _date(value: Any) -> date | None:
