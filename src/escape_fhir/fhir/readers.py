@@ -479,7 +479,7 @@ def _resource_of(location: str) -> str:
     """The resource a location is in (an entry's, or one contained in it): what :data:`_RESOURCE_LOCATION`
     matches at its start, found with str methods (``\\d`` is a Unicode decimal digit: ``str.isdecimal``)."""
     end = _indexed(location, 0, "Bundle.entry[")
-    if end < 0 or not location.startswith(".resource", end):
+    if end < 0 or location.find(".resource", end, end + 9) != end:
         return location
     end += len(".resource")
     contained = _indexed(location, end, ".contained[")
@@ -488,7 +488,7 @@ def _resource_of(location: str) -> str:
 
 def _indexed(text: str, start: int, prefix: str) -> int:
     """The end of ``prefix`` then digits then ``]`` at ``start`` of ``text``, or -1."""
-    if not text.startswith(prefix, start):
+    if text.find(prefix, start, start + len(prefix)) != start:  # startswith(prefix, start), as a C call compiled
         return -1
     digits = start + len(prefix)
     close = text.find("]", digits)
