@@ -534,3 +534,34 @@ def test_programme_prefilter_answers_as_the_pattern(parts: list[str]) -> None:
     assert (got is None) == (want is None)
     if got is not None and want is not None:
         assert got.span() == want.span()
+
+
+_ANSWER_WORDS = st.sampled_from(
+    ["Very", "much", "very much", " ", "_", "-", "\t", "Agree", "DISAGREE", "not", "at", "é"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ANSWER_WORDS, max_size=6))
+def test_answer_words_are_read_as_the_options_words_were(parts: list[str]) -> None:
+    """``qr_read._by_words`` (each question's option words worked out once) gives the option the scan of every
+    option's ``normalise_words`` gave, for every question with options; ``_normalised`` is ``normalise_words``."""
+    from escape_fhir.fhir import qr_read
+    from escape_fhir.fhir._forms import FORMS, normalise_words
+
+    text = "".join(parts)
+    assert qr_read._normalised(text) == normalise_words(text)
+    for form in FORMS:
+        for question in form.questions:
+            wanted = normalise_words(text)
+            scanned = next(
+                (o.code for o in question.options if wanted in (normalise_words(o.code), normalise_words(o.display))),
+                None,
+            )
+            assert qr_read._by_words(question, text) == scanned
+            for option in question.options:
+                assert qr_read._by_words(question, option.display) == next(
+                    o.code
+                    for o in question.options
+                    if normalise_words(option.display) in (normalise_words(o.code), normalise_words(o.display))
+                )

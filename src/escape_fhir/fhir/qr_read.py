@@ -256,12 +256,36 @@ def _choice(question: Question, kind: str, value: Any) -> str | None:
 
 
 def _by_words(question: Question, text: Any) -> str | None:
+    """The first option whose code or display, as words (:func:`normalise_words`), are the text's words."""
     if not isinstance(text, str):
         return None
-    wanted = normalise_words(text)
-    return next(
-        (o.code for o in question.options if wanted in (normalise_words(o.code), normalise_words(o.display))), None
-    )
+    return _option_words(question).get(_normalised(text))
+
+
+#: ``normalise_words``' pattern, compiled once here (``re.sub`` with a pattern string looks it up in re's cache,
+#: Python code, on every call); :func:`_normalised` gives what ``normalise_words`` gives (tests check it).
+_WORD_SEPARATORS: Final = re.compile(r"[\s_-]+")
+
+
+def _normalised(text: str) -> str:
+    return _WORD_SEPARATORS.sub("-", text.strip().lower())
+
+
+#: Each question's options by their words (code and display, normalised), the first option's code for words
+#: two options share: the question's options are constants, so their words are worked out once per process
+#: (keyed by the question's identity, the question kept with its table as in ``_QUESTION_TABLES``).
+_OPTION_WORDS: Final[dict[int, tuple[Question, dict[str, str]]]] = {}
+
+
+def _option_words(question: Question) -> dict[str, str]:
+    entry = _OPTION_WORDS.get(id(question))
+    if entry is None or entry[0] is not question:
+        table: dict[str, str] = {}
+        for option in question.options:
+            table.setdefault(normalise_words(option.code), option.code)
+            table.setdefault(normalise_words(option.display), option.code)
+        entry = _OPTION_WORDS[id(question)] = (question, table)
+    return entry[1]
 
 
 def _date(question: Question, kind: str, value: Any) -> str | None:

@@ -40,7 +40,7 @@ from escape_fhir.errors import Issue, MappingError, ReferralInputError
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.bundle_index import Json, Node, objects
 from escape_fhir.fhir.qr_read import read_eligibility_response
-from escape_fhir.fhir.sender_context import Context, EligibilityRead, Found
+from escape_fhir.fhir.sender_context import Context, EligibilityRead, Found, Recorder
 from escape_fhir.fhir.sender_people import find_identifier, read_patient, read_receiver, read_requester
 from escape_fhir.fhir.sender_places import PLACES, Place, programme_named
 from escape_fhir.fhir.sender_startback import find_startback, score_of
@@ -173,7 +173,7 @@ def _has(data: Json, path: str) -> bool:
     return value not in (None, [], {})
 
 
-class _Reading:
+class _Reading(Recorder):
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.out: Json = {}
@@ -201,14 +201,14 @@ class _Reading:
         self._pathway()
         self._sites(sites)
         self._duration()
-        patient = read_patient(ctx, self.record)
+        patient = read_patient(ctx, self)
         out["patient"] = patient
-        kind, referrer = read_requester(ctx, self.record)
+        kind, referrer = read_requester(ctx, self)
         ctx.found["requester"] = [Found(kind, ctx.sr.at("requester"))]
         roles = [p for p in self.provenance if p.field == "referrer.role"]
         ctx.found["referrer.role"] = [Found(referrer["role"], roles[-1].location)] if referrer and roles else []
         self._source(kind, referrer)
-        if (receiver := read_receiver(ctx, self.record)) is not None:
+        if (receiver := read_receiver(ctx, self)) is not None:
             out["receiver"] = receiver
         notes = [str(n["text"]) for _k, n in ctx.sr.items("note") if isinstance(n.get("text"), str) and n["text"]]
         if notes:
@@ -263,18 +263,18 @@ class _Reading:
             return
         chosen = got.readings[0]
         self.ctx.startback_location = chosen.location
-        risks = {score_of(r)[0]: r for r in got.readings}
+        scores = [score_of(r) for r in got.readings]  # each reading scored once (scoring is the costly part)
+        risks = {score[0]: r for score, r in zip(scores, got.readings, strict=True)}
         if len(risks) > 1:
             # Two screenings that disagree: neither is taken; the clinician sees both (issue 8, conflicts).
             shown = "; ".join(f"{risk} risk at {r.location} ({r.place})" for risk, r in risks.items())
             self.flag("startback", f"the STarT Back results disagree: {shown}; neither is used")
-            for r in got.readings:
-                risk, total, sub = score_of(r)
+            for (risk, total, sub), r in zip(scores, got.readings, strict=True):
                 self.record("startBack", f"{risk} risk (total {total}, psychosocial {sub})", r.location, r.place)
             return
         key = "startBack" if "answers" in chosen.value else "startBackResult"
         self.out[key] = chosen.value.get("answers") or chosen.value.get("result")
-        risk, total, sub = score_of(chosen)
+        risk, total, sub = scores[0]
         self.record("startBack", f"{risk} risk (total {total}, psychosocial {sub})", chosen.location, chosen.place)
 
     def _diagnoses(self) -> None:

@@ -31,6 +31,15 @@ class Found:
         return f"Found({self.value!r}, {self.location!r}, {self.place!r})"
 
 
+class Recorder:
+    """Where the reader records each fact it reads (the reader's ``_Reading`` is one). A compiled base class, so
+    that the modules reading people and places record through a native method call, not a Python call of a
+    bound method."""
+
+    def record(self, field_path: str, value: Any, location: str, place: str = "") -> None:
+        raise NotImplementedError
+
+
 class EligibilityRead:
     """The project's eligibility answers, read from one QuestionnaireResponse, with their locations. (A plain
     class: a dataclass's generated ``__init__`` is interpreted Python even when the class is compiled.)"""
