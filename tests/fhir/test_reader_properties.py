@@ -565,3 +565,20 @@ def test_answer_words_are_read_as_the_options_words_were(parts: list[str]) -> No
                     for o in question.options
                     if normalise_words(option.display) in (normalise_words(o.code), normalise_words(o.display))
                 )
+
+
+def test_eligibility_reading_tables_agree_with_what_they_replace() -> None:
+    """The per-process tables of qr_read give what the calls they replace gave: the converter dispatched by
+    name is the table's, a field's linkId is ``link_id``'s, a site's member is ``Site(value)``."""
+    from escape_fhir.domain.referral import Site
+    from escape_fhir.fhir import qr_read
+    from escape_fhir.fhir._forms import PATHWAY_FIELDS, link_id
+
+    assert qr_read._CONVERTERS["choice"] is qr_read._choice
+    assert qr_read._CONVERTERS["boolean"] is qr_read._boolean
+    assert qr_read._CONVERTERS["integer"] is qr_read._integer
+    for fields in PATHWAY_FIELDS.values():
+        for f in fields:
+            assert qr_read._LINK_OF_FIELD[f] == link_id(f)
+    for site in Site:
+        assert qr_read._SITE_OF_VALUE[site.value] is Site(site.value)

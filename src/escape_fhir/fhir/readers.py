@@ -591,7 +591,7 @@ def _kebab(name: str) -> str:
 
 
 def _item_locations(node: Node) -> dict[str, str]:
-    return {str(item.get("linkId")): node.at(f"item[{k}]") for k, item in node.items("item")}
+    return {str(item.get("linkId")): f"{node.location}.item[{k}]" for k, item in node.items("item")}
 
 
 # --- from the facts to the referral ---------------------------------------------------------------------
