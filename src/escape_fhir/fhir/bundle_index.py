@@ -14,7 +14,7 @@ from it can say where it came from (``Bundle.entry[3].resource.contained[0]``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 Json = dict[str, Any]
@@ -56,6 +56,10 @@ def objects(value: Any) -> list[Json]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
+#: The locations of the first entries' resources, made once per process (the same strings as made per entry).
+ENTRY_LOCATIONS: Final = tuple(f"Bundle.entry[{i}].resource" for i in range(128))
+
+
 class BundleIndex:
     """The Bundle's resources, found by fullUrl, ``Type/id``, identifier and containment. A plain class (a
     dataclass's generated ``__init__`` would be interpreted Python even here, compiled)."""
@@ -77,7 +81,7 @@ class BundleIndex:
             res = entry.get("resource")
             if not isinstance(res, dict):
                 continue
-            node = Node(res, f"Bundle.entry[{i}].resource", i)
+            node = Node(res, ENTRY_LOCATIONS[i] if i < len(ENTRY_LOCATIONS) else f"Bundle.entry[{i}].resource", i)
             nodes.append(node)
             full_url = entry.get("fullUrl")
             if isinstance(full_url, str):

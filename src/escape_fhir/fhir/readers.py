@@ -239,7 +239,7 @@ class _Reading(Recorder):
             )
         if ident is not None:
             out["id"] = ident[1]
-            self.record("id", ident[1], sr.at(f"identifier[{ident[0]}].value"))
+            self.record("id", ident[1], f"{sr.location}.identifier[{ident[0]}].value")
         for location, value in (
             (sr.at("authoredOn"), sr.get("authoredOn")),
             ("Bundle.timestamp", self.ctx.bundle.get("timestamp")),

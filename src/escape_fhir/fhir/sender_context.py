@@ -109,7 +109,11 @@ class Context:
     def of(cls, bundle: Json) -> Context:
         index = BundleIndex.of(bundle)
         sr = _service_request(bundle, index)
-        header = next((n for n in index.nodes if n.type == "MessageHeader" and n.entry == 0), None)
+        header = None
+        for n in index.nodes:
+            if n.type == "MessageHeader" and n.entry == 0:
+                header = n
+                break
         ctx = cls(index, bundle, sr, header, None)
         ctx.patient = ctx.resolve(sr.get("subject"))
         if ctx.patient is not None and ctx.patient.type != "Patient":
@@ -126,7 +130,7 @@ class Context:
             ("Observation", ctx.observations),
             ("Questionnaire", ctx.questionnaires),
         ):
-            bucket.extend(n for n in index.of_type(kind) if _about_patient(ctx, n))
+            bucket.extend([n for n in index.of_type(kind) if _about_patient(ctx, n)])
         return ctx
 
 
@@ -147,7 +151,7 @@ def _service_request(bundle: Json, index: BundleIndex) -> Node:
                 return node
             if node is None:
                 text = "focus does not resolve to an entry of the Bundle"
-                problems.append(Issue("error", "not-found", text, header.at(f"focus[{j}]")))
+                problems.append(Issue("error", "not-found", text, f"{header.location}.focus[{j}]"))
         if not problems:
             text = "the MessageHeader's focus must be a ServiceRequest"
             problems.append(Issue("error", "required", text, header.at("focus")))

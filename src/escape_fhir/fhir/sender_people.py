@@ -104,14 +104,14 @@ def read_patient(ctx: Context, recorder: Recorder) -> Json:
     if (found := find_identifier(node.resource, codes.NHS_NUMBER)) is not None:
         k, value = found
         out["nhsNumber"] = value
-        recorder.record("patient.nhsNumber", value, node.at(f"identifier[{k}].value"))
+        recorder.record("patient.nhsNumber", value, f"{node.location}.identifier[{k}].value")
         status = _verification(ctx, node, k)
         if status:
             out["nhsNumberVerificationStatus"] = status
     name_at, name = official_name(node.get("name"))
     if name is not None and (read := read_name(name)) is not None:
         out["name"] = read
-        recorder.record("patient.name", " ".join([*read["given"], read["family"]]), node.at(f"name[{name_at}]"))
+        recorder.record("patient.name", " ".join([*read["given"], read["family"]]), f"{node.location}.name[{name_at}]")
     for key, element in (("birthDate", "birthDate"), ("sex", "gender")):
         if isinstance(node.get(element), str):
             out[key] = node.get(element)
@@ -119,7 +119,7 @@ def read_patient(ctx: Context, recorder: Recorder) -> Json:
     out.update(read_telecom(node.get("telecom")))
     if (address := read_address(node.get("address"))) is not None:
         out["address"] = address[1]
-        recorder.record("patient.address", address[1].get("postcode"), node.at(f"address[{address[0]}]"))
+        recorder.record("patient.address", address[1].get("postcode"), f"{node.location}.address[{address[0]}]")
     return out
 
 
@@ -131,7 +131,7 @@ def _verification(ctx: Context, node: Node, k: int) -> str | None:
         concept = ext.get("valueCodeableConcept")
         for c, coding in enumerate(objects(concept.get("coding") if isinstance(concept, dict) else None)):
             system, code = coding.get("system"), coding.get("code")
-            where = node.at(f"identifier[{k}].extension[{e}].valueCodeableConcept.coding[{c}]")
+            where = f"{node.location}.identifier[{k}].extension[{e}].valueCodeableConcept.coding[{c}]"
             if system == codes.CS_NHS_NUMBER_VERIFICATION_ENGLAND and code in codes.NHS_NUMBER_VERIFICATION_DISPLAY:
                 return str(code)
             if system == codes.CS_NHS_NUMBER_VERIFICATION_RETIRED and code in codes.NHS_NUMBER_VERIFICATION_RETIRED:
@@ -169,7 +169,7 @@ def role_of(node: Node) -> Found | None:
                     return Found(role, where)
             text = concept.get("text")
             if (role := terms.role_in_words(text)) is not None:
-                return Found(role, node.at(f"{key}[{k}].text"))
+                return Found(role, f"{node.location}.{key}[{k}].text")
     return None
 
 
@@ -241,12 +241,12 @@ def _person(ctx: Context, node: Node, recorder: Recorder) -> Json:
     name_at, name = official_name(node.get("name"))
     if name is not None and (read := read_name(name)) is not None:
         out["name"] = read
-        recorder.record("referrer.name", " ".join([*read["given"], read["family"]]), node.at(f"name[{name_at}]"))
+        recorder.record("referrer.name", " ".join([*read["given"], read["family"]]), f"{node.location}.name[{name_at}]")
     for k, ident in node.items("identifier"):
         body = REGISTRATION_BODIES.get(str(ident.get("system")))
         if body and isinstance(ident.get("value"), str) and ident["value"].strip():
             out["registration"] = {"body": body, "number": ident["value"]}
-            recorder.record("referrer.registration", f"{body} {ident['value']}", node.at(f"identifier[{k}]"))
+            recorder.record("referrer.registration", f"{body} {ident['value']}", f"{node.location}.identifier[{k}]")
             break
     out.update(read_telecom(node.get("telecom")))
     return out
@@ -267,7 +267,7 @@ def _organisation_elsewhere(ctx: Context, out: Json, recorder: Recorder) -> None
         for k, ref in enumerate(objects(ctx.patient.get("generalPractitioner"))):
             node = ctx.resolve(ref, ctx.patient)
             if node is not None and node.type == "Organization":
-                where = ctx.patient.at(f"generalPractitioner[{k}]")
+                where = f"{ctx.patient.location}.generalPractitioner[{k}]"
                 recorder.record("referrer.organisation", "the patient's registered GP practice", where)
                 out["organisation"] = organisation(ctx, node, "referrer.organisation", recorder)
                 return
@@ -279,7 +279,7 @@ def organisation(ctx: Context, node: Node, field_path: str, recorder: Recorder, 
     found = find_identifier(node.resource, codes.ODS_ORGANIZATION) or find_identifier(node.resource, codes.ODS_SITE)
     if found is not None:
         out["odsCode"] = found[1]
-        recorder.record(f"{field_path}.odsCode", found[1], node.at(f"identifier[{found[0]}].value"))
+        recorder.record(f"{field_path}.odsCode", found[1], f"{node.location}.identifier[{found[0]}].value")
     if isinstance(node.get("name"), str) and node.get("name").strip():
         out["name"] = node.get("name")
         recorder.record(f"{field_path}.name", node.get("name"), node.at("name"))
@@ -300,7 +300,7 @@ def read_receiver(ctx: Context, recorder: Recorder) -> Json | None:
             # A logical reference to the receiving service by its DoS id (BaRS routes on it) or its ODS code.
             key = RECEIVER_IDS[str(ident["system"])]
             logical[key] = ident["value"]
-            recorder.record(f"receiver.{key}", ident["value"], ctx.sr.at(f"performer[{k}].identifier.value"))
+            recorder.record(f"receiver.{key}", ident["value"], f"{ctx.sr.location}.performer[{k}].identifier.value")
             if isinstance(performer.get("display"), str) and performer["display"].strip():
                 logical["name"] = performer["display"]
             continue
@@ -311,7 +311,7 @@ def read_receiver(ctx: Context, recorder: Recorder) -> Json | None:
             found = find_identifier(node.resource, codes.DOS_SERVICE_ID)
             if found is not None:
                 service_id = found[1]
-                recorder.record("receiver.serviceId", service_id, node.at(f"identifier[{found[0]}].value"))
+                recorder.record("receiver.serviceId", service_id, f"{node.location}.identifier[{found[0]}].value")
             receiver = ctx.resolve(node.get("providedBy"), node)
         elif node.type == "Organization":
             receiver = node
@@ -324,7 +324,7 @@ def read_receiver(ctx: Context, recorder: Recorder) -> Json | None:
         system, _, value = str(dest.get("endpoint", "")).partition("|")
         if system == codes.DOS_SERVICE_ID and value and service_id is None:
             service_id = value
-            recorder.record("receiver.serviceId", value, header.at(f"destination[{k}].endpoint"))  # type: ignore[union-attr]
+            recorder.record("receiver.serviceId", value, f"{header.location}.destination[{k}].endpoint")  # type: ignore[union-attr]
         if receiver is None:
             receiver = ctx.resolve(dest.get("receiver"), header)
     if receiver is None or receiver.type != "Organization":

@@ -103,14 +103,14 @@ def sites_in_condition_body_site(ctx: Context) -> list[Found]:
     out: list[Found] = []
     for node in ctx.conditions:
         for k, concept in node.items("bodySite"):
-            out += _body_site(concept, node.at(f"bodySite[{k}]"))
+            out += _body_site(concept, f"{node.location}.bodySite[{k}]")
     return out
 
 
 def sites_in_request_body_site(ctx: Context) -> list[Found]:
     out: list[Found] = []
     for k, concept in ctx.sr.items("bodySite"):
-        out += _body_site(concept, ctx.sr.at(f"bodySite[{k}]"))
+        out += _body_site(concept, f"{ctx.sr.location}.bodySite[{k}]")
     return out
 
 
@@ -122,7 +122,7 @@ def _diagnosis_concepts(ctx: Context) -> list[tuple[Node, str, Json]]:
         if isinstance(concept, dict):
             out.append((node, node.at("code"), concept))
     for k, concept in ctx.sr.items("reasonCode"):
-        out.append((ctx.sr, ctx.sr.at(f"reasonCode[{k}]"), concept))
+        out.append((ctx.sr, f"{ctx.sr.location}.reasonCode[{k}]", concept))
     return out
 
 
@@ -147,16 +147,16 @@ def _texts(ctx: Context) -> list[tuple[str, str]]:
             out.append((node.at("code.text"), text))
         for k, concept in node.items("bodySite"):
             if (text := _text(concept)) is not None:
-                out.append((node.at(f"bodySite[{k}].text"), text))
+                out.append((f"{node.location}.bodySite[{k}].text", text))
     for key in ("reasonCode", "bodySite"):
         for k, concept in ctx.sr.items(key):
             if (text := _text(concept)) is not None:
-                out.append((ctx.sr.at(f"{key}[{k}].text"), text))
+                out.append((f"{ctx.sr.location}.{key}[{k}].text", text))
     if (text := _text(ctx.sr.get("code"))) is not None:
         out.append((ctx.sr.at("code.text"), text))
     for k, note in ctx.sr.items("note"):
         if isinstance(note.get("text"), str):
-            out.append((ctx.sr.at(f"note[{k}].text"), note["text"]))
+            out.append((f"{ctx.sr.location}.note[{k}].text", note["text"]))
     return out
 
 
@@ -192,7 +192,7 @@ def pathway_from_programme_code(ctx: Context) -> list[Found]:
     for k, coding in codings(ctx.sr.get("code")):
         code = coding.get("code")
         if coding.get("system") == codes.CS_PROGRAMME and isinstance(code, str) and code in codes.PROGRAMME_DISPLAY:
-            out.append(Found(coding["code"], ctx.sr.at(f"code.coding[{k}]")))
+            out.append(Found(coding["code"], f"{ctx.sr.location}.code.coding[{k}]"))
     return out
 
 
@@ -216,23 +216,23 @@ def _programme_texts(ctx: Context) -> list[tuple[str, str]]:
         out.append((ctx.sr.at("code.text"), text))
     for k, coding in codings(concept):
         if isinstance(coding.get("display"), str):
-            out.append((ctx.sr.at(f"code.coding[{k}].display"), coding["display"]))
+            out.append((f"{ctx.sr.location}.code.coding[{k}].display", coding["display"]))
     for k, concept in ctx.sr.items("category"):
         if (text := _text(concept)) is not None:
-            out.append((ctx.sr.at(f"category[{k}].text"), text))
+            out.append((f"{ctx.sr.location}.category[{k}].text", text))
     for k, performer in ctx.sr.items("performer"):
         node = ctx.resolve(performer)
         if node is not None and isinstance(node.get("name"), str):
             out.append((node.at("name"), node.get("name")))
         elif isinstance(performer.get("display"), str):
-            out.append((ctx.sr.at(f"performer[{k}].display"), performer["display"]))
+            out.append((f"{ctx.sr.location}.performer[{k}].display", performer["display"]))
     for k, note in ctx.sr.items("note"):
         if isinstance(note.get("text"), str):
-            out.append((ctx.sr.at(f"note[{k}].text"), note["text"]))
+            out.append((f"{ctx.sr.location}.note[{k}].text", note["text"]))
     if ctx.header is not None:
         for k, dest in ctx.header.items("destination"):
             if isinstance(dest.get("name"), str):
-                out.append((ctx.header.at(f"destination[{k}].name"), dest["name"]))
+                out.append((f"{ctx.header.location}.destination[{k}].name", dest["name"]))
     return out
 
 
@@ -390,7 +390,7 @@ def source_from_our_extension(ctx: Context) -> list[Found]:
     out: list[Found] = []
     for k, ext in ctx.sr.items("extension"):
         if ext.get("url") == codes.EXT_REFERRAL_SOURCE and isinstance(ext.get("valueCoding"), dict):
-            out.append(Found(ext["valueCoding"].get("code"), ctx.sr.at(f"extension[{k}].valueCoding")))
+            out.append(Found(ext["valueCoding"].get("code"), f"{ctx.sr.location}.extension[{k}].valueCoding"))
     return out
 
 
@@ -406,10 +406,12 @@ def source_from_ukcore_extension(ctx: Context) -> list[Found]:
         for c, code, display in _snomed(concept):
             source = terms.source_of(code, display)
             if source is not None:
-                out.append(Found(source, ctx.sr.at(f"extension[{k}].valueCodeableConcept.coding[{c}]")))
+                out.append(Found(source, f"{ctx.sr.location}.extension[{k}].valueCodeableConcept.coding[{c}]"))
         text = _text(concept)
         if text and terms.source_of(None, text):
-            out.append(Found(terms.source_of(None, text), ctx.sr.at(f"extension[{k}].valueCodeableConcept.text")))
+            out.append(
+                Found(terms.source_of(None, text), f"{ctx.sr.location}.extension[{k}].valueCodeableConcept.text")
+            )
     return out
 
 
