@@ -81,3 +81,41 @@ def test_the_plain_python_reader_reads_every_bundle_as_the_compiled_one(tmp_path
     for path in BUNDLES:
         assert compiled["bundles"][str(path)] == plain["bundles"][str(path)], path.name
     assert sum("refused" in s for s in compiled["bundles"].values()) >= 2  # refusals are compared too
+
+
+def test_the_compiled_reader_takes_its_list_and_str_method_paths() -> None:
+    """Compiled, the places' finders are native functions returning lists (not generators), and the free-text
+    scan and the programme prefilter are native functions: the paths the corpus comparison above checks."""
+    from escape_fhir.fhir import bundle_index, sender_places, sender_terms
+
+    if not sender_places.__file__.endswith(".so"):
+        pytest.skip("the reader is not compiled here (no C compiler at setup, or ESCAPE_FHIR_PURE=1)")
+    for function in (sender_terms.sites_in_text, sender_terms.programme_in, sender_places.sites_in_text):
+        assert type(function).__name__ == "builtin_function_or_method", function
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"resource": {"resourceType": "Patient", "id": "p"}},
+            {
+                "resource": {
+                    "resourceType": "ServiceRequest",
+                    "subject": {"reference": "Patient/p"},
+                    "note": [{"text": "Right knee pain"}],
+                    "bodySite": [{"text": "left hip"}],
+                }
+            },
+        ],
+    }
+    from escape_fhir.fhir.sender_context import Context
+
+    ctx = Context.of(bundle)
+    assert isinstance(ctx.sr.items("note"), list)
+    for places in sender_places.PLACES.values():
+        for place in places:
+            assert isinstance(place.find(ctx), list), place.label
+    assert bundle_index.Node.items.__class__.__name__ != "function"
+    assert [f.location for f in sender_places.sites_in_text(ctx)] == [
+        "Bundle.entry[1].resource.bodySite[0].text",
+        "Bundle.entry[1].resource.note[0].text",
+    ]

@@ -474,3 +474,111 @@ def test_resource_of_a_location_as_the_pattern_finds_it(parts: list[str]) -> Non
     for location in ("".join(parts), "Bundle.entry[" + "".join(parts)):
         match = _RESOURCE_LOCATION.match(location)
         assert _resource_of(location) == (match.group(0) if match else location)
+
+
+def _sites_with_finditer(text: str) -> list[Any]:
+    """sender_terms.sites_in_text as it was before its str-method scan: the pattern without ``\\b`` and the
+    word boundary checked on the character before each match, the side words found with ``_WORD.findall``."""
+    from escape_fhir.fhir import sender_terms as terms
+
+    lowered, found = text.lower(), []
+    for match in terms._JOINTS.finditer(lowered):
+        start = match.start()
+        if start and (lowered[start - 1].isalnum() or lowered[start - 1] == "_"):
+            continue
+        word = match.group(1)
+        joint, plural = terms._JOINT_OF.get(word) or (
+            ("knee", None) if word.startswith("knee") else ("hip", None) if word == "hip" else ("lower-back", None)
+        )
+        before = terms._WORD.findall(lowered, max(0, start - 24), start)[-3:]
+        sides = next((terms._SIDE_WORDS[w] for w in reversed(before) if w in terms._SIDE_WORDS), None)
+        found += [s for s in terms.sites_of(joint, sides or plural) if s not in found]
+    return found
+
+
+_SCAN_PARTS = st.sampled_from(
+    [
+        *("knee", "knees", "kneecap", "kneecaps", "hip", "hips", "low back", "lower back", "lumbar", "lumbago"),
+        *("left", "right", "both", "bilateral", "cleft", "aright", "back", "low", "lower", "lumba", "cap", "er"),
+        *("go", "r", "s", "x", "_", "1", "é", "ſ", "K", "İ", " ", ", ", "-", "OA", "L"),
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(_SCAN_PARTS, st.sampled_from(["", " ", "_", "a", ".", "s"])), max_size=10), st.booleans())
+def test_sites_in_text_finds_what_the_joint_pattern_found(parts: list[tuple[str, str]], upper: bool) -> None:
+    """The str-method scan (each joint word's stem found with ``str.find``, the side words by a backward scan
+    over ``a-z`` runs) finds the same sites, in the same order, as the pattern it replaced."""
+    from escape_fhir.fhir.sender_terms import sites_in_text
+
+    text = "".join(word + glue for word, glue in parts)
+    text = text.upper() if upper else text
+    assert sites_in_text(text) == _sites_with_finditer(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["ESCAPE", "escape", "Escape", "eſcape", "ESCAPE-pain", "-", " ", "pain", "PAIN", "é", "x"]),
+        max_size=6,
+    )
+)
+def test_programme_prefilter_answers_as_the_pattern(parts: list[str]) -> None:
+    """``programme_in`` (a substring test first on ASCII text) finds the programme's name where the
+    case-blind pattern does, at the same place, non-ASCII case folds (``ſ`` for ``s``) included."""
+    from escape_fhir.fhir.sender_terms import PROGRAMME_WORDS, programme_in
+
+    text = "".join(parts)
+    got, want = programme_in(text), PROGRAMME_WORDS.search(text)
+    assert (got is None) == (want is None)
+    if got is not None and want is not None:
+        assert got.span() == want.span()
+
+
+_ANSWER_WORDS = st.sampled_from(
+    ["Very", "much", "very much", " ", "_", "-", "\t", "Agree", "DISAGREE", "not", "at", "é"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ANSWER_WORDS, max_size=6))
+def test_answer_words_are_read_as_the_options_words_were(parts: list[str]) -> None:
+    """``qr_read._by_words`` (each question's option words worked out once) gives the option the scan of every
+    option's ``normalise_words`` gave, for every question with options; ``_normalised`` is ``normalise_words``."""
+    from escape_fhir.fhir import qr_read
+    from escape_fhir.fhir._forms import FORMS, normalise_words
+
+    text = "".join(parts)
+    assert qr_read._normalised(text) == normalise_words(text)
+    for form in FORMS:
+        for question in form.questions:
+            wanted = normalise_words(text)
+            scanned = next(
+                (o.code for o in question.options if wanted in (normalise_words(o.code), normalise_words(o.display))),
+                None,
+            )
+            assert qr_read._by_words(question, text) == scanned
+            for option in question.options:
+                assert qr_read._by_words(question, option.display) == next(
+                    o.code
+                    for o in question.options
+                    if normalise_words(option.display) in (normalise_words(o.code), normalise_words(o.display))
+                )
+
+
+def test_eligibility_reading_tables_agree_with_what_they_replace() -> None:
+    """The per-process tables of qr_read give what the calls they replace gave: the converter dispatched by
+    name is the table's, a field's linkId is ``link_id``'s, a site's member is ``Site(value)``."""
+    from escape_fhir.domain.referral import Site
+    from escape_fhir.fhir import qr_read
+    from escape_fhir.fhir._forms import PATHWAY_FIELDS, link_id
+
+    assert qr_read._CONVERTERS["choice"] is qr_read._choice
+    assert qr_read._CONVERTERS["boolean"] is qr_read._boolean
+    assert qr_read._CONVERTERS["integer"] is qr_read._integer
+    for fields in PATHWAY_FIELDS.values():
+        for f in fields:
+            assert qr_read._LINK_OF_FIELD[f] == link_id(f)
+    for site in Site:
+        assert qr_read._SITE_OF_VALUE[site.value] is Site(site.value)

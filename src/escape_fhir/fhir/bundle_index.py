@@ -14,8 +14,7 @@ from it can say where it came from (``Bundle.entry[3].resource.contained[0]``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 Json = dict[str, Any]
@@ -43,17 +42,22 @@ class Node:
     def get(self, key: str, default: Any = None) -> Any:
         return self.resource.get(key, default)
 
-    def items(self, key: str) -> Iterator[tuple[int, Json]]:
-        """The object elements of a repeating element, with their index (non-objects skipped)."""
+    def items(self, key: str) -> list[tuple[int, Json]]:
+        """The object elements of a repeating element, with their index (non-objects skipped); a list, not a
+        generator (compiled, a generator costs more to step through than the list costs to build)."""
         value = self.resource.get(key)
-        for k, element in enumerate(value if isinstance(value, list) else []):
-            if isinstance(element, dict):
-                yield k, element
+        if not isinstance(value, list):
+            return []
+        return [(k, element) for k, element in enumerate(value) if isinstance(element, dict)]
 
 
 def objects(value: Any) -> list[Json]:
     """A repeating element's objects (anything else dropped): senders' JSON is not always well typed."""
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+#: The locations of the first entries' resources, made once per process (the same strings as made per entry).
+ENTRY_LOCATIONS: Final = tuple(f"Bundle.entry[{i}].resource" for i in range(128))
 
 
 class BundleIndex:
@@ -77,7 +81,7 @@ class BundleIndex:
             res = entry.get("resource")
             if not isinstance(res, dict):
                 continue
-            node = Node(res, f"Bundle.entry[{i}].resource", i)
+            node = Node(res, ENTRY_LOCATIONS[i] if i < len(ENTRY_LOCATIONS) else f"Bundle.entry[{i}].resource", i)
             nodes.append(node)
             full_url = entry.get("fullUrl")
             if isinstance(full_url, str):

@@ -47,6 +47,11 @@ from escape_fhir.fhir._forms import (
 SCORE_CODES: Final = (codes.STARTBACK_TOTAL[0], codes.STARTBACK_SUBSCORE[0], codes.STARTBACK_RISK[0])
 _RISK_BY_CODE: Final = {code: risk for risk, (code, _display) in RISK_CODES.items()}
 _DAY: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: ``link_id`` of every eligibility field, worked out once (``link_id`` is interpreted Python, asked twice per
+#: field of every response read).
+_LINK_OF_FIELD: Final = {f: link_id(f) for fields in PATHWAY_FIELDS.values() for f in fields}
+#: Each site by its value: a dict lookup, where ``Site(value)`` is a call into the Enum machinery (Python).
+_SITE_OF_VALUE: Final[dict[str, Site]] = {site.value: site for site in Site}
 
 
 @dataclass(frozen=True)
@@ -206,7 +211,17 @@ def _convert(question: Question, answer: dict[str, Any], location: str, issues: 
         expected = " or ".join(f"value{k}" for k in _accepted(question))
         issues.error("value", f"answer to {question.link_id!r} must be {expected}, not value{kind}", location)
         return None
-    converted = _CONVERTERS[question.type](question, kind, value)
+    converter = question.type
+    converted: Any
+    # The converters called by name (native calls, compiled), the table for any other type: the same function.
+    if converter == "choice":
+        converted = _choice(question, kind, value)
+    elif converter == "boolean":
+        converted = _boolean(question, kind, value)
+    elif converter == "integer":
+        converted = _integer(question, kind, value)
+    else:
+        converted = _CONVERTERS[converter](question, kind, value)
     if converted is None:
         issues.error("value", f"unknown answer {_shown(value)} to {question.link_id!r}{_expected(question)}", location)
     return converted
@@ -256,12 +271,36 @@ def _choice(question: Question, kind: str, value: Any) -> str | None:
 
 
 def _by_words(question: Question, text: Any) -> str | None:
+    """The first option whose code or display, as words (:func:`normalise_words`), are the text's words."""
     if not isinstance(text, str):
         return None
-    wanted = normalise_words(text)
-    return next(
-        (o.code for o in question.options if wanted in (normalise_words(o.code), normalise_words(o.display))), None
-    )
+    return _option_words(question).get(_normalised(text))
+
+
+#: ``normalise_words``' pattern, compiled once here (``re.sub`` with a pattern string looks it up in re's cache,
+#: Python code, on every call); :func:`_normalised` gives what ``normalise_words`` gives (tests check it).
+_WORD_SEPARATORS: Final = re.compile(r"[\s_-]+")
+
+
+def _normalised(text: str) -> str:
+    return _WORD_SEPARATORS.sub("-", text.strip().lower())
+
+
+#: Each question's options by their words (code and display, normalised), the first option's code for words
+#: two options share: the question's options are constants, so their words are worked out once per process
+#: (keyed by the question's identity, the question kept with its table as in ``_QUESTION_TABLES``).
+_OPTION_WORDS: Final[dict[int, tuple[Question, dict[str, str]]]] = {}
+
+
+def _option_words(question: Question) -> dict[str, str]:
+    entry = _OPTION_WORDS.get(id(question))
+    if entry is None or entry[0] is not question:
+        table: dict[str, str] = {}
+        for option in question.options:
+            table.setdefault(normalise_words(option.code), option.code)
+            table.setdefault(normalise_words(option.display), option.code)
+        entry = _OPTION_WORDS[id(question)] = (question, table)
+    return entry[1]
 
 
 def _date(question: Question, kind: str, value: Any) -> str | None:
@@ -337,10 +376,10 @@ def read_eligibility_response(qr: dict[str, Any], base: str = "QuestionnaireResp
     sites = found[LINK_SITES].values if LINK_SITES in found else []
     duration = found[LINK_DURATION].first() if LINK_DURATION in found else None
     onset = found[LINK_ONSET].first() if LINK_ONSET in found else None
-    answers = {f: found[link_id(f)].first() for f in PATHWAY_FIELDS[pathway] if link_id(f) in found}
+    answers = {f: found[_LINK_OF_FIELD[f]].first() for f in PATHWAY_FIELDS[pathway] if _LINK_OF_FIELD[f] in found}
     return EligibilityFromResponse(
         pathway=pathway,
-        affected_sites=[Site(s) for s in sites],
+        affected_sites=[_SITE_OF_VALUE.get(s) or Site(s) for s in sites],
         symptom_duration_months=duration,
         symptom_onset_date=onset,
         answers=EligibilityAnswers(**answers),

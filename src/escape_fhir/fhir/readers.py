@@ -40,7 +40,7 @@ from escape_fhir.errors import Issue, MappingError, ReferralInputError
 from escape_fhir.fhir import codes
 from escape_fhir.fhir.bundle_index import Json, Node, objects
 from escape_fhir.fhir.qr_read import read_eligibility_response
-from escape_fhir.fhir.sender_context import Context, EligibilityRead, Found
+from escape_fhir.fhir.sender_context import Context, EligibilityRead, Found, Recorder
 from escape_fhir.fhir.sender_people import find_identifier, read_patient, read_receiver, read_requester
 from escape_fhir.fhir.sender_places import PLACES, Place, programme_named
 from escape_fhir.fhir.sender_startback import find_startback, score_of
@@ -173,7 +173,7 @@ def _has(data: Json, path: str) -> bool:
     return value not in (None, [], {})
 
 
-class _Reading:
+class _Reading(Recorder):
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.out: Json = {}
@@ -201,14 +201,14 @@ class _Reading:
         self._pathway()
         self._sites(sites)
         self._duration()
-        patient = read_patient(ctx, self.record)
+        patient = read_patient(ctx, self)
         out["patient"] = patient
-        kind, referrer = read_requester(ctx, self.record)
+        kind, referrer = read_requester(ctx, self)
         ctx.found["requester"] = [Found(kind, ctx.sr.at("requester"))]
         roles = [p for p in self.provenance if p.field == "referrer.role"]
         ctx.found["referrer.role"] = [Found(referrer["role"], roles[-1].location)] if referrer and roles else []
         self._source(kind, referrer)
-        if (receiver := read_receiver(ctx, self.record)) is not None:
+        if (receiver := read_receiver(ctx, self)) is not None:
             out["receiver"] = receiver
         notes = [str(n["text"]) for _k, n in ctx.sr.items("note") if isinstance(n.get("text"), str) and n["text"]]
         if notes:
@@ -220,7 +220,7 @@ class _Reading:
     def _collect(self, fact: str, places: tuple[Place, ...] | None = None) -> list[Found]:
         found: list[Found] = []
         for place in PLACES[fact] if places is None else places:
-            found += [Found(f.value, f.location, place.label) for f in place.find(self.ctx)]
+            found += _labelled(place.find(self.ctx), place.label)
         self.ctx.found[fact] = found
         return found
 
@@ -239,7 +239,7 @@ class _Reading:
             )
         if ident is not None:
             out["id"] = ident[1]
-            self.record("id", ident[1], sr.at(f"identifier[{ident[0]}].value"))
+            self.record("id", ident[1], f"{sr.location}.identifier[{ident[0]}].value")
         for location, value in (
             (sr.at("authoredOn"), sr.get("authoredOn")),
             ("Bundle.timestamp", self.ctx.bundle.get("timestamp")),
@@ -263,18 +263,18 @@ class _Reading:
             return
         chosen = got.readings[0]
         self.ctx.startback_location = chosen.location
-        risks = {score_of(r)[0]: r for r in got.readings}
+        scores = [score_of(r) for r in got.readings]  # each reading scored once (scoring is the costly part)
+        risks = {score[0]: r for score, r in zip(scores, got.readings, strict=True)}
         if len(risks) > 1:
             # Two screenings that disagree: neither is taken; the clinician sees both (issue 8, conflicts).
             shown = "; ".join(f"{risk} risk at {r.location} ({r.place})" for risk, r in risks.items())
             self.flag("startback", f"the STarT Back results disagree: {shown}; neither is used")
-            for r in got.readings:
-                risk, total, sub = score_of(r)
+            for (risk, total, sub), r in zip(scores, got.readings, strict=True):
                 self.record("startBack", f"{risk} risk (total {total}, psychosocial {sub})", r.location, r.place)
             return
         key = "startBack" if "answers" in chosen.value else "startBackResult"
         self.out[key] = chosen.value.get("answers") or chosen.value.get("result")
-        risk, total, sub = score_of(chosen)
+        risk, total, sub = scores[0]
         self.record("startBack", f"{risk} risk (total {total}, psychosocial {sub})", chosen.location, chosen.place)
 
     def _diagnoses(self) -> None:
@@ -293,9 +293,9 @@ class _Reading:
         for place in PLACES["pathway"][STATED_PATHWAY_PLACES:]:
             if found:
                 break
-            found = [Found(f.value, f.location, place.label) for f in place.find(self.ctx)]
+            found = _labelled(place.find(self.ctx), place.label)
         if not found:
-            named = list(programme_named(self.ctx))
+            named = programme_named(self.ctx)
             where = f"; ESCAPE-pain is named at {named[0].location} but" if named else ";"
             raise MappingError(
                 [
@@ -452,6 +452,14 @@ class _Reading:
                 self.flag(criterion, f"{what} at {node.location} was not understood")
 
 
+def _labelled(found: list[Found], label: str) -> list[Found]:
+    """What a place found, each value labelled with the place (a finder makes new Found objects, each found
+    once: labelled where they are, not copied)."""
+    for f in found:
+        f.place = label
+    return found
+
+
 def _date(value: Any) -> date | None:
     try:
         return date.fromisoformat(str(value)[:10]) if value else None
@@ -471,7 +479,7 @@ def _resource_of(location: str) -> str:
     """The resource a location is in (an entry's, or one contained in it): what :data:`_RESOURCE_LOCATION`
     matches at its start, found with str methods (``\\d`` is a Unicode decimal digit: ``str.isdecimal``)."""
     end = _indexed(location, 0, "Bundle.entry[")
-    if end < 0 or not location.startswith(".resource", end):
+    if end < 0 or location.find(".resource", end, end + 9) != end:
         return location
     end += len(".resource")
     contained = _indexed(location, end, ".contained[")
@@ -480,7 +488,7 @@ def _resource_of(location: str) -> str:
 
 def _indexed(text: str, start: int, prefix: str) -> int:
     """The end of ``prefix`` then digits then ``]`` at ``start`` of ``text``, or -1."""
-    if not text.startswith(prefix, start):
+    if text.find(prefix, start, start + len(prefix)) != start:  # startswith(prefix, start), as a C call compiled
         return -1
     digits = start + len(prefix)
     close = text.find("]", digits)
@@ -583,7 +591,7 @@ def _kebab(name: str) -> str:
 
 
 def _item_locations(node: Node) -> dict[str, str]:
-    return {str(item.get("linkId")): node.at(f"item[{k}]") for k, item in node.items("item")}
+    return {str(item.get("linkId")): f"{node.location}.item[{k}]" for k, item in node.items("item")}
 
 
 # --- from the facts to the referral ---------------------------------------------------------------------

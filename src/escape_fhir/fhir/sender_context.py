@@ -31,6 +31,15 @@ class Found:
         return f"Found({self.value!r}, {self.location!r}, {self.place!r})"
 
 
+class Recorder:
+    """Where the reader records each fact it reads (the reader's ``_Reading`` is one). A compiled base class, so
+    that the modules reading people and places record through a native method call, not a Python call of a
+    bound method."""
+
+    def record(self, field_path: str, value: Any, location: str, place: str = "") -> None:
+        raise NotImplementedError
+
+
 class EligibilityRead:
     """The project's eligibility answers, read from one QuestionnaireResponse, with their locations. (A plain
     class: a dataclass's generated ``__init__`` is interpreted Python even when the class is compiled.)"""
@@ -100,7 +109,11 @@ class Context:
     def of(cls, bundle: Json) -> Context:
         index = BundleIndex.of(bundle)
         sr = _service_request(bundle, index)
-        header = next((n for n in index.nodes if n.type == "MessageHeader" and n.entry == 0), None)
+        header = None
+        for n in index.nodes:
+            if n.type == "MessageHeader" and n.entry == 0:
+                header = n
+                break
         ctx = cls(index, bundle, sr, header, None)
         ctx.patient = ctx.resolve(sr.get("subject"))
         if ctx.patient is not None and ctx.patient.type != "Patient":
@@ -117,7 +130,7 @@ class Context:
             ("Observation", ctx.observations),
             ("Questionnaire", ctx.questionnaires),
         ):
-            bucket.extend(n for n in index.of_type(kind) if _about_patient(ctx, n))
+            bucket.extend([n for n in index.of_type(kind) if _about_patient(ctx, n)])
         return ctx
 
 
@@ -138,7 +151,7 @@ def _service_request(bundle: Json, index: BundleIndex) -> Node:
                 return node
             if node is None:
                 text = "focus does not resolve to an entry of the Bundle"
-                problems.append(Issue("error", "not-found", text, header.at(f"focus[{j}]")))
+                problems.append(Issue("error", "not-found", text, f"{header.location}.focus[{j}]"))
         if not problems:
             text = "the MessageHeader's focus must be a ServiceRequest"
             problems.append(Issue("error", "required", text, header.at("focus")))

@@ -15,7 +15,7 @@ from escape_fhir.errors import Issue
 from escape_fhir.fhir import codes
 from escape_fhir.fhir import sender_terms as terms
 from escape_fhir.fhir.bundle_index import Json, Node, objects
-from escape_fhir.fhir.sender_context import Context, Found
+from escape_fhir.fhir.sender_context import Context, Found, Recorder
 
 REGISTRATION_BODIES: Final = {system: body for body, system in codes.REGISTRATION_SYSTEMS.items()}
 #: Identifier systems of a receiving site named only by a logical reference, and the field each gives.
@@ -89,8 +89,8 @@ def read_address(addresses: Any) -> tuple[int, Json] | None:
 # --- the patient ---------------------------------------------------------------------------------------
 
 
-def read_patient(ctx: Context, record: Any) -> Json:
-    """The patient's details; ``record(field, value, location)`` notes where each came from."""
+def read_patient(ctx: Context, recorder: Recorder) -> Json:
+    """The patient's details; ``recorder.record(field, value, location)`` notes where each came from."""
     node = ctx.patient
     out: Json = {}
     if node is None:
@@ -98,28 +98,28 @@ def read_patient(ctx: Context, record: Any) -> Json:
         ident = ctx.sr.get("subject", {}).get("identifier") if isinstance(ctx.sr.get("subject"), dict) else None
         if isinstance(ident, dict) and ident.get("system") == codes.NHS_NUMBER and isinstance(ident.get("value"), str):
             out["nhsNumber"] = ident["value"]
-            record("patient.nhsNumber", ident["value"], ctx.sr.at("subject.identifier.value"))
+            recorder.record("patient.nhsNumber", ident["value"], ctx.sr.at("subject.identifier.value"))
         return out
     ctx.used.add(node.location)
     if (found := find_identifier(node.resource, codes.NHS_NUMBER)) is not None:
         k, value = found
         out["nhsNumber"] = value
-        record("patient.nhsNumber", value, node.at(f"identifier[{k}].value"))
+        recorder.record("patient.nhsNumber", value, f"{node.location}.identifier[{k}].value")
         status = _verification(ctx, node, k)
         if status:
             out["nhsNumberVerificationStatus"] = status
     name_at, name = official_name(node.get("name"))
     if name is not None and (read := read_name(name)) is not None:
         out["name"] = read
-        record("patient.name", " ".join([*read["given"], read["family"]]), node.at(f"name[{name_at}]"))
+        recorder.record("patient.name", " ".join([*read["given"], read["family"]]), f"{node.location}.name[{name_at}]")
     for key, element in (("birthDate", "birthDate"), ("sex", "gender")):
         if isinstance(node.get(element), str):
             out[key] = node.get(element)
-            record(f"patient.{key}", node.get(element), node.at(element))
+            recorder.record(f"patient.{key}", node.get(element), node.at(element))
     out.update(read_telecom(node.get("telecom")))
     if (address := read_address(node.get("address"))) is not None:
         out["address"] = address[1]
-        record("patient.address", address[1].get("postcode"), node.at(f"address[{address[0]}]"))
+        recorder.record("patient.address", address[1].get("postcode"), f"{node.location}.address[{address[0]}]")
     return out
 
 
@@ -131,7 +131,7 @@ def _verification(ctx: Context, node: Node, k: int) -> str | None:
         concept = ext.get("valueCodeableConcept")
         for c, coding in enumerate(objects(concept.get("coding") if isinstance(concept, dict) else None)):
             system, code = coding.get("system"), coding.get("code")
-            where = node.at(f"identifier[{k}].extension[{e}].valueCodeableConcept.coding[{c}]")
+            where = f"{node.location}.identifier[{k}].extension[{e}].valueCodeableConcept.coding[{c}]"
             if system == codes.CS_NHS_NUMBER_VERIFICATION_ENGLAND and code in codes.NHS_NUMBER_VERIFICATION_DISPLAY:
                 return str(code)
             if system == codes.CS_NHS_NUMBER_VERIFICATION_RETIRED and code in codes.NHS_NUMBER_VERIFICATION_RETIRED:
@@ -169,11 +169,11 @@ def role_of(node: Node) -> Found | None:
                     return Found(role, where)
             text = concept.get("text")
             if (role := terms.role_in_words(text)) is not None:
-                return Found(role, node.at(f"{key}[{k}].text"))
+                return Found(role, f"{node.location}.{key}[{k}].text")
     return None
 
 
-def read_requester(ctx: Context, record: Any) -> tuple[str, Json | None]:
+def read_requester(ctx: Context, recorder: Recorder) -> tuple[str, Json | None]:
     """("self" | "person" | "organisation" | "none", the referrer in the input format)."""
     reference = ctx.sr.get("requester")
     if not isinstance(reference, dict):
@@ -185,74 +185,74 @@ def read_requester(ctx: Context, record: Any) -> tuple[str, Json | None]:
         return "none", {"role": "other"}
     ctx.used.add(node.location)
     if node.type == "Patient" and (ctx.patient is None or node is ctx.patient):
-        record("requester", "the patient (self-referral)", location)
+        recorder.record("requester", "the patient (self-referral)", location)
         return "self", None
     if node.type == "Organization":
-        return "organisation", _organisation_referrer(ctx, node, record)
+        return "organisation", _organisation_referrer(ctx, node, recorder)
     if node.type == "PractitionerRole":
-        return "person", _from_role(ctx, node, record)
+        return "person", _from_role(ctx, node, recorder)
     if node.type == "Practitioner":
-        return "person", _from_practitioner(ctx, node, record)
+        return "person", _from_practitioner(ctx, node, recorder)
     ctx.warn(location, f"a {node.type} requester cannot be read as a referrer")
     return "none", {"role": "other"}
 
 
-def _organisation_referrer(ctx: Context, node: Node, record: Any) -> Json:
+def _organisation_referrer(ctx: Context, node: Node, recorder: Recorder) -> Json:
     gp = any(
         str(c.get("code")) in terms.GP_PRACTICE_ROLES for _k, t in node.items("type") for c in objects(t.get("coding"))
     )
     role = "gp" if gp else "other"
-    record("referrer.role", role, node.at("type") if gp else node.location)
-    return {"role": role, "organisation": organisation(ctx, node, "referrer.organisation", record)}
+    recorder.record("referrer.role", role, node.at("type") if gp else node.location)
+    return {"role": role, "organisation": organisation(ctx, node, "referrer.organisation", recorder)}
 
 
-def _from_role(ctx: Context, node: Node, record: Any) -> Json:
+def _from_role(ctx: Context, node: Node, recorder: Recorder) -> Json:
     role = role_of(node)
     practitioner = ctx.resolve(node.get("practitioner"), node)
-    out = _person(ctx, practitioner, record) if practitioner is not None else {}
+    out = _person(ctx, practitioner, recorder) if practitioner is not None else {}
     out["role"] = role.value if role else "other"
-    record("referrer.role", out["role"], role.location if role else node.at("code"))
+    recorder.record("referrer.role", out["role"], role.location if role else node.at("code"))
     org = ctx.resolve(node.get("organization"), node)
     if org is not None and org.type == "Organization":
-        record("referrer.organisation", "the PractitionerRole's organisation", node.at("organization"))
-        out["organisation"] = organisation(ctx, org, "referrer.organisation", record)
+        recorder.record("referrer.organisation", "the PractitionerRole's organisation", node.at("organization"))
+        out["organisation"] = organisation(ctx, org, "referrer.organisation", recorder)
     else:
-        _organisation_elsewhere(ctx, out, record)
+        _organisation_elsewhere(ctx, out, recorder)
     return out
 
 
-def _from_practitioner(ctx: Context, node: Node, record: Any) -> Json:
+def _from_practitioner(ctx: Context, node: Node, recorder: Recorder) -> Json:
     # A PractitionerRole of this practitioner elsewhere in the Bundle says the role and organisation.
     for role_node in ctx.index.of_type("PractitionerRole"):
         if ctx.resolve(role_node.get("practitioner"), role_node) is node:
             ctx.used.add(role_node.location)
-            return _from_role(ctx, role_node, record)
-    out = _person(ctx, node, record)
+            return _from_role(ctx, role_node, recorder)
+    out = _person(ctx, node, recorder)
     role = role_of(node)
     out["role"] = role.value if role else "other"
-    record("referrer.role", out["role"], role.location if role else node.location)
-    _organisation_elsewhere(ctx, out, record)
+    recorder.record("referrer.role", out["role"], role.location if role else node.location)
+    _organisation_elsewhere(ctx, out, recorder)
     return out
 
 
-def _person(ctx: Context, node: Node, record: Any) -> Json:
+def _person(ctx: Context, node: Node, recorder: Recorder) -> Json:
     ctx.used.add(node.location)
     out: Json = {}
     name_at, name = official_name(node.get("name"))
     if name is not None and (read := read_name(name)) is not None:
         out["name"] = read
-        record("referrer.name", " ".join([*read["given"], read["family"]]), node.at(f"name[{name_at}]"))
+        recorder.record("referrer.name", " ".join([*read["given"], read["family"]]), f"{node.location}.name[{name_at}]")
     for k, ident in node.items("identifier"):
         body = REGISTRATION_BODIES.get(str(ident.get("system")))
         if body and isinstance(ident.get("value"), str) and ident["value"].strip():
             out["registration"] = {"body": body, "number": ident["value"]}
-            record("referrer.registration", f"{body} {ident['value']}", node.at(f"identifier[{k}]"))
+            recorder.record("referrer.registration", f"{body} {ident['value']}", f"{node.location}.identifier[{k}]")
             break
     out.update(read_telecom(node.get("telecom")))
     return out
 
 
-def _organisation_elsewhere(ctx: Context, out: Json, record: Any) -> None:
+def _organisation_elsewhere(ctx: Context, out: Json, recorder: Recorder) -> None:
     """The referrer's organisation when the requester does not say: the message's sender, else the patient's
     registered GP practice (for a GP or a referrer whose role is not stated)."""
     if ctx.header is not None:
@@ -260,35 +260,35 @@ def _organisation_elsewhere(ctx: Context, out: Json, record: Any) -> None:
         if sender is not None and sender.type == "PractitionerRole":
             sender = ctx.resolve(sender.get("organization"), sender)
         if sender is not None and sender.type == "Organization":
-            record("referrer.organisation", "the message's sender", ctx.header.at("sender"))
-            out["organisation"] = organisation(ctx, sender, "referrer.organisation", record)
+            recorder.record("referrer.organisation", "the message's sender", ctx.header.at("sender"))
+            out["organisation"] = organisation(ctx, sender, "referrer.organisation", recorder)
             return
     if ctx.patient is not None and out.get("role") in ("gp", "other"):
         for k, ref in enumerate(objects(ctx.patient.get("generalPractitioner"))):
             node = ctx.resolve(ref, ctx.patient)
             if node is not None and node.type == "Organization":
-                where = ctx.patient.at(f"generalPractitioner[{k}]")
-                record("referrer.organisation", "the patient's registered GP practice", where)
-                out["organisation"] = organisation(ctx, node, "referrer.organisation", record)
+                where = f"{ctx.patient.location}.generalPractitioner[{k}]"
+                recorder.record("referrer.organisation", "the patient's registered GP practice", where)
+                out["organisation"] = organisation(ctx, node, "referrer.organisation", recorder)
                 return
 
 
-def organisation(ctx: Context, node: Node, field_path: str, record: Any, service_id: str | None = None) -> Json:
+def organisation(ctx: Context, node: Node, field_path: str, recorder: Recorder, service_id: str | None = None) -> Json:
     ctx.used.add(node.location)
     out: Json = {}
     found = find_identifier(node.resource, codes.ODS_ORGANIZATION) or find_identifier(node.resource, codes.ODS_SITE)
     if found is not None:
         out["odsCode"] = found[1]
-        record(f"{field_path}.odsCode", found[1], node.at(f"identifier[{found[0]}].value"))
+        recorder.record(f"{field_path}.odsCode", found[1], f"{node.location}.identifier[{found[0]}].value")
     if isinstance(node.get("name"), str) and node.get("name").strip():
         out["name"] = node.get("name")
-        record(f"{field_path}.name", node.get("name"), node.at("name"))
+        recorder.record(f"{field_path}.name", node.get("name"), node.at("name"))
     if service_id:
         out["serviceId"] = service_id
     return out
 
 
-def read_receiver(ctx: Context, record: Any) -> Json | None:
+def read_receiver(ctx: Context, recorder: Recorder) -> Json | None:
     """The receiving site: the performer (a HealthcareService, an Organization, a PractitionerRole's
     organisation), else the message's destination."""
     service_id, receiver = None, None
@@ -300,7 +300,7 @@ def read_receiver(ctx: Context, record: Any) -> Json | None:
             # A logical reference to the receiving service by its DoS id (BaRS routes on it) or its ODS code.
             key = RECEIVER_IDS[str(ident["system"])]
             logical[key] = ident["value"]
-            record(f"receiver.{key}", ident["value"], ctx.sr.at(f"performer[{k}].identifier.value"))
+            recorder.record(f"receiver.{key}", ident["value"], f"{ctx.sr.location}.performer[{k}].identifier.value")
             if isinstance(performer.get("display"), str) and performer["display"].strip():
                 logical["name"] = performer["display"]
             continue
@@ -311,7 +311,7 @@ def read_receiver(ctx: Context, record: Any) -> Json | None:
             found = find_identifier(node.resource, codes.DOS_SERVICE_ID)
             if found is not None:
                 service_id = found[1]
-                record("receiver.serviceId", service_id, node.at(f"identifier[{found[0]}].value"))
+                recorder.record("receiver.serviceId", service_id, f"{node.location}.identifier[{found[0]}].value")
             receiver = ctx.resolve(node.get("providedBy"), node)
         elif node.type == "Organization":
             receiver = node
@@ -324,11 +324,11 @@ def read_receiver(ctx: Context, record: Any) -> Json | None:
         system, _, value = str(dest.get("endpoint", "")).partition("|")
         if system == codes.DOS_SERVICE_ID and value and service_id is None:
             service_id = value
-            record("receiver.serviceId", value, header.at(f"destination[{k}].endpoint"))  # type: ignore[union-attr]
+            recorder.record("receiver.serviceId", value, f"{header.location}.destination[{k}].endpoint")  # type: ignore[union-attr]
         if receiver is None:
             receiver = ctx.resolve(dest.get("receiver"), header)
     if receiver is None or receiver.type != "Organization":
         if service_id and "serviceId" not in logical:
             logical["serviceId"] = service_id
         return logical or None
-    return organisation(ctx, receiver, "receiver", record, service_id or logical.get("serviceId"))
+    return organisation(ctx, receiver, "receiver", recorder, service_id or logical.get("serviceId"))

@@ -2,7 +2,7 @@
 
 ``PLACES[fact]`` lists, best first, the places a sender may have put that fact. Each row has a label (shown
 to a clinician by ``escape-fhir referral --explain`` and on the triage Task) and a small function that
-yields what it finds there, each value with its exact FHIRPath location. Supporting a new sender's shape is
+returns what it finds there, each value with its exact FHIRPath location. Supporting a new sender's shape is
 adding a row (and, for a new code, a row of :mod:`escape_fhir.fhir.sender_terms`).
 
 How the values of the places are combined (first wins, union, conflicts flagged) is the reader's business
@@ -12,7 +12,7 @@ How the values of the places are combined (first wins, union, conflicts flagged)
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -24,7 +24,9 @@ from escape_fhir.fhir import sender_terms as terms
 from escape_fhir.fhir.bundle_index import Node, objects
 from escape_fhir.fhir.sender_context import Context, Found
 
-Finder = Callable[[Context], Iterator[Found]]
+#: A place's finder: what it finds, in order, as a list (a compiled generator costs more to step through than a
+#: list costs to build).
+Finder = Callable[[Context], list[Found]]
 
 # The patterns of this module, compiled once (``re.fullmatch(text, ...)`` looks its pattern up in re's cache,
 # Python code, on every call).
@@ -42,21 +44,23 @@ class Place:
     find: Finder
 
 
-def codings(concept: Any) -> Iterator[tuple[int, Json]]:
+def codings(concept: Any) -> list[tuple[int, Json]]:
     listed = concept.get("coding") if isinstance(concept, dict) else None
-    for k, coding in enumerate(listed if isinstance(listed, list) else []):
-        if isinstance(coding, dict):
-            yield k, coding
+    if not isinstance(listed, list):
+        return []
+    return [(k, coding) for k, coding in enumerate(listed) if isinstance(coding, dict)]
 
 
 Json = dict[str, Any]
 
 
-def _snomed(concept: Any) -> Iterator[tuple[int, str, str | None]]:
+def _snomed(concept: Any) -> list[tuple[int, str, str | None]]:
+    out: list[tuple[int, str, str | None]] = []
     for k, coding in codings(concept):
         if coding.get("system") == codes.SNOMED and isinstance(coding.get("code"), str):
             display = coding.get("display")
-            yield k, coding["code"], display if isinstance(display, str) else None
+            out.append((k, coding["code"], display if isinstance(display, str) else None))
+    return out
 
 
 def _text(concept: Any) -> str | None:
@@ -67,14 +71,16 @@ def _text(concept: Any) -> str | None:
 # --- affected sites ------------------------------------------------------------------------------------
 
 
-def _body_site(concept: Any, location: str) -> Iterator[Found]:
+def _body_site(concept: Any, location: str) -> list[Found]:
     """Sites of a bodySite CodeableConcept: a body structure, with laterality as another coding, as a
     post-coordinated qualifier (``24136001:272741003=7771000``), or in the concept itself."""
+    out: list[Found] = []
     sides: tuple[str, ...] | None = None
-    for _k, code, _display in _snomed(concept):
+    coded = _snomed(concept)
+    for _k, code, _display in coded:
         if code in terms.LATERALITY:
             sides = terms.LATERALITY[code]
-    for k, code, _display in _snomed(concept):
+    for k, code, _display in coded:
         structure, _, qualifier = code.partition(":")
         if structure not in terms.BODY_STRUCTURES:
             continue
@@ -82,36 +88,46 @@ def _body_site(concept: Any, location: str) -> Iterator[Found]:
         side_codes = _QUALIFIER_VALUES.findall(qualifier)
         named = tuple(s for c in side_codes for s in terms.LATERALITY.get(c, ()))
         chosen = (side,) if side else (named or sides)
-        yield Found(terms.sites_of(joint, chosen), f"{location}.coding[{k}]")
+        out.append(Found(terms.sites_of(joint, chosen), f"{location}.coding[{k}]"))
+    return out
 
 
-def sites_in_eligibility_answers(ctx: Context) -> Iterator[Found]:
+def sites_in_eligibility_answers(ctx: Context) -> list[Found]:
     answers = ctx.eligibility
     if answers is not None and answers.sites:
-        yield Found(answers.sites, answers.sites_location)
+        return [Found(answers.sites, answers.sites_location)]
+    return []
 
 
-def sites_in_condition_body_site(ctx: Context) -> Iterator[Found]:
+def sites_in_condition_body_site(ctx: Context) -> list[Found]:
+    out: list[Found] = []
     for node in ctx.conditions:
         for k, concept in node.items("bodySite"):
-            yield from _body_site(concept, node.at(f"bodySite[{k}]"))
+            out += _body_site(concept, f"{node.location}.bodySite[{k}]")
+    return out
 
 
-def sites_in_request_body_site(ctx: Context) -> Iterator[Found]:
+def sites_in_request_body_site(ctx: Context) -> list[Found]:
+    out: list[Found] = []
     for k, concept in ctx.sr.items("bodySite"):
-        yield from _body_site(concept, ctx.sr.at(f"bodySite[{k}]"))
+        out += _body_site(concept, f"{ctx.sr.location}.bodySite[{k}]")
+    return out
 
 
-def _diagnosis_concepts(ctx: Context) -> Iterator[tuple[Node, str, Json]]:
+def _diagnosis_concepts(ctx: Context) -> list[tuple[Node, str, Json]]:
     """Every diagnosis concept of the referral: each Condition.code, then each ServiceRequest.reasonCode."""
+    out: list[tuple[Node, str, Json]] = []
     for node in ctx.conditions:
-        if isinstance(node.get("code"), dict):
-            yield node, node.at("code"), node.get("code")
+        concept = node.get("code")
+        if isinstance(concept, dict):
+            out.append((node, node.at("code"), concept))
     for k, concept in ctx.sr.items("reasonCode"):
-        yield ctx.sr, ctx.sr.at(f"reasonCode[{k}]"), concept
+        out.append((ctx.sr, f"{ctx.sr.location}.reasonCode[{k}]", concept))
+    return out
 
 
-def sites_in_diagnosis_code(ctx: Context) -> Iterator[Found]:
+def sites_in_diagnosis_code(ctx: Context) -> list[Found]:
+    out: list[Found] = []
     for _node, location, concept in _diagnosis_concepts(ctx):
         for k, code, display in _snomed(concept):
             joint = terms.DIAGNOSIS_JOINTS.get(code)
@@ -119,133 +135,154 @@ def sites_in_diagnosis_code(ctx: Context) -> Iterator[Found]:
                 continue
             # "Osteoarthritis of right knee" as a display of the generic code still tells the side.
             named = [s for s in terms.sites_in_text(display or "") if s.endswith(joint)]
-            yield Found(named or terms.sites_of(joint, None), f"{location}.coding[{k}]")
+            out.append(Found(named or terms.sites_of(joint, None), f"{location}.coding[{k}]"))
+    return out
 
 
-def _texts(ctx: Context) -> Iterator[tuple[str, str]]:
+def _texts(ctx: Context) -> list[tuple[str, str]]:
     """The referral's free texts that may name a site, with their locations."""
+    out: list[tuple[str, str]] = []
     for node in ctx.conditions:
-        for key in ("code",):
-            if (text := _text(node.get(key))) is not None:
-                yield node.at(f"{key}.text"), text
+        if (text := _text(node.get("code"))) is not None:
+            out.append((node.at("code.text"), text))
         for k, concept in node.items("bodySite"):
             if (text := _text(concept)) is not None:
-                yield node.at(f"bodySite[{k}].text"), text
+                out.append((f"{node.location}.bodySite[{k}].text", text))
     for key in ("reasonCode", "bodySite"):
         for k, concept in ctx.sr.items(key):
             if (text := _text(concept)) is not None:
-                yield ctx.sr.at(f"{key}[{k}].text"), text
+                out.append((f"{ctx.sr.location}.{key}[{k}].text", text))
     if (text := _text(ctx.sr.get("code"))) is not None:
-        yield ctx.sr.at("code.text"), text
+        out.append((ctx.sr.at("code.text"), text))
     for k, note in ctx.sr.items("note"):
         if isinstance(note.get("text"), str):
-            yield ctx.sr.at(f"note[{k}].text"), note["text"]
+            out.append((f"{ctx.sr.location}.note[{k}].text", note["text"]))
+    return out
 
 
-def sites_in_text(ctx: Context) -> Iterator[Found]:
+def sites_in_text(ctx: Context) -> list[Found]:
+    out: list[Found] = []
     for location, text in _texts(ctx):
         found = terms.sites_in_text(text)
         # "ESCAPE-pain for knees and hips" names the programme, not the patient's joints (looked for only in a
         # text that names a joint: the case-blind pattern is the slower test).
-        if found and not terms.PROGRAMME_WORDS.search(text):
-            yield Found(found, location)
+        if found and terms.programme_in(text) is None:
+            out.append(Found(found, location))
+    return out
 
 
 # --- diagnoses ----------------------------------------------------------------------------------------------
 
 
-def diagnoses_coded(ctx: Context) -> Iterator[Found]:
+def diagnoses_coded(ctx: Context) -> list[Found]:
+    out: list[Found] = []
     for _node, location, concept in _diagnosis_concepts(ctx):
         for k, code, display in _snomed(concept):
             if SCTID.fullmatch(code):
-                yield Found({"code": code, **({"display": display} if display else {})}, f"{location}.coding[{k}]")
+                value: Json = {"code": code, "display": display} if display else {"code": code}
+                out.append(Found(value, f"{location}.coding[{k}]"))
+    return out
 
 
 # --- pathway ----------------------------------------------------------------------------------------------------
 
 
-def pathway_from_programme_code(ctx: Context) -> Iterator[Found]:
+def pathway_from_programme_code(ctx: Context) -> list[Found]:
+    out: list[Found] = []
     for k, coding in codings(ctx.sr.get("code")):
         code = coding.get("code")
         if coding.get("system") == codes.CS_PROGRAMME and isinstance(code, str) and code in codes.PROGRAMME_DISPLAY:
-            yield Found(coding["code"], ctx.sr.at(f"code.coding[{k}]"))
+            out.append(Found(coding["code"], f"{ctx.sr.location}.code.coding[{k}]"))
+    return out
 
 
-def pathway_from_eligibility_answers(ctx: Context) -> Iterator[Found]:
+def pathway_from_eligibility_answers(ctx: Context) -> list[Found]:
     if ctx.eligibility is not None:
-        yield Found(ctx.eligibility.pathway, ctx.eligibility.location)
+        return [Found(ctx.eligibility.pathway, ctx.eligibility.location)]
+    return []
 
 
-def pathway_from_startback(ctx: Context) -> Iterator[Found]:
+def pathway_from_startback(ctx: Context) -> list[Found]:
     if ctx.startback_location is not None:
-        yield Found("back", ctx.startback_location)
+        return [Found("back", ctx.startback_location)]
+    return []
 
 
-def _programme_texts(ctx: Context) -> Iterator[tuple[str, str]]:
+def _programme_texts(ctx: Context) -> list[tuple[str, str]]:
     """Texts that may name the programme: the request's code and category, the service it is sent to."""
+    out: list[tuple[str, str]] = []
     concept = ctx.sr.get("code")
     if (text := _text(concept)) is not None:
-        yield ctx.sr.at("code.text"), text
+        out.append((ctx.sr.at("code.text"), text))
     for k, coding in codings(concept):
         if isinstance(coding.get("display"), str):
-            yield ctx.sr.at(f"code.coding[{k}].display"), coding["display"]
+            out.append((f"{ctx.sr.location}.code.coding[{k}].display", coding["display"]))
     for k, concept in ctx.sr.items("category"):
         if (text := _text(concept)) is not None:
-            yield ctx.sr.at(f"category[{k}].text"), text
+            out.append((f"{ctx.sr.location}.category[{k}].text", text))
     for k, performer in ctx.sr.items("performer"):
         node = ctx.resolve(performer)
         if node is not None and isinstance(node.get("name"), str):
-            yield node.at("name"), node.get("name")
+            out.append((node.at("name"), node.get("name")))
         elif isinstance(performer.get("display"), str):
-            yield ctx.sr.at(f"performer[{k}].display"), performer["display"]
+            out.append((f"{ctx.sr.location}.performer[{k}].display", performer["display"]))
     for k, note in ctx.sr.items("note"):
         if isinstance(note.get("text"), str):
-            yield ctx.sr.at(f"note[{k}].text"), note["text"]
+            out.append((f"{ctx.sr.location}.note[{k}].text", note["text"]))
     if ctx.header is not None:
         for k, dest in ctx.header.items("destination"):
             if isinstance(dest.get("name"), str):
-                yield ctx.header.at(f"destination[{k}].name"), dest["name"]
+                out.append((f"{ctx.header.location}.destination[{k}].name", dest["name"]))
+    return out
 
 
-def programme_named(ctx: Context) -> Iterator[Found]:
+def programme_named(ctx: Context) -> list[Found]:
     """Places that name ESCAPE-pain (by code or in words): they make a Bundle an ESCAPE-pain referral."""
-    yield from pathway_from_programme_code(ctx)
+    out = pathway_from_programme_code(ctx)
     for location, text in _programme_texts(ctx):
-        if terms.PROGRAMME_WORDS.search(text):
-            yield Found(text, location)
+        if terms.programme_in(text) is not None:
+            out.append(Found(text, location))
+    return out
 
 
-def pathway_from_programme_text(ctx: Context) -> Iterator[Found]:
+def pathway_from_programme_text(ctx: Context) -> list[Found]:
+    out: list[Found] = []
     for location, text in _programme_texts(ctx):
-        match = terms.PROGRAMME_WORDS.search(text)
+        match = terms.programme_in(text)
         if match is None:
             continue
         pathways = terms.pathways_in_text(text[match.end() :]) or terms.pathways_in_text(text)
         if len(pathways) == 1:
-            yield Found(next(iter(pathways)), location)
+            out.append(Found(next(iter(pathways)), location))
+    return out
 
 
-def pathway_from_diagnoses(ctx: Context) -> Iterator[Found]:
+def pathway_from_diagnoses(ctx: Context) -> list[Found]:
+    out: list[Found] = []
     for found in ctx.found.get("diagnoses", []):
         pathway = terms.PATHWAY_OF_DIAGNOSIS.get(found.value["code"])
         if pathway is not None:
-            yield Found(pathway, found.location)
+            out.append(Found(pathway, found.location))
+    return out
 
 
-def pathway_from_sites(ctx: Context) -> Iterator[Found]:
+def pathway_from_sites(ctx: Context) -> list[Found]:
+    out: list[Found] = []
     for found in ctx.found.get("affectedSites", []):
         kinds = {"back" if s == "lower-back" else "knee-hip" for s in found.value}
         if len(kinds) == 1:
-            yield Found(next(iter(kinds)), found.location)
+            out.append(Found(next(iter(kinds)), found.location))
+    return out
 
 
 # --- symptom duration ----------------------------------------------------------------------------------------
 
 
-def months_in_eligibility_answers(ctx: Context) -> Iterator[Found]:
+def months_in_eligibility_answers(ctx: Context) -> list[Found]:
     answers = ctx.eligibility
     if answers is not None and answers.months is not None:
-        yield Found(answers.months, answers.months_location)
+        return [Found(answers.months, answers.months_location)]
+    return []
 
 
 def _main_conditions(ctx: Context) -> list[Node]:
@@ -286,15 +323,17 @@ def day_range(partial: str) -> tuple[date, date] | None:
     return None
 
 
-def onset_in_eligibility_answers(ctx: Context) -> Iterator[Found]:
+def onset_in_eligibility_answers(ctx: Context) -> list[Found]:
     answers = ctx.eligibility
     if answers is not None and answers.onset is not None and (days := day_range(answers.onset)) is not None:
-        yield Found(days, answers.onset_location)
+        return [Found(days, answers.onset_location)]
+    return []
 
 
-def onset_dates(ctx: Context) -> Iterator[Found]:
+def onset_dates(ctx: Context) -> list[Found]:
     """When the symptoms began, as the range of days it may mean: Condition.onsetDateTime, onsetPeriod.start,
     a date written in onsetString, and onsetAge on the patient's birth date."""
+    out: list[Found] = []
     birth = ctx.patient.get("birthDate") if ctx.patient is not None else None
     for node in _main_conditions(ctx):
         period = node.get("onsetPeriod")
@@ -306,11 +345,12 @@ def onset_dates(ctx: Context) -> Iterator[Found]:
             ("onsetString", text if isinstance(text, str) and _DATE_TEXT.fullmatch(text) else None),
         ):
             if isinstance(value, str) and (days := day_range(value)) is not None:
-                yield Found(days, node.at(element))
+                out.append(Found(days, node.at(element)))
         age = node.get("onsetAge")
         born = day_range(birth) if isinstance(birth, str) else None
         if isinstance(age, dict) and born is not None and (days := _onset_from_age(age, born[0])) is not None:
-            yield Found(days, node.at("onsetAge"))
+            out.append(Found(days, node.at("onsetAge")))
+    return out
 
 
 def _onset_from_age(age: Json, born: date) -> tuple[date, date] | None:
@@ -330,30 +370,35 @@ def _onset_from_age(age: Json, born: date) -> tuple[date, date] | None:
         return None
 
 
-def months_in_onset_text(ctx: Context) -> Iterator[Found]:
+def months_in_onset_text(ctx: Context) -> list[Found]:
     """Condition.onsetString such as "6 months", "over 2 years", "for 10 weeks": whole months."""
+    out: list[Found] = []
     for node in _main_conditions(ctx):
         text = node.get("onsetString")
         if not isinstance(text, str):
             continue
         match = _PERIOD.search(text.lower())
         if match:
-            yield Found(int(int(match.group(1)) * _PERIOD_WORDS[match.group(2)]), node.at("onsetString"))
+            out.append(Found(int(int(match.group(1)) * _PERIOD_WORDS[match.group(2)]), node.at("onsetString")))
+    return out
 
 
 # --- source of referral -------------------------------------------------------------------------------------
 
 
-def source_from_our_extension(ctx: Context) -> Iterator[Found]:
+def source_from_our_extension(ctx: Context) -> list[Found]:
+    out: list[Found] = []
     for k, ext in ctx.sr.items("extension"):
         if ext.get("url") == codes.EXT_REFERRAL_SOURCE and isinstance(ext.get("valueCoding"), dict):
-            yield Found(ext["valueCoding"].get("code"), ctx.sr.at(f"extension[{k}].valueCoding"))
+            out.append(Found(ext["valueCoding"].get("code"), f"{ctx.sr.location}.extension[{k}].valueCoding"))
+    return out
 
 
 UKCORE_SOURCE_EXTENSION: Final = f"{codes.UKCORE}/Extension-UKCore-SourceOfServiceRequest"
 
 
-def source_from_ukcore_extension(ctx: Context) -> Iterator[Found]:
+def source_from_ukcore_extension(ctx: Context) -> list[Found]:
+    out: list[Found] = []
     for k, ext in ctx.sr.items("extension"):
         if ext.get("url") != UKCORE_SOURCE_EXTENSION:
             continue
@@ -361,24 +406,28 @@ def source_from_ukcore_extension(ctx: Context) -> Iterator[Found]:
         for c, code, display in _snomed(concept):
             source = terms.source_of(code, display)
             if source is not None:
-                yield Found(source, ctx.sr.at(f"extension[{k}].valueCodeableConcept.coding[{c}]"))
+                out.append(Found(source, f"{ctx.sr.location}.extension[{k}].valueCodeableConcept.coding[{c}]"))
         text = _text(concept)
         if text and terms.source_of(None, text):
-            yield Found(terms.source_of(None, text), ctx.sr.at(f"extension[{k}].valueCodeableConcept.text"))
+            out.append(
+                Found(terms.source_of(None, text), f"{ctx.sr.location}.extension[{k}].valueCodeableConcept.text")
+            )
+    return out
 
 
-def source_from_requester(ctx: Context) -> Iterator[Found]:
+def source_from_requester(ctx: Context) -> list[Found]:
     """Self-referral when the requester is the patient; else the source the referrer's role implies."""
     requester = ctx.found.get("requester")
     if not requester:
-        return
+        return []
     kind, location = requester[0].value, requester[0].location
     if kind == "self":
-        yield Found("self-referral", location)
-        return
+        return [Found("self-referral", location)]
+    out: list[Found] = []
     for found in ctx.found.get("referrer.role", []):
         if found.value in terms.SOURCE_OF_ROLE:
-            yield Found(terms.SOURCE_OF_ROLE[found.value], found.location)
+            out.append(Found(terms.SOURCE_OF_ROLE[found.value], found.location))
+    return out
 
 
 #: Each fact, the places it may be found, best first.

@@ -204,7 +204,7 @@ def _panel(ctx: Context, node: Node, out: StartBackFound) -> None:
         elif code in SCORE_NAMES:
             scores.append((k, code, component))
         else:
-            ctx.warn(node.at(f"component[{k}]"), "component of the STarT Back panel not understood: ignored")
+            ctx.warn(f"{node.location}.component[{k}]", "component of the STarT Back panel not understood: ignored")
     if len(items) == len(ITEM_CODES):
         synthetic = {"resourceType": "QuestionnaireResponse", "status": "completed", "item": items}
         try:
@@ -222,7 +222,7 @@ def _panel(ctx: Context, node: Node, out: StartBackFound) -> None:
         out.problems.append(text)
         ctx.warn(node.at("component"), text)
     if scores:
-        values = {SCORE_NAMES[code]: (node.at(f"component[{k}]"), c) for k, code, c in scores}
+        values = {SCORE_NAMES[code]: (f"{node.location}.component[{k}]", c) for k, code, c in scores}
         _result(ctx, values, node.at("component"), "a STarT Back panel", out)
 
 

@@ -66,6 +66,8 @@ _JOINTS: Final = re.compile(r"(knees|hips|knee(?:caps?)?|hip|low(?:er)? back|lum
 _JOINT_OF: Final = {"knees": ("knee", ("left", "right")), "hips": ("hip", ("left", "right")), "knee": ("knee", None)}
 _WORD: Final = re.compile(r"[a-z]+")
 _JOINT_STEMS: Final = ("knee", "hip", "back", "lumba")
+#: What each joint word starts with: :func:`sites_in_text` looks for these.
+_SCAN_STEMS: Final = ("knee", "hip", "low", "lumba")
 
 
 #: Each site by its value: a dict lookup, where ``Site(value)`` is a call into the Enum machinery (Python).
@@ -83,27 +85,89 @@ def sites_of(joint: str, sides: tuple[str, ...] | None) -> list[Site]:
 
 def sites_in_text(text: str) -> list[Site]:
     """Sites named in free text ("right knee", "both hips", "OA L knee"): each joint, with the side words
-    just before it."""
+    just before it.
+
+    Found with str methods, as :data:`_JOINTS` (with ``\\b`` before it) finds them: each joint word that starts
+    a word and is not followed by a letter ``a-z``; the side words are the ``[a-z]+`` runs of the 24 characters
+    before it (the last 3), nearest first. At most one joint word can match at a position, and none starts
+    inside another, so looking for each word's stem separately and taking them in text order finds the same."""
     lowered = text.lower()
     found: list[Site] = []
     if not ("knee" in lowered or "hip" in lowered or "back" in lowered or "lumba" in lowered):
-        return found  # every joint word holds one of these (_JOINT_STEMS): far cheaper than the pattern
-    for match in _JOINTS.finditer(lowered):
-        start = match.start()
-        if start and (lowered[start - 1].isalnum() or lowered[start - 1] == "_"):
-            continue  # not at a word boundary: what ``\b`` means (re's word characters: alphanumerics and _)
-        word = match.group(1)
+        return found  # every joint word holds one of these (_JOINT_STEMS)
+    words: list[tuple[int, str]] = []
+    for stem in _SCAN_STEMS:
+        at = lowered.find(stem)
+        while at >= 0:
+            word = _joint_word(lowered, at, stem)
+            if word and (at == 0 or not _word_char(lowered[at - 1])):
+                words.append((at, word))
+            at = lowered.find(stem, at + 1)
+    if len(words) > 1:
+        words.sort()
+    for start, word in words:
         joint, plural_sides = _JOINT_OF.get(word) or (
             ("knee", None) if word.startswith("knee") else ("hip", None) if word == "hip" else ("lower-back", None)
         )
-        before: list[str] = _WORD.findall(lowered, max(0, start - 24), start)[-3:]
-        sides: tuple[str, ...] | None = None
-        for i in range(len(before) - 1, -1, -1):  # the nearest side word before the joint
-            if before[i] in _SIDE_WORDS:
-                sides = _SIDE_WORDS[before[i]]
-                break
+        sides = _side_before(lowered, start)
         found += [s for s in sites_of(joint, sides or plural_sides) if s not in found]
     return found
+
+
+def _word_char(char: str) -> bool:
+    """A word character as re's ``\\b`` sees it (alphanumerics and ``_``)."""
+    return char.isalnum() or char == "_"
+
+
+def _letter_at(text: str, i: int) -> bool:
+    """Whether ``text[i]`` exists and is one of ``a-z`` (what ``(?![a-z])`` refuses)."""
+    return i < len(text) and 97 <= ord(text[i]) <= 122
+
+
+def _has_at(text: str, i: int, part: str) -> bool:
+    """``text.startswith(part, i)``, written as a bounded ``find`` (compiled, a C call; ``startswith`` with a
+    start is a Python method call)."""
+    return not part or text.find(part, i, i + len(part)) == i
+
+
+def _joint_word(lowered: str, at: int, stem: str) -> str:
+    """The joint word of :data:`_JOINTS` at ``at``, where ``stem`` (one of :data:`_JOINT_STEMS`) is, or ""."""
+    after = at + len(stem)
+    if stem == "knee":
+        for tail in ("caps", "cap", "s", ""):
+            if _has_at(lowered, after, tail) and not _letter_at(lowered, after + len(tail)):
+                return "knee" + tail
+    elif stem == "hip":
+        for tail in ("s", ""):
+            if _has_at(lowered, after, tail) and not _letter_at(lowered, after + len(tail)):
+                return "hip" + tail
+    elif stem == "low":
+        for tail in ("er back", " back"):
+            if _has_at(lowered, after, tail) and not _letter_at(lowered, after + len(tail)):
+                return "low" + tail
+    else:  # "lumba"
+        for tail in ("r", "go"):
+            if _has_at(lowered, after, tail) and not _letter_at(lowered, after + len(tail)):
+                return "lumba" + tail
+    return ""
+
+
+def _side_before(lowered: str, start: int) -> tuple[str, ...] | None:
+    """The sides of the nearest side word among the last 3 ``[a-z]+`` runs of ``lowered[start - 24:start]``."""
+    low = max(0, start - 24)
+    i = start - 1
+    for _ in range(3):
+        while i >= low and not 97 <= ord(lowered[i]) <= 122:
+            i -= 1
+        if i < low:
+            return None
+        end = i + 1
+        while i >= low and 97 <= ord(lowered[i]) <= 122:
+            i -= 1
+        sides = _SIDE_WORDS.get(lowered[i + 1 : end])
+        if sides is not None:
+            return sides
+    return None
 
 
 # --- pathway -----------------------------------------------------------------------------------------
@@ -115,6 +179,17 @@ PATHWAY_OF_DIAGNOSIS: Final[dict[str, str]] = {
     SCIATICA_CODE: "back",
 }
 PROGRAMME_WORDS: Final = re.compile(r"escape[\s-]*pain", re.IGNORECASE)
+
+
+def programme_in(text: str) -> re.Match[str] | None:
+    """``PROGRAMME_WORDS.search(text)``. An ASCII text matches it only where its lower-case form has "escape"
+    (the case-blind pattern matches no other ASCII character for those letters): such a text without it is
+    answered with a substring test, far cheaper than the case-blind search of every position."""
+    if text.isascii() and "escape" not in text.lower():
+        return None
+    return PROGRAMME_WORDS.search(text)
+
+
 #: Words after the programme's name that tell the pathway ("ESCAPE-pain for backs", "ESCAPE-pain knees").
 PATHWAY_WORDS: Final = (
     (re.compile(r"\b(knees?|hips?|osteoarthritis)\b", re.IGNORECASE), "knee-hip"),
