@@ -29,7 +29,10 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from escape_fhir.domain import referral_checks as checks
-from escape_fhir.domain.referral_checks import Dates, age_on, consistency_problems, date_problems  # noqa: F401
+from escape_fhir.domain.referral_checks import Dates as Dates
+from escape_fhir.domain.referral_checks import age_on as age_on
+from escape_fhir.domain.referral_checks import consistency_problems
+from escape_fhir.domain.referral_checks import date_problems as date_problems
 from escape_fhir.domain.startback import parse_answers, score
 from escape_fhir.errors import FieldError, ReferralInputError, ScoringInputError
 
@@ -279,24 +282,7 @@ class Referral(_Model):
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> Referral:
-        today = checks.today_of(info.context)
-        dates = (self.patient.birth_date, self.referral_date, self.symptom_onset_date)
-        problems = consistency_problems(checks.cross_field_view(self, _ANSWER_ALIASES), today, dates=dates)
-        if self.start_back is not None and self.start_back_result is not None:
-            computed = score(self.start_back)
-            given = self.start_back_result
-            if (given.risk, given.total, given.psychosocial) != (
-                computed.risk.value,
-                computed.total if given.total is not None else None,
-                computed.psychosocial if given.psychosocial is not None else None,
-            ):
-                problems.append(
-                    FieldError(
-                        "startBackResult",
-                        f"does not match the score of startBack (total {computed.total}, "
-                        f"psychosocial {computed.psychosocial}, risk {computed.risk.value})",
-                    )
-                )
+        problems = checks.referral_problems(self, checks.today_of(info.context))
         if problems:
             raise ValueError(_join(problems))
         return self

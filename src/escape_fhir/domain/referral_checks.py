@@ -14,7 +14,7 @@ from typing import Any
 
 import nhs_number
 
-from escape_fhir.domain.startback import startback_field_problems
+from escape_fhir.domain.startback import score, startback_field_problems
 from escape_fhir.errors import FieldError
 
 ODS_CODE = re.compile(r"^[A-Z0-9]{1,9}$")
@@ -132,24 +132,57 @@ def today_of(context: object) -> date:
 # Checks across fields.
 
 
-def cross_field_view(referral: Any, answer_aliases: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    """The fields consistency_problems reads, in their JSON form, from a validated Referral: cheaper than a
-    whole model_dump (the checks themselves are the same). The dates are not in it: the model's validator
-    hands them to the date checks as dates (no text to write and parse back). ``str()`` of a StrEnum member
-    is its value."""
-    result = referral.start_back_result
-    values: dict[str, Any] = referral.eligibility.__dict__
-    answers = {alias: v for name, alias in answer_aliases if (v := values[name]) is not None}
-    return {
-        "pathway": str(referral.pathway),
-        "source": str(referral.source),
-        "referrer": {} if referral.referrer is not None else None,
-        "affectedSites": [str(s) for s in referral.affected_sites],
-        "eligibility": answers,
-        "startBack": referral.start_back,
-        # model_dump(exclude_none=True) of the flat result (its field names are its wire names)
-        "startBackResult": {k: v for k, v in result.__dict__.items() if v is not None} if result is not None else None,
-    }
+def referral_problems(referral: Any, today: date) -> list[FieldError]:
+    """The cross-field problems of a validated Referral: :func:`consistency_problems` of its JSON form and its
+    dates (read from the model's attributes, without writing that form), then a STarT Back result that does
+    not match the score of the answers given with it. tests/domain checks both ways agree."""
+    problems: list[FieldError] = []
+    pathway, source = str(referral.pathway), str(referral.source)
+    if referral.referrer is None and source in _REFERRER_SOURCES:
+        problems.append(FieldError("referrer", "required unless source is self-referral"))
+    sites = [str(s) for s in referral.affected_sites]
+    start_back, result = referral.start_back, referral.start_back_result
+    misplaced: tuple[str, ...] = ()
+    if pathway == _KNEE_HIP:
+        if start_back is not None:
+            problems.append(FieldError("startBack", "STarT Back applies to the back pathway only"))
+        if result is not None:
+            problems.append(FieldError("startBackResult", "STarT Back applies to the back pathway only"))
+        wrong = [s for s in sites if s not in KNEE_HIP_SITE_VALUES]
+        if wrong:
+            problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not a knee or hip"))
+        misplaced = BACK_ONLY
+    elif pathway == _BACK:
+        wrong = [s for s in sites if s in KNEE_HIP_SITE_VALUES]
+        if wrong:
+            problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not on the back pathway"))
+        misplaced = KNEE_HIP_ONLY
+    answers: dict[str, Any] = referral.eligibility.__dict__
+    for f in misplaced:
+        if answers[f] is not None:
+            problems.append(
+                FieldError(f"eligibility.{ANSWER_WIRE_NAMES[f]}", f"does not apply to the {pathway} pathway")
+            )
+    if result is not None and pathway == _BACK:
+        problems.extend(_result_problems(result.total, result.psychosocial, result.risk))
+    problems.extend(
+        _date_problems(referral.patient.birth_date, referral.referral_date, referral.symptom_onset_date, today)
+    )
+    if start_back is not None and result is not None:
+        computed = score(start_back)
+        if (result.risk, result.total, result.psychosocial) != (
+            computed.risk.value,
+            computed.total if result.total is not None else None,
+            computed.psychosocial if result.psychosocial is not None else None,
+        ):
+            problems.append(
+                FieldError(
+                    "startBackResult",
+                    f"does not match the score of startBack (total {computed.total}, "
+                    f"psychosocial {computed.psychosocial}, risk {computed.risk.value})",
+                )
+            )
+    return problems
 
 
 #: The dates of a referral: birth, referral and symptom onset.
@@ -201,7 +234,10 @@ def consistency_problems(
 def _startback_result_problems(result: dict[str, Any]) -> list[FieldError]:
     """Keele's rule on a supplied result. A value out of range or of the wrong type is left to the field's own
     validator, which names it already."""
-    total, psychosocial, risk = result.get("total"), result.get("psychosocial"), result.get("risk")
+    return _result_problems(result.get("total"), result.get("psychosocial"), result.get("risk"))
+
+
+def _result_problems(total: object, psychosocial: object, risk: object) -> list[FieldError]:
     in_range = all(v is None or (type(v) is int and 0 <= v <= top) for v, top in ((total, 9), (psychosocial, 5)))
     if not in_range or risk not in ("low", "medium", "high"):
         return []
