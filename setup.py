@@ -27,9 +27,11 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 FHIR = "src/escape_fhir/fhir"
+DOMAIN = "src/escape_fhir/domain"
 
 #: Compiled with mypyc (they must type-check under ``mypy --strict``, which ./dev test runs anyway).
 MYPYC_MODULES = [
+    f"{DOMAIN}/referral_checks.py",
     f"{FHIR}/bundle_index.py",
     f"{FHIR}/qr_read.py",
     f"{FHIR}/readers.py",

@@ -7,15 +7,13 @@ Field names are camelCase on the wire.
 
 from __future__ import annotations
 
-import functools
-import re
-from datetime import date, timedelta
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-import nhs_number
 import orjson
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -30,7 +28,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from escape_fhir.domain.startback import parse_answers, score, startback_field_problems
+from escape_fhir.domain import referral_checks as checks
+from escape_fhir.domain.referral_checks import Dates as Dates
+from escape_fhir.domain.referral_checks import age_on as age_on
+from escape_fhir.domain.referral_checks import consistency_problems
+from escape_fhir.domain.referral_checks import date_problems as date_problems
+from escape_fhir.domain.startback import parse_answers, score
 from escape_fhir.errors import FieldError, ReferralInputError, ScoringInputError
 
 
@@ -83,30 +86,27 @@ LOW_BACK_PAIN_CODES = {
 NON_SPECIFIC_LOW_BACK_PAIN_CODES: dict[str, str] = {}
 SCIATICA_CODE = "23056005"
 
-ODS_CODE = re.compile(r"^[A-Z0-9]{1,9}$")
-# UK postcode, outward and inward parts (GOV.UK / Royal Mail format; GIR 0AA included).
-POSTCODE = re.compile(r"^(GIR 0AA|[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2})$")
+# The checks' constants, where the rest of the package and its tests import them from.
+ODS_CODE = checks.ODS_CODE
+POSTCODE = checks.POSTCODE
+ISO_DATE = checks.ISO_DATE
+SCTID = checks.SCTID
+FHIR_ID = checks.FHIR_ID
+KNEE_HIP_ONLY = checks.KNEE_HIP_ONLY
+BACK_ONLY = checks.BACK_ONLY
+MAX_AGE = checks.MAX_AGE
+CLOCK_SKEW = checks.CLOCK_SKEW
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-#: A SNOMED CT concept id, and a FHIR id (https://hl7.org/fhir/R4/datatypes.html#id): compiled once, as every
-#: referral read from a Bundle checks them.
-SCTID = re.compile(r"[1-9][0-9]{5,17}")
-FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-_SPACES = re.compile(r"\s+")
-_SPACES_AND_DASHES = re.compile(r"[\s-]")
-
-
-def _iso_date_text(value: object) -> object:
-    # pydantic also takes numbers and numeric strings as Unix times: a date must be written YYYY-MM-DD.
-    if isinstance(value, date):
-        return value
-    if not isinstance(value, str) or not ISO_DATE.match(value):
-        raise ValueError(f"{value!r} is not a date written YYYY-MM-DD")
-    return value
-
-
-IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+# The checks of single fields are plain functions of referral_checks (compiled), called by pydantic-core
+# directly: after the field's own type is validated, so that None (an optional field left out) never reaches
+# them, and a value of the wrong type gets pydantic's message.
+IsoDate = Annotated[date, BeforeValidator(checks.iso_date_text)]
+Postcode = Annotated[str, AfterValidator(checks.postcode)]
+OdsCode = Annotated[str, AfterValidator(checks.ods_code)]
+NhsNumber = Annotated[str, AfterValidator(checks.nhs_number_digits)]
+SnomedId = Annotated[str, AfterValidator(checks.sctid)]
+FhirId = Annotated[str, AfterValidator(checks.fhir_id)]
 Answer = StrictBool | None
 
 
@@ -125,23 +125,14 @@ class HumanName(_Model):
 class Address(_Model):
     lines: list[NonEmpty] = Field(default_factory=list, description="House and street lines")
     city: NonEmpty | None = None
-    postcode: str = Field(description="UK postcode, e.g. LS1 4AP")
-
-    @field_validator("postcode")
-    @classmethod
-    def _postcode(cls, value: str) -> str:
-        compact = _SPACES.sub("", value.upper())
-        normalised = f"{compact[:-3]} {compact[-3:]}" if len(compact) > 3 else compact
-        if not POSTCODE.match(normalised):
-            raise ValueError(f"{value!r} is not a UK postcode")
-        return normalised
+    postcode: Postcode = Field(description="UK postcode, e.g. LS1 4AP")
 
 
 VerificationStatus = Literal["01", "02", "03", "04", "05", "06", "07", "08"]
 
 
 class Patient(_Model):
-    nhs_number: str | None = Field(
+    nhs_number: NhsNumber | None = Field(
         default=None, description="10-digit NHS number (spaces allowed); its check digit is verified"
     )
     nhs_number_verification_status: VerificationStatus = Field(
@@ -157,35 +148,13 @@ class Patient(_Model):
     phone: NonEmpty | None = None
     email: NonEmpty | None = None
 
-    @field_validator("nhs_number")
-    @classmethod
-    def _nhs_number(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        digits = _SPACES_AND_DASHES.sub("", value)
-        if not (len(digits) == 10 and digits.isdigit()):
-            raise ValueError(f"{value!r} is not a 10-digit NHS number")
-        if not nhs_number.is_valid(digits):
-            raise ValueError(f"{value!r} fails the NHS number check digit (Modulus 11)")
-        return digits
-
 
 class Organisation(_Model):
-    ods_code: str | None = Field(default=None, description="ODS organisation code, 1-9 letters or digits")
+    ods_code: OdsCode | None = Field(default=None, description="ODS organisation code, 1-9 letters or digits")
     name: NonEmpty | None = None
     service_id: NonEmpty | None = Field(
         default=None, description="Directory of Services id of the receiving service (BaRS routing)"
     )
-
-    @field_validator("ods_code")
-    @classmethod
-    def _ods(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        code = value.strip().upper()
-        if not ODS_CODE.match(code):
-            raise ValueError(f"{value!r} is not an ODS code (1-9 letters or digits)")
-        return code
 
     @model_validator(mode="after")
     def _named(self) -> Organisation:
@@ -211,15 +180,8 @@ class Referrer(_Model):
 
 
 class Diagnosis(_Model):
-    code: str = Field(description="SNOMED CT concept id")
+    code: SnomedId = Field(description="SNOMED CT concept id")
     display: NonEmpty | None = None
-
-    @field_validator("code")
-    @classmethod
-    def _sctid(cls, value: str) -> str:
-        if not SCTID.fullmatch(value):
-            raise ValueError(f"{value!r} is not a SNOMED CT concept id")
-        return value
 
 
 class EligibilityAnswers(_Model):
@@ -248,22 +210,20 @@ class EligibilityAnswers(_Model):
 _ANSWER_ALIASES = tuple((name, info.alias or name) for name, info in EligibilityAnswers.model_fields.items())
 
 
+#: A referral without eligibility answers shares this one (frozen, so nothing can change it): a default
+#: built per referral would be a whole model validation for each one read.
+NO_ANSWERS = EligibilityAnswers()
+
+
+def _no_answers() -> EligibilityAnswers:
+    return NO_ANSWERS
+
+
 def answers_json(answers: EligibilityAnswers) -> dict[str, bool]:
     """``answers.model_dump(mode="json", by_alias=True, exclude_none=True)`` (each answer is a bool or None),
     without the serializer's call: the reader writes the answers of every eligibility response it reads."""
     values = answers.__dict__
     return {alias: v for name, alias in _ANSWER_ALIASES if (v := values[name]) is not None}
-
-
-KNEE_HIP_ONLY = ("clinical_diagnosis_of_osteoarthritis", "needs_supervised_exercise")
-BACK_ONLY = (
-    "non_specific_low_back_pain",
-    "recurrent_episodes",
-    "radicular_pain",
-    "able_to_join_group",
-    "would_benefit_from_group",
-    "wishes_to_take_part",
-)
 
 
 class StartBackResult(_Model):
@@ -281,7 +241,7 @@ class StartBackResult(_Model):
 
 
 class Referral(_Model):
-    id: str | None = Field(default=None, description="Sender's id of the referral (a UUID is advised)")
+    id: FhirId | None = Field(default=None, description="Sender's id of the referral (a UUID is advised)")
     referral_date: IsoDate
     pathway: Pathway
     source: ReferralSource
@@ -298,7 +258,7 @@ class Referral(_Model):
         "from it to the referral date",
     )
     diagnoses: list[Diagnosis] = Field(default_factory=list)
-    eligibility: EligibilityAnswers = Field(default_factory=EligibilityAnswers)
+    eligibility: EligibilityAnswers = Field(default_factory=_no_answers)
     start_back: dict[str, Any] | None = Field(
         default=None,
         description="back: the nine STarT Back answers keyed by LOINC item code (91340-0 .. 91348-3)",
@@ -309,14 +269,6 @@ class Referral(_Model):
         "this must agree with its score",
     )
     notes: NonEmpty | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str | None) -> str | None:
-        # It becomes a FHIR id and identifier value: FHIR id syntax [A-Za-z0-9\-\.]{1,64}.
-        if value is not None and not FHIR_ID.fullmatch(value):
-            raise ValueError("must be 1-64 letters, digits, '-' or '.'")
-        return value
 
     @field_validator("start_back")
     @classmethod
@@ -330,46 +282,10 @@ class Referral(_Model):
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> Referral:
-        today = _today(info.context)
-        dates = (self.patient.birth_date, self.referral_date, self.symptom_onset_date)
-        problems = consistency_problems(self._cross_field_view(), today, dates=dates)
-        if self.start_back is not None and self.start_back_result is not None:
-            computed = score(self.start_back)
-            given = self.start_back_result
-            if (given.risk, given.total, given.psychosocial) != (
-                computed.risk.value,
-                computed.total if given.total is not None else None,
-                computed.psychosocial if given.psychosocial is not None else None,
-            ):
-                problems.append(
-                    FieldError(
-                        "startBackResult",
-                        f"does not match the score of startBack (total {computed.total}, "
-                        f"psychosocial {computed.psychosocial}, risk {computed.risk.value})",
-                    )
-                )
+        problems = checks.referral_problems(self, checks.today_of(info.context))
         if problems:
             raise ValueError(_join(problems))
         return self
-
-    def _cross_field_view(self) -> dict[str, Any]:
-        """The fields consistency_problems reads, in their JSON form: cheaper than a whole model_dump, which
-        every referral read from a Bundle would pay (the checks themselves are the same). The dates are not in
-        it: :meth:`_consistent` hands them to the date checks as dates (no text to write and parse back).
-        ``str()`` of a StrEnum member is its value, without the Enum's ``value`` property (Python code)."""
-        result = self.start_back_result
-        return {
-            "pathway": str(self.pathway),
-            "source": str(self.source),
-            "referrer": {} if self.referrer is not None else None,
-            "affectedSites": [str(s) for s in self.affected_sites],
-            "eligibility": answers_json(self.eligibility),
-            "startBack": self.start_back,
-            # model_dump(exclude_none=True) of the flat result (its field names are its wire names)
-            "startBackResult": {k: v for k, v in result.__dict__.items() if v is not None}
-            if result is not None
-            else None,
-        }
 
     def effective_start_back(self) -> StartBackResult | None:
         """The STarT Back result: scored from the answers when given, else ``startBackResult`` as sent."""
@@ -408,141 +324,6 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
             message = "unknown field"
         errors.append(FieldError(location or "referral", message))
     return errors
-
-
-@functools.cache
-def _camel(name: str) -> str:
-    """``to_camel`` of a field name, once per name: it runs a regex substitution, and every referral read from a
-    Bundle checks the same few names (about a tenth of reading one, bench/translate.py)."""
-    return to_camel(name)
-
-
-_REFERRER_SOURCES = frozenset(s.value for s in ReferralSource) - {"self-referral"}
-_SITE_VALUES = frozenset(site.value for site in Site)
-
-
-_KNEE_HIP = Pathway.KNEE_HIP.value
-_BACK = Pathway.BACK.value
-#: The dates of a referral: birth, referral and symptom onset.
-Dates = tuple[date | None, date | None, date | None]
-
-
-def consistency_problems(
-    data: dict[str, Any], today: date | None = None, *, dates: Dates | None = None
-) -> list[FieldError]:
-    """Checks across fields, on the JSON form, so that they run even when some field is invalid.
-
-    ``dates``: the dates already read (a validated model), else they are read from ``data``."""
-    problems: list[FieldError] = []
-    pathway, source = data.get("pathway"), data.get("source")
-    if data.get("referrer") is None and source in _REFERRER_SOURCES:
-        problems.append(FieldError("referrer", "required unless source is self-referral"))
-    sites = [s for s in data.get("affectedSites") or [] if s in _SITE_VALUES]
-    answers = data.get("eligibility") if isinstance(data.get("eligibility"), dict) else {}
-    misplaced: tuple[str, ...] = ()
-    if pathway == _KNEE_HIP:
-        for key in ("startBack", "startBackResult"):
-            if data.get(key) is not None:
-                problems.append(FieldError(key, "STarT Back applies to the back pathway only"))
-        wrong = [s for s in sites if s not in KNEE_HIP_SITES]
-        if wrong:
-            problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not a knee or hip"))
-        misplaced = BACK_ONLY
-    elif pathway == _BACK:
-        wrong = [s for s in sites if s in KNEE_HIP_SITES]
-        if wrong:
-            problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not on the back pathway"))
-        misplaced = KNEE_HIP_ONLY
-    if answers:
-        problems.extend(
-            FieldError(f"eligibility.{_camel(f)}", f"does not apply to the {pathway} pathway")
-            for f in misplaced
-            if answers.get(_camel(f)) is not None
-        )
-    result = data.get("startBackResult")
-    if isinstance(result, dict) and pathway == _BACK:
-        problems.extend(_startback_result_problems(result))
-    if dates is None:
-        problems.extend(date_problems(data, today or date.today()))
-    else:
-        problems.extend(_date_problems(*dates, today or date.today()))
-    return problems
-
-
-def _startback_result_problems(result: dict[str, Any]) -> list[FieldError]:
-    """Keele's rule on a supplied result. A value out of range or of the wrong type is left to the field's own
-    validator, which names it already."""
-    total, psychosocial, risk = (result.get(k) for k in ("total", "psychosocial", "risk"))
-    in_range = all(v is None or (type(v) is int and 0 <= v <= top) for v, top in ((total, 9), (psychosocial, 5)))
-    if not in_range or risk not in ("low", "medium", "high"):
-        return []
-    return [
-        FieldError(f"startBackResult.{name}", message)
-        for name, message in startback_field_problems(total, psychosocial, risk)
-    ]
-
-
-#: Oldest plausible age on the referral date: older is a typing error (issue 9: "a patient aged 136").
-MAX_AGE = 120
-#: Clock skew allowed between the sender and us before a date counts as in the future.
-CLOCK_SKEW = timedelta(days=1)
-
-
-def _date_at(data: dict[str, Any], path: str) -> date | None:
-    value: Any = data
-    for key in path.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    if not (isinstance(value, str) and ISO_DATE.match(value)):
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-def date_problems(data: dict[str, Any], today: date) -> list[FieldError]:
-    """Dates that cannot be true: in the future, out of order, or an age over :data:`MAX_AGE`.
-
-    A referral built on such a date would be assessed on a wrong age or duration, so it is refused at input
-    rather than assessed (issue 9; docs/clinical-safety.md).
-    """
-    birth, referred = _date_at(data, "patient.birthDate"), _date_at(data, "referralDate")
-    return _date_problems(birth, referred, _date_at(data, "symptomOnsetDate"), today)
-
-
-def _date_problems(birth: date | None, referred: date | None, onset: date | None, today: date) -> list[FieldError]:
-    latest = today + CLOCK_SKEW
-    problems = [
-        FieldError(path, f"{value} is in the future (today is {today})")
-        for path, value in (("patient.birthDate", birth), ("referralDate", referred), ("symptomOnsetDate", onset))
-        if value is not None and value > latest
-    ]
-    if birth and referred and birth > referred:
-        problems.append(FieldError("patient.birthDate", f"{birth} is after the referral date {referred}"))
-    elif birth and referred and referred <= latest and age_on(birth, referred) > MAX_AGE:
-        age = age_on(birth, referred)
-        problems.append(
-            FieldError(
-                "patient.birthDate", f"{birth} gives an age of {age} on {referred}: over {MAX_AGE} is not plausible"
-            )
-        )
-    if onset and referred and onset > referred:
-        problems.append(FieldError("symptomOnsetDate", f"{onset} is after the referral date {referred}"))
-    if onset and birth and onset < birth:
-        problems.append(FieldError("symptomOnsetDate", f"{onset} is before the birth date {birth}"))
-    return problems
-
-
-def age_on(birth: date, on: date) -> int:
-    """Age in whole years on a date (a 29 February birthday falls on 1 March in a common year)."""
-    years = on.year - birth.year
-    return years - 1 if (on.month, on.day) < (birth.month, birth.day) else years
-
-
-def _today(context: object) -> date:
-    """The date "today" for the date checks: ``load_referral(..., today=)`` (tests, replays) or the clock."""
-    given = context.get("today") if isinstance(context, dict) else None
-    return given if isinstance(given, date) else date.today()
 
 
 def load_referral(data: bytes | str | dict[str, Any], *, today: date | None = None) -> Referral:
