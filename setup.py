@@ -3,7 +3,8 @@
 Two kinds, both optional: where a part cannot be built (no C compiler, ``ESCAPE_FHIR_PURE=1``), the same
 modules run as plain Python, with the same results, only slower.
 
-* The sender reader (issues 8): modules compiled with mypyc from their own type-annotated source. The ``.py``
+* The sender reader (issue 8) and the referral model's checks (``domain/referral_checks.py``, which pydantic
+  calls as validators): modules compiled with mypyc from their own type-annotated source. The ``.py``
   files stay the source of truth; the compiled module is built from them and shadows them on import, so a
   change to one of them needs ``./dev setup`` (which rebuilds when they changed), and tests/conftest.py refuses
   to run against a compiled module older than its source.
