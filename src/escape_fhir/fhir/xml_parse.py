@@ -69,7 +69,8 @@ def _check_prolog(data: bytes) -> None:
     declared = _ENCODING.match(data, pos)
     if declared and declared.group(1).lower() not in (b"utf-8", b"utf8", b"us-ascii"):
         raise FhirFormatError(f"FHIR XML must be encoded in UTF-8, not {declared.group(1).decode()}")
-    if data.startswith(b"<!", _PROLOG.match(data, pos).end()):
+    prolog = _PROLOG.match(data, pos)  # always a match, possibly empty
+    if data.startswith(b"<!", prolog.end() if prolog is not None else pos):
         raise FhirFormatError("DOCTYPE/entity declarations are not allowed in FHIR XML")
 
 
