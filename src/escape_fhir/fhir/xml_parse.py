@@ -31,6 +31,9 @@ DIV = "{" + XHTML_NS + "}div"
 _XHTML_DEFAULT: Any = {None: XHTML_NS}
 
 _PROLOG_ITEM = re.compile(rb"\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
+# The prolog's items in one match: as many items as follow one another, each the shortest, as a loop over
+# _PROLOG_ITEM would take them (nothing follows the repetition, so the regex never backtracks into it).
+_PROLOG = re.compile(rb"(?:" + _PROLOG_ITEM.pattern + rb")*", re.DOTALL)
 _ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _local = threading.local()
@@ -66,9 +69,8 @@ def _check_prolog(data: bytes) -> None:
     declared = _ENCODING.match(data, pos)
     if declared and declared.group(1).lower() not in (b"utf-8", b"utf8", b"us-ascii"):
         raise FhirFormatError(f"FHIR XML must be encoded in UTF-8, not {declared.group(1).decode()}")
-    while (item := _PROLOG_ITEM.match(data, pos)) is not None:
-        pos = item.end()
-    if data.startswith(b"<!", pos):
+    prolog = _PROLOG.match(data, pos)  # always a match, possibly empty
+    if data.startswith(b"<!", prolog.end() if prolog is not None else pos):
         raise FhirFormatError("DOCTYPE/entity declarations are not allowed in FHIR XML")
 
 
@@ -76,8 +78,12 @@ def parse_xml(data: bytes, *, check_depth: bool = True) -> etree._Element:
     """The parsed document (the safe parser), its depth checked unless ``check_depth`` is False: the compiled
     reader bounds the depth itself and leaves the check (:func:`check_depth`) to the Python reader's path."""
     _check_prolog(data)
-    tags = data.count(b"<")  # once: a byte count is a pass over the document
-    bounds.check_size(tags // 2, "XML elements")
+    tags = 0
+    if check_depth or len(data) // 2 > bounds.MAX_CONTAINERS:
+        # Each element takes a "<", so a document of at most 2 * MAX_CONTAINERS + 1 bytes is within the size
+        # limit without counting: the count (a pass over the document) is made only when it can matter.
+        tags = data.count(b"<")  # once: a byte count is a pass over the document
+        bounds.check_size(tags // 2, "XML elements")
     try:
         root = etree.fromstring(data, parser())
     except etree.XMLSyntaxError as e:
