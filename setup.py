@@ -31,6 +31,7 @@ DOMAIN = "src/escape_fhir/domain"
 
 #: Compiled with mypyc (they must type-check under ``mypy --strict``, which ./dev test runs anyway).
 MYPYC_MODULES = [
+    f"{DOMAIN}/durations.py",
     f"{DOMAIN}/referral_checks.py",
     f"{FHIR}/bundle_index.py",
     f"{FHIR}/qr_read.py",
