@@ -33,6 +33,7 @@ DOMAIN = "src/escape_fhir/domain"
 MYPYC_MODULES = [
     f"{DOMAIN}/durations.py",
     f"{DOMAIN}/referral_checks.py",
+    f"{DOMAIN}/startback.py",
     f"{FHIR}/bundle_index.py",
     f"{FHIR}/qr_read.py",
     f"{FHIR}/readers.py",
