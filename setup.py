@@ -32,7 +32,9 @@ DOMAIN = "src/escape_fhir/domain"
 
 #: Compiled with mypyc (they must type-check under ``mypy --strict``, which ./dev test runs anyway).
 MYPYC_MODULES = [
+    f"{DOMAIN}/durations.py",
     f"{DOMAIN}/referral_checks.py",
+    f"{DOMAIN}/startback.py",
     f"{FHIR}/bundle_index.py",
     f"{FHIR}/qr_read.py",
     f"{FHIR}/readers.py",

@@ -151,3 +151,63 @@ def test_every_complete_result_is_consistent_exactly_when_keele_gives_its_risk(r
     for total, subscore in itertools.product(range(10), range(6)):
         consistent = subscore <= total and RISK_TABLE[(total <= 3, subscore >= 4)] == risk
         assert (startback_problems(total, subscore, risk) == []) is consistent, (total, subscore, risk)
+
+
+def _interpreted_startback() -> dict[str, Any]:
+    """domain/startback.py run by the interpreter (the imported module is compiled with the reader)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from escape_fhir.domain import startback as module
+
+    path = Path(module.__file__).with_name("startback.py")
+    spec = importlib.util.spec_from_file_location("startback_interpreted", path)
+    assert spec is not None and spec.loader is not None
+    plain = importlib.util.module_from_spec(spec)
+    sys.modules["startback_interpreted"] = plain  # dataclasses look the module up while the class is made
+    try:
+        spec.loader.exec_module(plain)
+    finally:
+        del sys.modules["startback_interpreted"]
+    return vars(plain)
+
+
+def test_compiled_startback_agrees_with_its_source() -> None:
+    from escape_fhir.domain import startback as module
+
+    plain = _interpreted_startback()
+    assert type(plain["startback_field_problems"]).__name__ == "function"  # the source, interpreted
+    values: list[object] = [None, -1, 0, 1, 3, 4, 5, 6, 9, 10, True, "4", 2.0]
+    for total in values:
+        for sub in values:
+            for risk in ("low", "medium", "high", "none", None, 3):
+                got = module.startback_field_problems(total, sub, risk)
+                assert got == plain["startback_field_problems"](total, sub, risk), (total, sub, risk)
+    for bits in range(2**9):
+        answers = {c: ("agree" if bits >> i & 1 else "disagree") for i, c in enumerate(module.ITEM_CODES[:8])}
+        for last in ("not-at-all", "moderately", "very-much", "extremely"):
+            got_score = module.score(answers | {module.ITEM_CODES[8]: last})
+            want = plain["score"](answers | {module.ITEM_CODES[8]: last})
+            assert (got_score.total, got_score.psychosocial, got_score.risk.value) == (
+                want.total,
+                want.psychosocial,
+                want.risk.value,
+            )
+    for raw in ({}, {"x": 1}, {module.ITEM_CODES[0]: "maybe"}, [], "agree"):
+        errors = []
+        for parse in (module.parse_answers, plain["parse_answers"]):
+            with pytest.raises(ScoringInputError) as caught:
+                parse(raw)
+            errors.append(str(caught.value))
+        assert errors[0] == errors[1]
+
+
+def test_startback_compiled_with_the_reader() -> None:
+    from escape_fhir.domain import startback as module
+    from escape_fhir.fhir import readers
+
+    if readers.__file__.endswith(".py"):
+        pytest.skip("the reader is not compiled here (no C compiler at setup, or ESCAPE_FHIR_PURE=1)")
+    assert module.__file__.endswith(".so"), module.__file__
+    assert type(module.startback_problems).__name__ != "function"  # a mypyc native function

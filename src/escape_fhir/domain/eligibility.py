@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 
 from escape_fhir.domain.criteria import (
     CRITERIA,
@@ -36,6 +35,7 @@ from escape_fhir.domain.criteria import (
     Outcome,
     ReviewFlag,
 )
+from escape_fhir.domain.durations import calendar_months
 from escape_fhir.domain.red_flags import RED_FLAGS, RedFlag
 from escape_fhir.domain.referral import (
     KNEE_HIP_SITES,
@@ -150,30 +150,6 @@ def _contraindications(f: _Facts) -> Criterion:
 
 
 # --- duration ---------------------------------------------------------------------------------------------
-
-
-def calendar_months(start: date, end: date) -> tuple[int, int]:
-    """Whole calendar months from ``start`` to ``end``, and the days left over.
-
-    A month is complete on the same day of a later month, or on its last day when that month is shorter
-    (31 January + 1 month = 28 or 29 February).
-    """
-    months = (end.year - start.year) * 12 + end.month - start.month
-    if months <= 0:
-        return 0, (end - start).days
-    shifted = _plus_months(start, months)
-    if shifted > end:
-        months -= 1
-        shifted = _plus_months(start, months)
-    return months, (end - shifted).days
-
-
-def _plus_months(start: date, months: int) -> date:
-    year, month = divmod(start.month - 1 + months, 12)
-    year, month = start.year + year, month + 1
-    next_month = date(year + month // 12, month % 12 + 1, 1)
-    last_day = (next_month - date(year, month, 1)).days
-    return date(year, month, min(start.day, last_day))
 
 
 def _enough(months: int, days: int, strictly_more: bool) -> bool:

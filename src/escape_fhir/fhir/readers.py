@@ -34,7 +34,8 @@ from escape_fhir.domain import (
     assess,
     load_referral,
 )
-from escape_fhir.domain.eligibility import MIN_DURATION_MONTHS, calendar_months
+from escape_fhir.domain.durations import calendar_months
+from escape_fhir.domain.eligibility import MIN_DURATION_MONTHS
 from escape_fhir.domain.referral import FHIR_ID, Site, answers_json
 from escape_fhir.errors import Issue, MappingError, ReferralInputError
 from escape_fhir.fhir import codes
