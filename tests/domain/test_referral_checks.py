@@ -13,7 +13,7 @@ from typing import Any
 
 import nhs_number
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic.alias_generators import to_camel
 
@@ -34,7 +34,7 @@ _CHI = st.integers(100_000_000, 3_112_999_999).map(lambda n: f"{n:010d}")
 _OTHER_DIGITS = st.text(alphabet=st.characters(categories=["Nd", "No"]), min_size=10, max_size=10).filter(str.isdigit)
 
 
-@settings(database=None, max_examples=3000, deadline=None)
+@settings(database=None, max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(_DIGITS, _CHI, _OTHER_DIGITS))
 @example("9990001413")  # valid, England's synthetic range
 @example("9990001412")
@@ -115,7 +115,7 @@ _RESULTS = st.none() | st.builds(
 _DATES = st.none() | st.dates(date(1880, 1, 1), date(2030, 12, 31))
 
 
-@settings(database=None, max_examples=1500, deadline=None)
+@settings(database=None, max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     base=st.sampled_from(sorted(TABLE["bases"])),
     pathway=st.sampled_from(list(R.Pathway)),
