@@ -142,21 +142,7 @@ def referral_problems(referral: Any, today: date) -> list[FieldError]:
         problems.append(FieldError("referrer", "required unless source is self-referral"))
     sites = [str(s) for s in referral.affected_sites]
     start_back, result = referral.start_back, referral.start_back_result
-    misplaced: tuple[str, ...] = ()
-    if pathway == _KNEE_HIP:
-        if start_back is not None:
-            problems.append(FieldError("startBack", "STarT Back applies to the back pathway only"))
-        if result is not None:
-            problems.append(FieldError("startBackResult", "STarT Back applies to the back pathway only"))
-        wrong = [s for s in sites if s not in KNEE_HIP_SITE_VALUES]
-        if wrong:
-            problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not a knee or hip"))
-        misplaced = BACK_ONLY
-    elif pathway == _BACK:
-        wrong = [s for s in sites if s in KNEE_HIP_SITE_VALUES]
-        if wrong:
-            problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not on the back pathway"))
-        misplaced = KNEE_HIP_ONLY
+    misplaced = _pathway_problems(pathway, sites, start_back is not None, result is not None, problems)
     answers: dict[str, Any] = referral.eligibility.__dict__
     for f in misplaced:
         if answers[f] is not None:
@@ -185,6 +171,28 @@ def referral_problems(referral: Any, today: date) -> list[FieldError]:
     return problems
 
 
+def _pathway_problems(
+    pathway: object, sites: list[str], has_start_back: bool, has_result: bool, problems: list[FieldError]
+) -> tuple[str, ...]:
+    """Adds what does not belong to the pathway (STarT Back on knee/hip, sites of the other pathway) to
+    ``problems``; returns the eligibility answers that do not apply to it. Shared by the model's and the JSON
+    form's checks, so both report the same problems in the same order."""
+    if pathway == _KNEE_HIP:
+        for key, present in (("startBack", has_start_back), ("startBackResult", has_result)):
+            if present:
+                problems.append(FieldError(key, "STarT Back applies to the back pathway only"))
+        wrong = [s for s in sites if s not in KNEE_HIP_SITE_VALUES]
+        if wrong:
+            problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not a knee or hip"))
+        return BACK_ONLY
+    if pathway == _BACK:
+        wrong = [s for s in sites if s in KNEE_HIP_SITE_VALUES]
+        if wrong:
+            problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not on the back pathway"))
+        return KNEE_HIP_ONLY
+    return ()
+
+
 #: The dates of a referral: birth, referral and symptom onset.
 Dates = tuple[date | None, date | None, date | None]
 
@@ -202,20 +210,9 @@ def consistency_problems(
     sites = [s for s in data.get("affectedSites") or [] if s in _SITE_VALUES]
     eligibility = data.get("eligibility")
     answers: dict[Any, Any] = eligibility if isinstance(eligibility, dict) else {}
-    misplaced: tuple[str, ...] = ()
-    if pathway == _KNEE_HIP:
-        for key in ("startBack", "startBackResult"):
-            if data.get(key) is not None:
-                problems.append(FieldError(key, "STarT Back applies to the back pathway only"))
-        wrong = [s for s in sites if s not in KNEE_HIP_SITE_VALUES]
-        if wrong:
-            problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not a knee or hip"))
-        misplaced = BACK_ONLY
-    elif pathway == _BACK:
-        wrong = [s for s in sites if s in KNEE_HIP_SITE_VALUES]
-        if wrong:
-            problems.append(FieldError("affectedSites", f"{', '.join(wrong)} is not on the back pathway"))
-        misplaced = KNEE_HIP_ONLY
+    misplaced = _pathway_problems(
+        pathway, sites, data.get("startBack") is not None, data.get("startBackResult") is not None, problems
+    )
     if answers:
         for f in misplaced:
             wire = ANSWER_WIRE_NAMES[f]
